@@ -1,0 +1,129 @@
+"""A JSON-serializable CNN architecture spec and the builder that turns it into an `nn.Module`.
+
+The same spec type is what the evaluation stage trains and what NAS searches over.
+Convolutions keep the spatial size ('same' padding); only pooling halves it, and the builder
+refuses a spec that would pool an image below 1x1, so every valid spec builds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Literal
+
+import torch
+from pydantic import ConfigDict, Field
+from torch import nn
+
+from ganaug.configbase import StrictModel
+from ganaug.errors import ConfigError
+
+Activation = Literal["relu", "gelu", "silu", "leaky_relu"]
+Norm = Literal["batch", "group", "none"]
+Pool = Literal["max", "avg", "none"]
+
+
+class ConvBlockSpec(StrictModel):
+    """One conv block: conv(kernel, 'same') -> norm -> activation [-> pool /2]."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channels: int = Field(32, ge=4, le=512, description="Output channels of the block's convolution.")
+    kernel: Literal[3, 5] = Field(3, description="Convolution kernel size (odd; padding keeps the spatial size).")
+    pool: Pool = Field("max", description="Pooling after the block, halving height and width; 'none' keeps them.")
+
+
+class ArchSpec(StrictModel):
+    """A CNN classifier: conv blocks, global average pooling, a dense head."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    blocks: tuple[ConvBlockSpec, ...] = Field(
+        default=(ConvBlockSpec(channels=32), ConvBlockSpec(channels=64)),
+        min_length=1,
+        max_length=8,
+        description="Convolution blocks in order.",
+    )
+    norm: Norm = Field("batch", description="Normalization after each convolution.")
+    activation: Activation = Field("relu", description="Activation function used throughout.")
+    dropout: float = Field(0.25, ge=0.0, le=0.8, description="Dropout before the output layer.")
+    head_width: int = Field(128, ge=0, le=2048, description="Width of the hidden dense layer; 0 = no hidden layer.")
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> ArchSpec:
+        return cls.model_validate_json(text)
+
+    def pool_count(self) -> int:
+        return sum(block.pool != "none" for block in self.blocks)
+
+
+def max_pools(height: int, width: int) -> int:
+    """How many halvings an image of this size can take before a side reaches 1."""
+    return int(math.floor(math.log2(max(1, min(height, width)))))
+
+
+def _activation(name: Activation) -> nn.Module:
+    return {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}[name]()
+
+
+def _norm(name: Norm, channels: int) -> nn.Module:
+    if name == "batch":
+        return nn.BatchNorm2d(channels)
+    if name == "group":
+        return nn.GroupNorm(num_groups=math.gcd(8, channels), num_channels=channels)
+    return nn.Identity()
+
+
+class Classifier(nn.Module):
+    """Feature extractor (conv blocks + GAP + hidden layer) and a linear output layer."""
+
+    def __init__(self, spec: ArchSpec, channels: int, height: int, width: int, num_classes: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_channels = channels
+        for block in spec.blocks:
+            layers += [
+                nn.Conv2d(in_channels, block.channels, block.kernel, padding=block.kernel // 2, bias=spec.norm == "none"),
+                _norm(spec.norm, block.channels),
+                _activation(spec.activation),
+            ]
+            if block.pool == "max":
+                layers.append(nn.MaxPool2d(2))
+            elif block.pool == "avg":
+                layers.append(nn.AvgPool2d(2))
+            in_channels = block.channels
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        if spec.head_width:
+            layers += [nn.Linear(in_channels, spec.head_width), _activation(spec.activation)]
+            in_channels = spec.head_width
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(spec.dropout)
+        self.output = nn.Linear(in_channels, num_classes)
+        self.feature_dim = in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W) -> logits (B, K)
+        return self.output(self.dropout(self.features(x)))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features (B, feature_dim), used for FID and precision/recall."""
+        return self.features(x)
+
+
+def build_classifier(spec: ArchSpec, channels: int, height: int, width: int, num_classes: int) -> Classifier:
+    """Build the module for `spec` on images of (channels, height, width)."""
+    if num_classes < 2:
+        raise ConfigError(f"a classifier needs at least 2 classes, got {num_classes}")
+    allowed = max_pools(height, width)
+    if spec.pool_count() > allowed:
+        raise ConfigError(
+            f"architecture pools {spec.pool_count()} times but {height}x{width} images allow at most {allowed}; "
+            "set pool='none' on some blocks"
+        )
+    return Classifier(spec, channels, height, width, num_classes)
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

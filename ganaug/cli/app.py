@@ -1,0 +1,76 @@
+"""The root `ganaug` typer app, shared options and error handling for every subcommand."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from ganaug.configbase import StrictModel, load_config
+from ganaug.errors import GanAugError
+
+app = typer.Typer(
+    name="ganaug",
+    help="GAN-based data augmentation: ingest -> train -> generate -> evaluate -> search.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+ModelT = TypeVar("ModelT", bound=StrictModel)
+
+ConfigOption = typer.Option(None, "--config", "-c", help="YAML or JSON file with this stage's options.", exists=False)
+RunsRootOption = typer.Option(Path("data/runs"), "--runs-root", help="Folder that holds run folders.")
+RunIdOption = typer.Option(None, "--run-id", help="Run folder name under --runs-root (default: a new time-stamped id).")
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details."),
+) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@contextlib.contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn a `GanAugError` into a one-line message and exit code 2 (traceback only with --debug)."""
+    try:
+        yield
+    except GanAugError as err:
+        if _state["debug"]:
+            raise
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        raise typer.Exit(code=130) from None
+
+
+def build_config(model: type[ModelT], config_file: Path | None, overrides: dict[str, Any]) -> ModelT:
+    """A stage config from an optional file plus the CLI options that were given (None = not given)."""
+    return load_config(model, config_file, overrides)
+
+
+def resolve_run_dir(run_dir: Path | None, runs_root: Path, needs: str, produced_by: str) -> Path:
+    """The given run folder, or the newest one under `runs_root` that holds `needs`."""
+    if run_dir is not None:
+        if not (run_dir / needs).exists():
+            raise GanAugError(f"run folder {run_dir} has no {needs}; run `ganaug {produced_by}` for it first")
+        return run_dir
+    candidates = sorted(
+        (p for p in runs_root.glob(f"*/{needs}") if p.exists()), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    if not candidates:
+        raise GanAugError(f"no run folder under {runs_root} holds {needs}; run `ganaug {produced_by}` first or pass --run-dir")
+    return candidates[0].parent if needs.count("/") == 0 else runs_root / candidates[0].relative_to(runs_root).parts[0]

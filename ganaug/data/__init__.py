@@ -1,0 +1,1 @@
+"""Dataset ingestion, validation, stratified splits and training tensors."""

@@ -1,0 +1,98 @@
+"""Image-folder reader: one sub-folder per class, PNG/JPEG (and other Pillow formats) inside.
+
+Hidden files (names starting with '.') are ignored; any other file that is not a readable
+image is an error naming the file, so a stray file never silently shrinks a class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ganaug.config import IngestConfig
+from ganaug.data.sources import IMAGE_SUFFIXES, RawImages
+from ganaug.errors import DataError
+
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F", "P"}
+
+
+def _class_folders(root: Path) -> list[Path]:
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist or is not a folder")
+    entries = [p for p in sorted(root.iterdir()) if not p.name.startswith(".")]
+    if not entries:
+        raise DataError(f"image folder {root} is empty; expected one sub-folder per class")
+    stray = [p for p in entries if not p.is_dir()]
+    if stray:
+        raise DataError(f"image folder {root} holds a file {stray[0].name}; expected only one sub-folder per class")
+    return entries
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    if not files:
+        raise DataError(f"class folder {folder} holds no images")
+    return files
+
+
+def _is_gray(image: object) -> bool:
+    mode = getattr(image, "mode", "")
+    if mode == "P":
+        palette = image.convert("RGB")  # type: ignore[attr-defined]
+        array = np.asarray(palette)
+        return bool((array[..., 0] == array[..., 1]).all() and (array[..., 1] == array[..., 2]).all())
+    return mode in _GRAY_MODES
+
+
+def _open(path: Path):  # -> PIL.Image.Image
+    from PIL import Image, UnidentifiedImageError
+
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise DataError(f"{path} is not an image file (suffix {path.suffix or 'none'}); remove it or move it out of the class folder")
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise DataError(f"{path} is not a readable image: {err}") from None
+    return image
+
+
+def read_folder(cfg: IngestConfig) -> RawImages:
+    """Read every image under `cfg.path/<class>/`; resize to `cfg.resize` when given."""
+    from PIL import Image
+
+    root = cfg.path
+    if root is None:
+        raise DataError("no image folder given")
+    folders = _class_folders(root)
+    files: list[tuple[int, Path]] = [(label, f) for label, folder in enumerate(folders) for f in _image_files(folder)]
+    opened = [(label, path, _open(path)) for label, path in files]
+    channels = cfg.channels or (1 if all(_is_gray(image) for _, _, image in opened) else 3)
+    mode = "L" if channels == 1 else "RGB"
+    expected: tuple[int, int] | None = None
+    arrays = []
+    for _, path, image in opened:
+        image = image.convert(mode)
+        if cfg.resize is not None:
+            height, width = cfg.resize
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        size = (image.height, image.width)
+        if expected is None:
+            expected = size
+        elif size != expected:
+            raise DataError(
+                f"{path} is {size[0]}x{size[1]} but earlier images are {expected[0]}x{expected[1]}; "
+                "set the resize option (e.g. --resize 28 28) to bring all images to one size"
+            )
+        array = np.asarray(image, dtype=np.uint8)
+        arrays.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))  # (C, H, W)
+    return RawImages(
+        images=np.stack(arrays),
+        labels=np.array([label for label, _, _ in opened], dtype=np.int64),
+        description=f"folder:{root.name}",
+        sample_ids=[str(path.relative_to(root)) for _, path, _ in opened],
+        pixel_max=255.0,
+        class_names=[folder.name for folder in folders],
+        input_files=[path for _, path, _ in opened],
+    )

@@ -1,0 +1,57 @@
+"""Stratified train/val/test splits and training-set subsampling for low-data regimes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ganaug.config import IngestConfig
+from ganaug.errors import ConfigError, DataError
+
+
+def stratified_split(labels: np.ndarray, class_names: list[str], cfg: IngestConfig) -> np.ndarray:
+    """A split name per row; each class's val/test share is its count times the fraction, rounded."""
+    rng = np.random.default_rng(cfg.seed)
+    splits = np.empty(len(labels), dtype="<U5")
+    for code, name in enumerate(class_names):
+        members = np.flatnonzero(labels == code)
+        n = len(members)
+        n_test = max(1, round(n * cfg.test_fraction))
+        n_val = max(1, round(n * cfg.val_fraction)) if cfg.val_fraction > 0 else 0
+        if n - n_test - n_val < 1:
+            needed = 2 + (1 if cfg.val_fraction > 0 else 0)
+            raise DataError(
+                f"class '{name}' has {n} samples, too few for a train/val/test split "
+                f"(val_fraction={cfg.val_fraction}, test_fraction={cfg.test_fraction}); it needs at least {needed}"
+            )
+        shuffled = rng.permutation(members)
+        splits[shuffled[:n_test]] = "test"
+        splits[shuffled[n_test : n_test + n_val]] = "val"
+        splits[shuffled[n_test + n_val :]] = "train"
+    return splits
+
+
+def training_subset(labels: np.ndarray, splits: np.ndarray, class_names: list[str], cfg: IngestConfig) -> np.ndarray:
+    """Boolean mask of rows to keep: val/test untouched, training rows thinned per class."""
+    rng = np.random.default_rng(cfg.seed + 1)
+    keep = np.ones(len(labels), dtype=bool)
+    imbalance = dict(cfg.imbalance or {})
+    unknown = sorted(set(imbalance) - set(class_names))
+    if unknown:
+        raise ConfigError(f"imbalance names unknown class {unknown[0]!r}; classes are {class_names}")
+    for code, name in enumerate(class_names):
+        train = np.flatnonzero((labels == code) & (splits == "train"))
+        target = len(train)
+        if cfg.train_fraction is not None:
+            target = max(1, round(len(train) * cfg.train_fraction))
+        if cfg.train_per_class is not None:
+            target = min(target, cfg.train_per_class)
+        if name in imbalance:
+            if imbalance[name] > len(train):
+                raise ConfigError(
+                    f"imbalance['{name}'] asks for {imbalance[name]} training samples but class '{name}' has {len(train)}"
+                )
+            target = min(target, imbalance[name])
+        if target < len(train):
+            dropped = rng.permutation(train)[target:]
+            keep[dropped] = False
+    return keep

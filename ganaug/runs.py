@@ -1,0 +1,162 @@
+"""Run folders `data/runs/<run-id>/` and their `run.json` manifest."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ganaug.errors import ConfigError, DataError
+from ganaug.store import ArtifactRef, atomic_write_json
+
+MANIFEST = "run.json"
+DEFAULT_RUNS_ROOT = Path("data") / "runs"
+_TRACKED_PACKAGES = ("ganaug", "torch", "numpy", "pandas", "pyarrow", "prefect", "scikit-learn", "pydantic", "optuna")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def new_run_id() -> str:
+    """A sortable id: UTC time to the second plus a few random hex digits."""
+    import secrets
+
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class StageRecord:
+    """What a stage reports back to the manifest while it runs."""
+
+    outputs: dict[str, ArtifactRef] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class RunFolder:
+    """A run's folder and its manifest; every manifest update is an atomic rewrite."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def create(cls, runs_root: str | Path = DEFAULT_RUNS_ROOT, run_id: str | None = None) -> RunFolder:
+        run_id = run_id or new_run_id()
+        if not _RUN_ID.match(run_id):
+            raise ConfigError(f"run id '{run_id}' must be letters, digits, '.', '_' or '-' (at most 128)")
+        return cls.open(Path(runs_root) / run_id)
+
+    @classmethod
+    def open(cls, root: str | Path) -> RunFolder:
+        """A run folder; nothing is written until the first stage starts."""
+        return cls(root)
+
+    def _ensure_manifest(self) -> bool:
+        """Create the folder and `run.json` if missing; True when this call created them."""
+        if self.manifest_path.exists():
+            return False
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DataError(f"cannot create run folder {self.root}: {err.strerror or err}") from None
+        self.write_manifest(
+            {
+                "run_id": self.root.name,
+                "created": _now(),
+                "package_versions": package_versions(),
+                "config": {},
+                "stages": {},
+            }
+        )
+        return True
+
+    def _remove_if_only_manifest(self) -> None:
+        leftovers = [p for p in self.root.iterdir() if p.name != MANIFEST]
+        if not leftovers:
+            self.manifest_path.unlink(missing_ok=True)
+            self.root.rmdir()
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    def path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    def read_manifest(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(f"run manifest {self.manifest_path} does not exist") from None
+        except json.JSONDecodeError as err:
+            raise DataError(f"run manifest {self.manifest_path} is not valid JSON: {err}") from None
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        atomic_write_json(self.manifest_path, manifest)
+
+    def _update(self, stage: str, **fields: Any) -> None:
+        manifest = self.read_manifest()
+        manifest.setdefault("stages", {}).setdefault(stage, {}).update(fields)
+        self.write_manifest(manifest)
+
+    @contextlib.contextmanager
+    def stage(
+        self, name: str, config: Any = None, inputs: dict[str, ArtifactRef] | None = None
+    ) -> Iterator[StageRecord]:
+        """Record a stage's config, input hashes, status and timing in `run.json`.
+
+        A stage that fails in a run folder it created leaves no folder behind.
+        """
+        created = self._ensure_manifest()
+        manifest = self.read_manifest()
+        if config is not None:
+            dumped = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
+            manifest.setdefault("config", {})[name] = dumped
+        manifest.setdefault("stages", {})[name] = {
+            "status": "running",
+            "started": _now(),
+            "inputs": {key: {"path": ref.path, "content_hash": ref.content_hash} for key, ref in (inputs or {}).items()},
+        }
+        self.write_manifest(manifest)
+        record = StageRecord()
+        started = time.perf_counter()
+        try:
+            yield record
+        except BaseException as err:
+            if created:
+                self._remove_if_only_manifest()
+            if self.manifest_path.exists():
+                self._update(name, status="failed", finished=_now(), seconds=round(time.perf_counter() - started, 3),
+                             error=f"{type(err).__name__}: {err}")
+            raise
+        self._update(
+            name,
+            status="completed",
+            finished=_now(),
+            seconds=round(time.perf_counter() - started, 3),
+            outputs={key: ref.model_dump(mode="json") for key, ref in record.outputs.items()},
+            notes=record.notes,
+        )

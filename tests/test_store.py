@@ -1,0 +1,71 @@
+"""Artifact store: atomic writes, validated reads, references."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ganaug.errors import DataError
+from ganaug.store import META_KEY, DatasetMeta, atomic_path, dataset_ref, read_dataset, write_dataset
+
+META = DatasetMeta(height=2, width=2, channels=1, class_names=["a", "b"], ingestion_source="test")
+
+
+def _write(tmp_path: Path, **changes) -> Path:
+    images = np.arange(16, dtype=np.uint8).reshape(4, 1, 2, 2)
+    ref = write_dataset(tmp_path / "d.parquet", images, np.array([0, 1, 0, 1]), np.array(["train", "val", "test", "train"]), META)
+    if not changes:
+        return Path(ref.path)
+    table = pq.read_table(ref.path)
+    for name, column in changes.items():
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    pq.write_table(table, ref.path)
+    return Path(ref.path)
+
+
+def test_roundtrip_and_reference(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    loaded = read_dataset(path)
+    np.testing.assert_array_equal(loaded.images, np.arange(16, dtype=np.uint8).reshape(4, 1, 2, 2))
+    ref = dataset_ref(path)
+    assert ref.rows == 4 and ref.content_hash == loaded.content_hash and len(ref.content_hash) == 64
+    assert json.loads(pq.read_schema(path).metadata[META_KEY])["pixel_layout"] == "CHW"
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "x.parquet") as tmp:
+        tmp.write_bytes(b"partial")
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "fragment"),
+    [
+        ("label", pa.array([0, 1, 5, 1], pa.int32()), "column 'label' has values outside 0..1"),
+        ("label", pa.array([0, 1, 0, 1], pa.int64()), "column 'label' has type int64"),
+        ("split", pa.array(["train", "val", "holdout", "train"]), "column 'split' has values ['holdout']"),
+        ("source", pa.array(["real", "fake", "real", "real"]), "column 'source'"),
+        ("pixels", pa.array([[1, 2, 3, 4], [1], [1, 2, 3, 4], [1, 2, 3, 4]], pa.list_(pa.uint8())), "column 'pixels' row 1 has 1 values"),
+    ],
+)
+def test_read_validates_columns(tmp_path: Path, column: str, values: pa.Array, fragment: str) -> None:
+    path = _write(tmp_path, **{column: values})
+    with pytest.raises(DataError) as info:
+        read_dataset(path)
+    assert str(path) in str(info.value) and fragment in str(info.value)
+
+
+def test_read_rejects_missing_column_and_foreign_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "plain.parquet"
+    pq.write_table(pa.table({"sample_id": ["a"], "label": pa.array([0], pa.int32())}), path)
+    with pytest.raises(DataError, match="column 'split' is missing"):
+        read_dataset(path)
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="junk.parquet is not a readable Parquet file"):
+        read_dataset(tmp_path / "junk.parquet")
