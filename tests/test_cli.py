@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import files_under
+from ingest_inputs import files_under
 from typer.testing import CliRunner
 
 from ganaug.cli import app

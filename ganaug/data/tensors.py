@@ -13,7 +13,8 @@ from ganaug.store import SPLITS, ArtifactRef, LoadedDataset, read_dataset
 
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     """(N, C, H, W) uint8 -> float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).float().div_(127.5).sub_(1.0)
+    # np.require copies only arrays that are read-only (e.g. views of Arrow buffers) or not contiguous
+    return torch.from_numpy(np.require(images, requirements=["C", "W"])).float().div_(127.5).sub_(1.0)
 
 
 def tensor_to_images(x: torch.Tensor) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import files_under, tiny_images, write_idx
+from ingest_inputs import files_under, tiny_images, write_idx
 
 from ganaug.config import IngestConfig
 from ganaug.configbase import load_config

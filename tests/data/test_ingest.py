@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import tiny_images, write_idx
+from ingest_inputs import tiny_images, write_idx
 
 from ganaug.config import IngestConfig
 from ganaug.data.ingest import ingest
