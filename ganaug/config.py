@@ -60,7 +60,14 @@ class IngestConfig(StrictModel):
         return self
 
 
-class PipelineConfig(StrictModel):
-    """One config per stage; the parameters of the pipeline flow."""
+def __getattr__(name: str) -> object:
+    """`PipelineConfig` is defined in `ganaug.orchestration` and loaded on first use.
 
-    ingest: IngestConfig = Field(default_factory=IngestConfig, description="Stage 1: ingestion.")
+    It composes every stage's config, and those import torch; loading it lazily keeps
+    `ganaug --help` and the stages that do not need it fast.
+    """
+    if name == "PipelineConfig":
+        from ganaug.orchestration import PipelineConfig
+
+        return PipelineConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -77,6 +77,25 @@ def _norm(name: Norm, channels: int) -> nn.Module:
     return nn.Identity()
 
 
+class SeededDropout(nn.Module):
+    """Dropout that draws its mask from `self.generator` when one is set.
+
+    Trials and protocol runs fan out on threads; with the global generator their masks would
+    interleave and results would depend on scheduling. The trainer hands each model its own.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=self.generator)
+        return x * keep / (1.0 - self.p)
+
+
 class Classifier(nn.Module):
     """Feature extractor (conv blocks + GAP + hidden layer) and a linear output layer."""
 
@@ -100,7 +119,7 @@ class Classifier(nn.Module):
             layers += [nn.Linear(in_channels, spec.head_width), _activation(spec.activation)]
             in_channels = spec.head_width
         self.features = nn.Sequential(*layers)
-        self.dropout = nn.Dropout(spec.dropout)
+        self.dropout = SeededDropout(spec.dropout)
         self.output = nn.Linear(in_channels, num_classes)
         self.feature_dim = in_channels
 

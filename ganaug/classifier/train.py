@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,10 @@ from ganaug.device import DeviceChoice, select_device
 from ganaug.errors import DataError
 
 log = logging.getLogger(__name__)
+
+# Weight initialisation draws from torch's global generator; holding this lock from seeding to the
+# end of construction keeps concurrent trainings (thread task runners) reproducible.
+_INIT_LOCK = threading.Lock()
 
 # (images (B, C, H, W), generator) -> augmented images of the same shape
 BatchAugment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -93,10 +98,13 @@ def train_classifier(
     if val is not None:
         _check_data(*val, "validation")
     device = select_device(cfg.device)
-    torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     _, channels, height, width = x_train.shape
-    model = build_classifier(spec, channels, height, width, num_classes).to(device)
+    with _INIT_LOCK:
+        torch.manual_seed(seed)
+        model = build_classifier(spec, channels, height, width, num_classes)
+    model = model.to(device)
+    model.dropout.generator = torch.Generator(device=device).manual_seed(seed + 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     x_dev, y_dev = x_train.to(device), y_train.to(device)
     best = (-1.0, 0, copy.deepcopy(model.state_dict()))

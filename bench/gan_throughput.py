@@ -1,0 +1,149 @@
+"""Training throughput: the project's GAN trainer against a textbook DCGAN-style loop.
+
+Both train the project's default Generator and Discriminator (same config, same data, same batch
+size, same loss, DiffAugment policy and EMA) on the digits train split:
+
+  (a) project: `ganaug.gan.train_gan` (data held as one tensor, batches by indexing, one fused D
+      pass over real+fake, no D weight gradients in the G step, fused Adam, losses read only at
+      metrics steps) -- its own images/s, measured around the training loop;
+  (b) textbook: the loop of pytorch/examples' DCGAN main.py -- a DataLoader over a TensorDataset,
+      separate D passes for real and fake, D weight gradients computed in the G step, default Adam,
+      `.item()` on every loss every step.
+
+Runs alternate a/b/a/b so that load from other processes hits both alike; the ratio is per round.
+The achieved FLOP/s of the project's training step (FLOPs counted by torch's FlopCounterMode) is
+printed as a share of a large fp32 matmul timed in the same run.
+
+    python bench/gan_throughput.py                   # default config, 3 rounds of 300 steps
+    python bench/gan_throughput.py --steps 200 --rounds 2 --set '{"batch_size": 128}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from ganaug.config import IngestConfig
+from ganaug.data.ingest import ingest
+from ganaug.data.tensors import load_tensors
+from ganaug.gan import GanConfig, train_gan
+from ganaug.gan.augment import diff_augment
+from ganaug.gan.losses import LOSSES
+from ganaug.gan.networks import Discriminator, Generator, ImageShape
+from ganaug.gan.trainer import GanTrainer
+from ganaug.store import read_dataset_meta
+
+
+def textbook_images_per_second(cfg: GanConfig, shape: ImageShape, images: torch.Tensor, labels: torch.Tensor,
+                               steps: int) -> float:
+    """Images/s of a DCGAN-example style loop over the same networks, loss, augmentation and EMA."""
+    torch.manual_seed(cfg.seed)
+    net_g = Generator(cfg.latent_dim, shape, cfg.g_width)
+    net_d = Discriminator(shape, cfg.d_width, cfg.spectral_norm, cfg.conditioning, cfg.minibatch_std)
+    ema = Generator(cfg.latent_dim, shape, cfg.g_width).requires_grad_(False)
+    ema.load_state_dict(net_g.state_dict())
+    optimizer_d = torch.optim.Adam(net_d.parameters(), lr=cfg.d_lr, betas=cfg.betas)
+    optimizer_g = torch.optim.Adam(net_g.parameters(), lr=cfg.g_lr, betas=cfg.betas)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=cfg.batch_size, shuffle=True, drop_last=True)
+    d_loss_fn, g_loss_fn = LOSSES[cfg.loss]
+    rng = torch.Generator().manual_seed(cfg.seed)
+    step, log = 0, []
+    started = time.perf_counter()
+    while step < steps:
+        for real, label in loader:
+            # (1) update D: a pass on real images, a pass on fake images
+            net_d.zero_grad()
+            out_real, _ = net_d(diff_augment(real, cfg.diffaugment, rng), label)
+            noise = torch.randn(len(real), cfg.latent_dim)
+            fake = net_g(noise, label)
+            out_fake, _ = net_d(diff_augment(fake.detach(), cfg.diffaugment, rng), label)
+            err_d = d_loss_fn(out_real, out_fake)
+            err_d.backward()
+            optimizer_d.step()
+            # (2) update G through D (whose weight gradients are computed and then discarded)
+            net_g.zero_grad()
+            out_g, _ = net_d(diff_augment(fake, cfg.diffaugment, rng), label)
+            err_g = g_loss_fn(out_g)
+            err_g.backward()
+            optimizer_g.step()
+            with torch.no_grad():
+                for averaged, current in zip(ema.parameters(), net_g.parameters()):
+                    averaged.mul_(cfg.ema_decay or 0.0).add_(current, alpha=1 - (cfg.ema_decay or 0.0))
+            log.append((err_d.item(), err_g.item(), out_real.mean().item(), out_fake.mean().item()))
+            step += 1
+            if step == steps:
+                break
+    return steps * cfg.batch_size / (time.perf_counter() - started)
+
+
+def project_images_per_second(cfg: GanConfig, dataset: Path, steps: int, out: Path) -> float:
+    """Images/s that `train_gan` reports for its training loop (metrics rows and the final checkpoint included)."""
+    run = cfg.model_copy(update={"steps": steps, "checkpoint_every": None, "grid_every": None})
+    return train_gan(dataset, run, out).images_per_second
+
+
+def flops_per_step(cfg: GanConfig, shape: ImageShape, images: torch.Tensor, labels: torch.Tensor) -> int:
+    """FLOPs of one project training step (convolutions and matmuls, forward and backward)."""
+    trainer = GanTrainer(cfg, shape, torch.device("cpu"), images, labels)
+    trainer.train_step()
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step()
+    return counter.get_total_flops()
+
+
+def matmul_flops_per_second(size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=300, help="Training steps per timed run.")
+    parser.add_argument("--rounds", type=int, default=3, help="a/b rounds.")
+    parser.add_argument("--set", default="{}", help="JSON object of GanConfig overrides.")
+    args = parser.parse_args()
+
+    out = Path(tempfile.mkdtemp(prefix="gan_throughput_"))
+    ref = ingest(IngestConfig(), out / "data")
+    meta = read_dataset_meta(ref.path)
+    shape = ImageShape(meta.channels, meta.height, meta.width, meta.num_classes)
+    images, labels = load_tensors(ref, "train")
+    cfg = GanConfig(**{"device": "cpu", **json.loads(args.set)})
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
+          f"{len(images)} training images {tuple(images.shape[1:])}, batch {cfg.batch_size}, {args.steps} steps per run")
+    print(f"# config overrides: {args.set}")
+    project_images_per_second(cfg, Path(ref.path), 20, out / "warmup")  # first-call costs (oneDNN, allocator)
+    textbook_images_per_second(cfg, shape, images, labels, 20)
+    print("| round | project images/s | textbook images/s | ratio |")
+    print("|---:|---:|---:|---:|")
+    ratios, project_rates = [], []
+    for round_index in range(1, args.rounds + 1):
+        project = project_images_per_second(cfg, Path(ref.path), args.steps, out / f"run{round_index}")
+        textbook = textbook_images_per_second(cfg, shape, images, labels, args.steps)
+        ratios.append(project / textbook)
+        project_rates.append(project)
+        print(f"| {round_index} | {project:.0f} | {textbook:.0f} | {project / textbook:.2f} |", flush=True)
+    print(f"median ratio project/textbook: {statistics.median(ratios):.2f}")
+    flops = flops_per_step(cfg, shape, images, labels)
+    peak = matmul_flops_per_second()
+    achieved = flops * statistics.median(project_rates) / cfg.batch_size
+    print(f"training step: {flops / 1e9:.3f} GFLOP; achieved {achieved / 1e9:.1f} GFLOP/s; "
+          f"2048x2048 fp32 matmul {peak / 1e9:.1f} GFLOP/s; ratio {achieved / peak:.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

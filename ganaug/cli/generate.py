@@ -1,0 +1,102 @@
+"""`ganaug generate`: sample labelled synthetic images from a run's trained GAN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from ganaug.cli.app import ConfigOption, RunsRootOption, app, build_config, cli_errors, console
+from ganaug.errors import DataError
+
+
+def find_run_dir(run_dir: Path | None, runs_root: Path, needs: dict[str, str]) -> Path:
+    """`run_dir` if given (checked), else the newest folder under `runs_root` holding every needed file.
+
+    `needs` maps a file (relative to the run folder) to the command that writes it.
+    """
+    if run_dir is not None:
+        for name, command in needs.items():
+            if not (run_dir / name).is_file():
+                raise DataError(f"--run-dir {run_dir} has no {name}; run `{command}` first")
+        return run_dir
+    folders = [p for p in runs_root.glob("*") if p.is_dir()] if runs_root.is_dir() else []
+    found: list[str] = []
+    for name, command in needs.items():
+        folders = [p for p in folders if (p / name).is_file()]
+        if not folders:
+            having = f" that has {' and '.join(found)}" if found else ""
+            raise DataError(f"no run folder under {runs_root}{having} holds {name}; run `{command}` first or pass --run-dir")
+        found.append(name)
+    candidates = folders
+    return max(candidates, key=lambda p: (max((p / n).stat().st_mtime for n in needs), p.name))
+
+
+def synthetic_table(dataset_path: Path, synthetic_path: Path) -> Table:
+    """Real train and synthetic counts per class, with the mean quality score where one was stored."""
+    from ganaug.store import SYNTHETIC_SCHEMA, read_dataset
+
+    real = read_dataset(dataset_path)
+    synthetic = read_dataset(synthetic_path, SYNTHETIC_SCHEMA)
+    names = real.meta.class_names
+    real_counts = np.bincount(real.labels[real.select(split="train", source="real")], minlength=len(names))
+    syn_counts = np.bincount(synthetic.labels, minlength=len(names))
+    scores = synthetic.extra_columns.get("quality_score", np.full(len(synthetic.labels), np.nan)).astype(float)
+    kind = synthetic.meta.extra.get("quality_score")
+    table = Table(title=f"{len(synthetic.labels)} synthetic images ({synthetic.meta.channels}x"
+                        f"{synthetic.meta.height}x{synthetic.meta.width})")
+    for column in ("class", "real train", "synthetic", "total") + ((f"mean {kind}",) if kind else ()):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for label, name in enumerate(names):
+        cells = [name, str(real_counts[label]), str(syn_counts[label]), str(real_counts[label] + syn_counts[label])]
+        if kind:
+            class_scores = scores[synthetic.labels == label]
+            cells.append(f"{np.nanmean(class_scores):.3f}" if np.isfinite(class_scores).any() else "")
+        table.add_row(*cells)
+    return table
+
+
+@app.command("generate")
+def generate_command(
+    run_dir: Path = typer.Option(None, "--run-dir", help="Run folder with dataset.parquet and gan/ (default: newest under --runs-root)."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="Generator checkpoint (default: <run-dir>/gan/checkpoints/last.pt)."),
+    mode: str = typer.Option(None, "--mode", "-m", help="per_class, balance or ratio."),
+    per_class: int = typer.Option(None, "--per-class", help="Images per class (mode per_class)."),
+    target_per_class: int = typer.Option(None, "--target-per-class", help="Real + synthetic count per class (mode balance)."),
+    ratio: float = typer.Option(None, "--ratio", help="Synthetic per real training image of each class (mode ratio)."),
+    ema: bool = typer.Option(None, "--ema/--no-ema", help="Sample from the EMA generator (default) or the raw one."),
+    min_confidence: float = typer.Option(None, "--min-confidence", help="Keep samples a real-trained classifier assigns to their class with at least this probability."),
+    rank_by: str = typer.Option(None, "--rank-by", help="none, confidence or discriminator."),
+    seed: int = typer.Option(None, "--seed", help="Seed of the noise."),
+    device: str = typer.Option(None, "--device", help="auto, cpu, cuda or mps."),
+    config: Path = ConfigOption,
+    runs_root: Path = RunsRootOption,
+) -> None:
+    """Sample synthetic images into <run-dir>/synthetic.parquet."""
+    from ganaug.generate import GenerateConfig, generate_from_checkpoint
+    from ganaug.runs import RunFolder
+    from ganaug.store import ArtifactRef, dataset_ref, file_hash
+
+    with cli_errors():
+        overrides = {
+            "mode": mode, "per_class": per_class, "target_per_class": target_per_class, "ratio": ratio,
+            "use_ema": ema, "min_confidence": min_confidence, "rank_by": rank_by, "seed": seed, "device": device,
+        }
+        cfg = build_config(GenerateConfig, config, overrides)
+        needs = {"dataset.parquet": "ganaug ingest"}
+        if checkpoint is None:
+            needs["gan/checkpoints/last.pt"] = "ganaug train"
+        elif not checkpoint.is_file():
+            raise DataError(f"--checkpoint {checkpoint} does not exist")
+        folder = find_run_dir(run_dir, runs_root, needs)
+        checkpoint_path = checkpoint or folder / "gan" / "checkpoints" / "last.pt"
+        dataset = dataset_ref(folder / "dataset.parquet")
+        run = RunFolder.open(folder)
+        checkpoint_ref = ArtifactRef(path=str(checkpoint_path), content_hash=file_hash(checkpoint_path), kind="checkpoint")
+        with run.stage("generate", config=cfg, inputs={"dataset": dataset, "checkpoint": checkpoint_ref}) as record:
+            ref = generate_from_checkpoint(checkpoint_path, dataset, cfg, folder)
+            record.outputs["synthetic"] = ref
+        console.print(synthetic_table(folder / "dataset.parquet", ref.file))
+        console.print(f"wrote [bold]{ref.path}[/] (content hash {ref.content_hash[:12]})")

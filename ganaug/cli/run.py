@@ -1,0 +1,140 @@
+"""`ganaug run` (the whole pipeline as a Prefect flow) and `ganaug ui` (the Prefect server and UI).
+
+Prefect and the flows are imported inside the commands so `ganaug --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from ganaug.cli.app import app, cli_errors, console, err_console
+from ganaug.configbase import read_config_file, validate_config
+from ganaug.errors import ConfigError
+
+DEFAULT_UI_PORT = 4200
+
+def pipeline_config(config_file: Path | None, budget: str, overrides: dict[str, dict[str, Any]]) -> Any:
+    """The `PipelineConfig` of a `ganaug run`: budget, then the config file, then the given options."""
+    from ganaug.orchestration import SMALL_BUDGET, PipelineConfig, deep_merge
+
+    if budget not in ("small", "full"):
+        raise ConfigError(f"--budget must be 'small' or 'full', not {budget!r}")
+    data = copy.deepcopy(SMALL_BUDGET) if budget == "small" else {}
+    if config_file is not None:
+        data = deep_merge(data, read_config_file(config_file))
+    given = {section: {k: v for k, v in values.items() if v is not None} for section, values in overrides.items()}
+    data = deep_merge(data, {section: values for section, values in given.items() if values})
+    cfg = validate_config(PipelineConfig, data, str(config_file) if config_file is not None else "options")
+    for option, path in (("ingest.path", cfg.ingest.path), ("ingest.labels_path", cfg.ingest.labels_path)):
+        if path is not None and not Path(path).exists():
+            raise ConfigError(f"{option}: {path} does not exist")
+    return cfg
+
+
+def ui_url() -> str | None:
+    """The UI address of the Prefect API this process talks to (None = a temporary local server)."""
+    from prefect.settings import get_current_settings
+
+    api = get_current_settings().api.url
+    return api.removesuffix("/").removesuffix("/api") if api else None
+
+
+def _summary_tables(summary: Any) -> list[Table]:
+    stages = Table(title=f"ganaug run {summary.run_id}")
+    stages.add_column("stage")
+    stages.add_column("outcome")
+    for name, outcome in summary.stages.items():
+        stages.add_row(name, outcome)
+    evaluation = Table(title="held-out test accuracy (real test split)")
+    for column in ("protocol", "seeds", "accuracy", "vs real (CI)"):
+        evaluation.add_column(column, justify="left" if column == "protocol" else "right")
+    for row in summary.evaluation:
+        ratio = f" x{row['ratio']:g}" if row.get("ratio") is not None else ""
+        kept = f" ({row['train_fraction']:.0%} real)" if row["train_fraction"] < 1 else ""
+        interval = row.get("vs_real")
+        ci = ""
+        if interval:
+            ci = f"{interval['mean']:+.3f}"
+            if interval.get("low") is not None:
+                ci += f" [{interval['low']:+.3f}, {interval['high']:+.3f}]"
+        evaluation.add_row(f"{row['protocol']}{ratio}{kept}", str(row["runs"]),
+                           f"{row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f}", ci)
+    return [stages, evaluation]
+
+
+@app.command("run")
+def run_command(
+    config: Path = typer.Option(None, "--config", "-c", help="YAML or JSON file with a PipelineConfig (sections ingest, gan, generate, evaluate, search, orchestration)."),
+    budget: str = typer.Option("small", "--budget", help="small: a few minutes on 2 CPU cores (default); full: every stage's own defaults."),
+    source: str = typer.Option(None, "--source", "-s", help="Ingest source: digits (built-in), idx, folder, npz or table."),
+    path: Path = typer.Option(None, "--path", "-p", help="Ingest input file or folder."),
+    run_id: str = typer.Option(None, "--run-id", help="Run folder name (default: a new time-stamped id); reuse an id to resume that run."),
+    runs_root: Path = typer.Option(None, "--runs-root", help="Folder that holds run folders (default data/runs)."),
+    cache_dir: Path = typer.Option(None, "--cache-dir", help="Where finished stages are cached (default data/cache/prefect)."),
+    refresh: list[str] = typer.Option(None, "--refresh", help="Rerun this stage even if cached: ingest, train_gan, generate, evaluate, search (repeatable)."),
+    task_runner: str = typer.Option(None, "--task-runner", help="threads (default) or dask: how evaluation runs and NAS trials fan out."),
+    dask_address: str = typer.Option(None, "--dask-address", help="Address of a running Dask scheduler (with --task-runner dask)."),
+    max_workers: int = typer.Option(None, "--max-workers", help="Concurrent tasks with --task-runner threads."),
+) -> None:
+    """Run the whole pipeline (ingest -> train GAN -> generate -> evaluate -> search) as a Prefect flow."""
+    with cli_errors():
+        overrides = {
+            "ingest": {"source": source, "path": path},
+            "orchestration": {
+                "run_id": run_id, "runs_root": runs_root, "cache_dir": cache_dir, "refresh": refresh or None,
+                "task_runner": task_runner, "dask_address": dask_address, "max_workers": max_workers,
+            },
+        }
+        cfg = pipeline_config(config, budget, overrides)
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "ganaug")
+        from flows import pipeline
+
+        where = ui_url()
+        console.print(
+            f"Prefect API: {where + '/api' if where else 'a temporary local server (set PREFECT_API_URL to use `ganaug ui`)'}"
+        )
+        started = time.perf_counter()
+        state = pipeline(cfg, return_state=True)
+        summary = state.result()
+        seconds = time.perf_counter() - started
+        for table in _summary_tables(summary):
+            console.print(table)
+        console.print(f"best architecture: {summary.best_arch}")
+        console.print(f"  val accuracy {summary.best_val_accuracy:.4f}, test accuracy {summary.test_accuracy_real:.4f} "
+                      f"(real)" + (f", {summary.test_accuracy_augmented:.4f} (augmented)"
+                                   if summary.test_accuracy_augmented is not None else ""))
+        console.print(f"finished in {seconds:.0f} s")
+        console.print(f"run folder: [bold]{summary.run_dir}[/]  (report: {summary.report_path})")
+        flow_run_id = state.state_details.flow_run_id
+        if where:
+            console.print(f"UI: {where}/runs/flow-run/{flow_run_id}")
+        else:
+            console.print(f"UI: run `ganaug ui` and open http://127.0.0.1:{DEFAULT_UI_PORT}/runs/flow-run/{flow_run_id} "
+                          "(runs are kept in the local Prefect database)")
+
+
+@app.command("ui")
+def ui_command(
+    port: int = typer.Option(DEFAULT_UI_PORT, "--port", help="Port of the Prefect API and UI."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (127.0.0.1 keeps it on this machine)."),
+) -> None:
+    """Start the Prefect server (API and UI) on 127.0.0.1; point flows at it with PREFECT_API_URL."""
+    api = f"http://{host}:{port}/api"
+    # the UI's pages call the API at PREFECT_UI_API_URL, which otherwise assumes port 4200
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": api}
+    err_console.print(f"Prefect UI: http://{host}:{port}  (in another shell: export PREFECT_API_URL={api})")
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
+    try:
+        raise typer.Exit(code=subprocess.call(command, env=env))
+    except KeyboardInterrupt:
+        raise typer.Exit(code=130) from None

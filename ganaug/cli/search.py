@@ -1,0 +1,132 @@
+"""`ganaug search`: architecture search for the classifier on a run's (augmented) dataset."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from ganaug.cli.app import ConfigOption, app, build_config, cli_errors, console
+from ganaug.errors import ConfigError, DataError
+
+RUNS_ROOT = Path("data/runs")
+
+
+def default_run_dir(runs_root: Path = RUNS_ROOT) -> Path:
+    """The newest folder under `runs_root` that holds a dataset.parquet."""
+    candidates = [p for p in runs_root.glob("*") if (p / "dataset.parquet").is_file()] if runs_root.is_dir() else []
+    if not candidates:
+        raise DataError(f"no run folder with a dataset.parquet under {runs_root}; run `ganaug ingest` first or pass --run-dir")
+    return max(candidates, key=lambda p: ((p / "dataset.parquet").stat().st_mtime, p.name))
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _executor(parallel: int) -> ProcessPoolExecutor | None:
+    """Worker processes for parallel trials (processes keep each trial's torch RNG its own)."""
+    if parallel <= 1:
+        return None
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    return ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(threads,))
+
+
+def _inputs(folder: Path, synthetic: Path | None) -> tuple[Any, Any]:
+    """Dataset and (optional) synthetic references of a run folder."""
+    from ganaug.store import SyntheticRef, dataset_ref
+
+    if not (folder / "dataset.parquet").is_file():
+        raise DataError(f"--run-dir {folder} has no dataset.parquet")
+    if synthetic is not None and not synthetic.is_file():
+        raise ConfigError(f"--synthetic {synthetic} does not exist")
+    synthetic_path = synthetic or (folder / "synthetic.parquet")
+    synthetic_ref = (SyntheticRef(**dataset_ref(synthetic_path).model_dump(exclude={"kind"}))
+                     if synthetic_path.is_file() else None)
+    return dataset_ref(folder / "dataset.parquet"), synthetic_ref
+
+
+def leaderboard_table(rows: list[dict[str, Any]], title: str) -> Table:
+    from ganaug.nas.report import arch_summary, leaderboard
+
+    table = Table(title=title)
+    for column in ("rank", "trial", "val acc", "params", "epochs", "seconds", "architecture"):
+        table.add_column(column, justify="left" if column == "architecture" else "right")
+    for rank, row in enumerate(leaderboard(rows), start=1):
+        table.add_row(str(rank), str(row["number"]), f"{row['fitness']:.4f}", f"{row['parameter_count']:,}",
+                      str(row["epochs_run"]), f"{row['cost_seconds']:.1f}", arch_summary(row["arch_json"]))
+    return table
+
+
+@app.command("search")
+def search_command(
+    run_dir: Path = typer.Option(None, "--run-dir", help="Run folder with dataset.parquet (default: newest under data/runs)."),
+    synthetic: Path = typer.Option(None, "--synthetic", help="Synthetic table (default: <run-dir>/synthetic.parquet if present)."),
+    strategy: str = typer.Option(None, "--strategy", help="evolution, random, tpe or nsga2."),
+    trials: int = typer.Option(None, "--trials", "-n", help="Search trials (total, counting a resumed study's)."),
+    parallel: int = typer.Option(None, "--parallel", "-j", help="Trials evaluated at once, in worker processes."),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs per full-fidelity trial."),
+    mode: str = typer.Option(None, "--mode", help="full, proxy or proxy-then-verify."),
+    objective: list[str] = typer.Option(None, "--objective", help="Extra objective to minimise: params or latency (repeatable)."),
+    train_data: str = typer.Option(None, "--train-data", help="augmented (real + synthetic) or real."),
+    correlation_sample: int = typer.Option(None, "--correlation-sample", help="Architectures scored at both fidelities."),
+    pruner: str = typer.Option(None, "--pruner", help="auto, median, halving or none."),
+    storage: str = typer.Option(None, "--storage", help="journal, sqlite or memory."),
+    resume: bool = typer.Option(None, "--resume/--no-resume", help="Continue a stored study (default) or start over."),
+    seed: int = typer.Option(None, "--seed", help="Seed of the sampler and of trial training."),
+    config: Path = ConfigOption,
+) -> None:
+    """Search classifier architectures; writes <run-dir>/nas/ (trials, best.json, plots, report.md)."""
+    from ganaug.nas.config import SearchConfig
+    from ganaug.nas.stage import search
+    from ganaug.runs import RunFolder
+    from ganaug.store import ArtifactRef, file_hash
+
+    with cli_errors():
+        overrides = {
+            "strategy": strategy, "n_trials": trials, "parallel": parallel, "epochs": epochs, "mode": mode,
+            "objectives": objective or None, "train_data": train_data, "correlation_sample": correlation_sample,
+            "pruner": pruner, "storage": storage, "resume": resume, "seed": seed,
+        }
+        cfg = build_config(SearchConfig, config, overrides)
+        folder = run_dir if run_dir is not None else default_run_dir()
+        dataset, synthetic_ref = _inputs(folder, synthetic)
+        run = RunFolder.open(folder)
+        inputs: dict[str, ArtifactRef] = {"dataset": dataset, **({"synthetic": synthetic_ref} if synthetic_ref else {})}
+        executor = _executor(cfg.parallel)
+        try:
+            with run.stage("search", config=cfg, inputs=inputs) as record:
+                result = search(dataset, synthetic_ref, cfg, folder, executor=executor)
+                record.outputs["trials"] = ArtifactRef(path=result.trials_path, content_hash=file_hash(result.trials_path),
+                                                       rows=result.n_trials, kind="nas_trials")
+                record.notes.update(best_trial=result.best_trial, best_fitness=result.best_fitness,
+                                    test_accuracy_real=result.test_accuracy_real,
+                                    test_accuracy_augmented=result.test_accuracy_augmented)
+        finally:
+            if executor is not None:
+                executor.shutdown()
+        _print_result(result)
+
+
+def _print_result(result: Any) -> None:
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(result.trials_path).to_pylist()
+    console.print(leaderboard_table(rows, f"{result.strategy} search: {result.n_trials} trials "
+                                          f"({result.n_complete} complete, {result.n_pruned} pruned, {result.n_failed} failed)"))
+    augmented = "n/a" if result.test_accuracy_augmented is None else f"{result.test_accuracy_augmented:.4f}"
+    console.print(f"best trial {result.best_trial}: val {result.best_fitness:.4f}, test real "
+                  f"{result.test_accuracy_real:.4f}, test augmented {augmented}")
+    if result.proxy is not None:
+        p = result.proxy
+        console.print(f"proxy: Spearman {p.spearman}, Kendall {p.kendall}, {p.cost_ratio}x cheaper ({p.sample_size} archs)")
+    for path in [result.trials_path, result.best_path, result.report_path, *result.plot_paths]:
+        console.print(f"wrote [bold]{path}[/]", soft_wrap=True)

@@ -1,0 +1,57 @@
+"""evaluation.parquet: one row per protocol run; generative metrics and context in the schema metadata."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ganaug.errors import DataError
+from ganaug.store import read_table, write_table
+
+EVALUATION_FILE = "evaluation.parquet"
+EVALUATION_META_KEY = b"ganaug_evaluation"
+EVALUATION_SCHEMA = pa.schema(
+    [
+        pa.field("train_fraction", pa.float64(), nullable=False),
+        pa.field("protocol", pa.string(), nullable=False),
+        pa.field("ratio", pa.float64(), nullable=True),
+        pa.field("seed", pa.int64(), nullable=False),
+        pa.field("accuracy", pa.float64(), nullable=False),
+        pa.field("macro_f1", pa.float64(), nullable=False),
+        pa.field("per_class_recall", pa.list_(pa.float64()), nullable=False),
+        pa.field("n_real", pa.int64(), nullable=False),
+        pa.field("n_synthetic", pa.int64(), nullable=False),
+        pa.field("val_accuracy", pa.float64(), nullable=False),
+        pa.field("best_epoch", pa.int64(), nullable=False),
+        pa.field("epochs_run", pa.int64(), nullable=False),
+        pa.field("seconds", pa.float64(), nullable=False),
+    ]
+)
+
+
+def write_evaluation(path: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
+    """Write the run rows atomically, with `meta` (JSON) in the schema metadata."""
+    schema = EVALUATION_SCHEMA.with_metadata({EVALUATION_META_KEY: json.dumps(meta, sort_keys=True, default=str).encode()})
+    table = pa.Table.from_pylist([{name: row[name] for name in EVALUATION_SCHEMA.names} for row in rows], schema=schema)
+    return write_table(table, path)
+
+
+def read_evaluation(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows and metadata of an evaluation.parquet."""
+    table = read_table(path, EVALUATION_SCHEMA)
+    raw = (table.schema.metadata or {}).get(EVALUATION_META_KEY)
+    if raw is None:
+        raise DataError(f"{path}: no ganaug evaluation metadata in the Parquet schema (was it written by ganaug?)")
+    try:
+        meta = json.loads(raw)
+    except ValueError as err:
+        raise DataError(f"{path}: evaluation metadata is not valid JSON ({err})") from None
+    rows = table.to_pylist()
+    for row in rows:
+        if row["ratio"] is not None and math.isnan(row["ratio"]):
+            row["ratio"] = None
+    return rows, meta

@@ -1,0 +1,217 @@
+"""Checkpoints: atomic writes, validated loading with `weights_only=True`, and the loaders other stages use.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts only, so `torch.load(...,
+weights_only=True)` reads it without unpickling any code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganaug.device import select_device
+from ganaug.errors import CheckpointError, DataError
+from ganaug.gan.config import ARCHITECTURE_FIELDS, GanConfig
+from ganaug.gan.networks import Discriminator, Generator, ImageShape
+from ganaug.store import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+FORMAT = "ganaug-gan-checkpoint"
+FORMAT_VERSION = 1
+LAST = "last.pt"
+_PERIODIC = re.compile(r"^step_(\d+)\.pt$")
+_REQUIRED = ("step", "config", "meta", "generator", "discriminator", "generator_ema", "g_optimizer",
+             "d_optimizer", "g_scheduler", "d_scheduler", "rng")
+_META_KEYS = ("latent_dim", "num_classes", "channels", "height", "width", "class_names", "dataset_hash", "architecture")
+
+
+def checkpoint_meta(cfg: GanConfig, shape: ImageShape, class_names: list[str], dataset_hash: str) -> dict[str, Any]:
+    """What a reader needs to rebuild the networks and know what they were trained on."""
+    return {
+        "latent_dim": cfg.latent_dim,
+        "num_classes": shape.num_classes,
+        "channels": shape.channels,
+        "height": shape.height,
+        "width": shape.width,
+        "class_names": list(class_names),
+        "dataset_hash": dataset_hash,
+        "architecture": cfg.architecture(),
+    }
+
+
+def content_hash(payload: Any) -> str:
+    """sha256 of a checkpoint's content (tensors' dtype, shape and bytes; numbers; keys in sorted order).
+
+    Unlike the file's bytes, it does not depend on how pickle happened to share objects, so a resumed
+    run and an uninterrupted one that reach the same state get the same id.
+    """
+    digest = hashlib.sha256()
+    _digest(payload, digest)
+    return digest.hexdigest()
+
+
+def _digest(value: Any, digest: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{tensor.dtype}{tuple(value.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            digest.update(repr(key).encode())
+            _digest(value[key], digest)
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"L{len(value)}".encode())
+        for item in value:
+            _digest(item, digest)
+    else:
+        digest.update(repr((type(value).__name__, value)).encode())
+
+
+def write_checkpoint(state: dict[str, Any], cfg: GanConfig, meta: dict[str, Any], folder: Path,
+                     periodic: bool) -> tuple[Path, str]:
+    """Write `last.pt` (and `step_<n>.pt` when periodic) atomically; returns (last path, content hash)."""
+    # `resume` says how this call started, not what was trained: leaving it out makes a resumed run's
+    # final checkpoint byte-identical to an uninterrupted one's.
+    config = cfg.model_dump(mode="json", exclude={"resume"})
+    payload = {"format": FORMAT, "version": FORMAT_VERSION, "config": config, "meta": meta, **state}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    if periodic:
+        atomic_write_bytes(folder / f"step_{int(state['step']):07d}.pt", data)
+        prune_checkpoints(folder, cfg.keep_checkpoints)
+    last = atomic_write_bytes(folder / LAST, data)
+    return last, content_hash(payload)
+
+
+def periodic_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the `step_<n>.pt` files in `folder`, oldest first."""
+    found = [(int(m.group(1)), p) for p in folder.glob("step_*.pt") if (m := _PERIODIC.match(p.name))]
+    return sorted(found)
+
+
+def prune_checkpoints(folder: Path, keep: int, above_step: int | None = None) -> None:
+    """Keep the newest `keep` periodic checkpoints; with `above_step`, also drop those past that step."""
+    found = periodic_checkpoints(folder)
+    stale = [path for step, path in found if above_step is not None and step > above_step]
+    kept = [path for step, path in found if above_step is None or step <= above_step]
+    for path in stale + kept[: max(len(kept) - keep, 0)]:
+        path.unlink(missing_ok=True)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and check a checkpoint; any problem is a `CheckpointError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated or foreign files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a ganaug GAN checkpoint ({reason[:200]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not a ganaug GAN checkpoint (no '{FORMAT}' marker)")
+    if payload.get("version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {payload.get('version')}; this ganaug reads version {FORMAT_VERSION}"
+        )
+    missing = [key for key in _REQUIRED if key not in payload] + [
+        f"meta.{key}" for key in _META_KEYS if key not in (payload.get("meta") or {})
+    ]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is incomplete: missing {', '.join(missing)}")
+    return payload
+
+
+def check_compatible(payload: dict[str, Any], path: Path, cfg: GanConfig, shape: ImageShape, dataset_hash: str) -> None:
+    """Raise `CheckpointError` when a checkpoint cannot continue this run (other networks or data)."""
+    meta = payload["meta"]
+    wanted: dict[str, Any] = {**cfg.architecture(), "ema": cfg.ema_decay is not None}
+    found: dict[str, Any] = {**meta["architecture"], "ema": payload["generator_ema"] is not None}
+    for key, value in (("channels", shape.channels), ("height", shape.height), ("width", shape.width),
+                       ("num_classes", shape.num_classes), ("dataset_hash", dataset_hash)):
+        wanted[key], found[key] = value, meta[key]
+    differences = [f"{key} is {found.get(key)!r} in the checkpoint but {wanted[key]!r} now"
+                   for key in wanted if found.get(key) != wanted[key]]
+    if differences:
+        raise CheckpointError(
+            f"checkpoint {path} does not match this run: " + "; ".join(differences)
+            + ". Restore those options, or train afresh with resume=false."
+        )
+
+
+def _shape(meta: dict[str, Any]) -> ImageShape:
+    return ImageShape(int(meta["channels"]), int(meta["height"]), int(meta["width"]), int(meta["num_classes"]))
+
+
+def _load_weights(module: nn.Module, state: Any, path: Path, what: str) -> None:
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as err:
+        first = str(err).strip().splitlines()[0][:200]
+        raise CheckpointError(f"checkpoint {path}: the {what} weights do not fit the network ({first})") from None
+
+
+def load_generator(checkpoint: str | Path, use_ema: bool = True,
+                   device: str | torch.device = "auto") -> tuple[nn.Module, dict[str, Any]]:
+    """The trained generator in eval mode and its metadata (latent_dim, num_classes, channels, height, width, config, ...)."""
+    path = Path(checkpoint)
+    payload = read_checkpoint(path)
+    meta = payload["meta"]
+    if use_ema and payload["generator_ema"] is None:
+        raise CheckpointError(f"checkpoint {path} has no EMA generator (trained with ema_decay=None); load it with use_ema=False")
+    arch = meta["architecture"]
+    generator = Generator(int(meta["latent_dim"]), _shape(meta), int(arch["g_width"]))
+    state = payload["generator_ema"]["module"] if use_ema else payload["generator"]
+    _load_weights(generator, state, path, "EMA generator" if use_ema else "generator")
+    target = select_device(device) if isinstance(device, str) else device
+    generator = generator.to(target).eval().requires_grad_(False)
+    info = {key: meta[key] for key in _META_KEYS if key != "architecture"}
+    info.update(config=payload["config"], step=int(payload["step"]), use_ema=use_ema, checkpoint_id=content_hash(payload))
+    return generator, info
+
+
+def load_discriminator(checkpoint: str | Path, device: str | torch.device = "auto") -> nn.Module:
+    """The trained discriminator in eval mode (spectral norm frozen)."""
+    path = Path(checkpoint)
+    payload = read_checkpoint(path)
+    meta, arch = payload["meta"], payload["meta"]["architecture"]
+    discriminator = Discriminator(_shape(meta), int(arch["d_width"]), bool(arch["spectral_norm"]),
+                                  str(arch["conditioning"]), bool(arch["minibatch_std"]))
+    _load_weights(discriminator, payload["discriminator"], path, "discriminator")
+    target = select_device(device) if isinstance(device, str) else device
+    return discriminator.to(target).eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def discriminator_scores(checkpoint: str | Path, images: torch.Tensor, labels: torch.Tensor,
+                         device: str | torch.device = "auto", batch_size: int = 1024) -> torch.Tensor:
+    """D's raw output (N,) on the CPU for images (N, C, H, W) in [-1, 1]; higher means 'looks real for its class'."""
+    discriminator = load_discriminator(checkpoint, device)
+    shape: ImageShape = discriminator.shape
+    if images.dim() != 4 or tuple(images.shape[1:]) != (shape.channels, shape.height, shape.width):
+        raise DataError(
+            f"checkpoint {checkpoint} scores images of shape (N, {shape.channels}, {shape.height}, {shape.width}), "
+            f"got {tuple(images.shape)}"
+        )
+    labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+    if len(labels) != len(images):
+        raise DataError(f"got {len(images)} images but {len(labels)} labels")
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= shape.num_classes):
+        raise DataError(f"labels must lie in 0..{shape.num_classes - 1} for checkpoint {checkpoint}")
+    target = next(discriminator.parameters()).device
+    scores = [
+        discriminator(images[i : i + batch_size].float().to(target), labels[i : i + batch_size].to(target))[0].float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(scores) if scores else torch.empty(0)
+

@@ -1,0 +1,70 @@
+"""`GanConfig`: every option of the GAN training stage, with defaults tuned on digits."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from ganaug.configbase import StrictModel
+from ganaug.device import DeviceChoice
+
+GanLoss = Literal["bce", "hinge", "wgan-gp"]
+Conditioning = Literal["projection", "acgan"]
+AugmentOp = Literal["color", "translation", "cutout"]
+LrSchedule = Literal["constant", "exponential", "cosine"]
+Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+# Options that fix the networks' shapes: a checkpoint can only be resumed or loaded with these unchanged.
+ARCHITECTURE_FIELDS = ("latent_dim", "g_width", "d_width", "spectral_norm", "minibatch_std", "conditioning")
+
+
+class GanConfig(StrictModel):
+    """How to train the class-conditional GAN (defaults: about 1.5 minutes on 2 CPU cores for digits)."""
+
+    loss: GanLoss = Field("hinge", description="Adversarial loss: non-saturating BCE, hinge or WGAN-GP.")
+    g_lr: float = Field(2e-4, gt=0.0, le=1.0, description="Generator learning rate (Adam).")
+    d_lr: float = Field(2e-4, gt=0.0, le=1.0, description="Discriminator learning rate (Adam).")
+    betas: tuple[Beta, Beta] = Field((0.0, 0.9), description="Adam betas (beta1, beta2) of both networks.")
+    batch_size: int = Field(64, ge=1, le=65536, description="Real images per discriminator step (fakes: the same number).")
+    steps: int = Field(3000, ge=1, le=10_000_000, description="Generator steps to train in total.")
+    d_steps_per_g: int = Field(1, ge=1, le=16, description="Discriminator steps per generator step.")
+    latent_dim: int = Field(64, ge=1, le=1024, description="Size of the generator's noise vector.")
+    g_width: int = Field(128, ge=8, le=4096, description="Generator channels at its lowest resolution (halved per upsampling).")
+    d_width: int = Field(64, ge=8, le=4096, description="Discriminator channels at full resolution (doubled per downsampling).")
+    spectral_norm: bool = Field(True, description="Spectral normalization on every discriminator layer.")
+    minibatch_std: bool = Field(False, description="Give D the within-group spread of its features, so it can spot collapsed samples.")
+    conditioning: Conditioning = Field("projection", description="Class conditioning in D: projection (Miyato & Koyama 2018) or an auxiliary classifier head (AC-GAN).")
+    acgan_weight: float = Field(1.0, ge=0.0, le=100.0, description="Weight of the auxiliary classification loss (conditioning='acgan').")
+    diffaugment: list[AugmentOp] | None = Field(
+        default_factory=lambda: ["translation", "cutout"],
+        description="DiffAugment operations applied to real and fake images in D's pass; None = off.",
+    )
+    ema_decay: float | None = Field(0.999, ge=0.0, lt=1.0, description="Decay of the generator's weight average (used for sampling); None = off.")
+    lr_schedule: LrSchedule = Field("constant", description="Learning-rate schedule of both networks.")
+    lr_decay_rate: float = Field(2.0, ge=0.0, le=50.0, description="k in lr_t = lr_0 * exp(-k t), t = fraction of training done (lr_schedule='exponential').")
+    r1_gamma: float | None = Field(None, gt=0.0, le=1000.0, description="R1 gradient penalty weight on real images; None = off.")
+    gp_weight: float = Field(10.0, ge=0.0, le=1000.0, description="Gradient-penalty weight (loss='wgan-gp').")
+    weight_decay: float | None = Field(None, gt=0.0, le=1.0, description="L2 weight regularization of both networks (Adam weight_decay); None = off.")
+    checkpoint_every: int | None = Field(500, ge=1, le=10_000_000, description="Write a checkpoint every this many steps (and at the end); None = only at the end.")
+    keep_checkpoints: int = Field(3, ge=1, le=10_000, description="Periodic checkpoints kept besides last.pt (oldest removed first).")
+    metrics_every: int = Field(50, ge=1, le=10_000_000, description="Record metrics (and check losses are finite) every this many steps.")
+    grid_every: int | None = Field(1000, ge=1, le=10_000_000, description="Write a sample-grid PNG every this many steps (always at the end); None = only at the end.")
+    grid_columns: int = Field(10, ge=1, le=64, description="Samples per class (columns) in the sample grid.")
+    device: DeviceChoice = Field("auto", description="Training device: auto (cuda, then mps, then cpu), cpu, cuda or mps.")
+    compile: bool = Field(False, description="torch.compile the networks (pays a compile delay; worth it for long GPU runs).")
+    amp: bool = Field(True, description="bf16 autocast on CUDA (CPU and MPS always train in float32).")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of weights, noise, batches and augmentation.")
+    resume: bool = Field(False, description="Continue from gan/checkpoints/last.pt when it exists.")
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> GanConfig:
+        if self.compile and (self.loss == "wgan-gp" or self.r1_gamma is not None):
+            raise ValueError("compile=true cannot be combined with loss='wgan-gp' or r1_gamma (gradient penalties need double backward, which torch.compile does not support)")
+        if self.diffaugment is not None and len(set(self.diffaugment)) != len(self.diffaugment):
+            raise ValueError(f"diffaugment lists an operation twice: {self.diffaugment}")
+        return self
+
+    def architecture(self) -> dict[str, object]:
+        """The options that fix the networks' shapes."""
+        return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}

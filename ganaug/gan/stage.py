@@ -1,0 +1,209 @@
+"""The GAN training stage: `train_gan(dataset, cfg, out) -> GanResult`."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from ganaug.data.tensors import load_tensors
+from ganaug.device import select_device
+from ganaug.errors import CheckpointError, ConfigError, DataError, DivergenceError
+from ganaug.gan.artifacts import Callbacks, GanPaths, MetricsLog
+from ganaug.gan.checkpoint import (
+    check_compatible,
+    checkpoint_meta,
+    content_hash,
+    prune_checkpoints,
+    read_checkpoint,
+    write_checkpoint,
+)
+from ganaug.gan.config import GanConfig
+from ganaug.gan.networks import ImageShape, count_parameters
+from ganaug.gan.sampling import write_sample_grid
+from ganaug.gan.trainer import LOSS_NAMES, GanTrainer
+from ganaug.store import ArtifactRef, DatasetRef, LoadedDataset, read_dataset
+
+log = logging.getLogger(__name__)
+
+VAL_MONITOR_IMAGES = 1024  # validation images scored by D at each metrics step
+
+
+class GanResult(BaseModel):
+    """What a GAN training produced; small and JSON-serializable."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    checkpoint_path: str
+    checkpoint_id: str
+    metrics_path: str
+    grid_path: str
+    steps: int
+    resumed_from: int
+    seconds: float
+    images_per_second: float
+    device: str
+    dataset_hash: str
+    config_hash: str
+    final_metrics: dict[str, float | None]
+
+
+def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
+              callbacks: Iterable[Any] | Callable[..., Any] | None = None) -> GanResult:
+    """Train the conditional GAN on the dataset's train split and write everything under `out/gan/`."""
+    started = time.perf_counter()
+    events = Callbacks(callbacks)
+    paths = GanPaths.under(out)
+    loaded = _training_data(dataset)
+    shape = ImageShape(loaded.meta.channels, loaded.meta.height, loaded.meta.width, loaded.meta.num_classes)
+    device = select_device(cfg.device)
+    images, labels = load_tensors(loaded, "train", source="real")
+    val_images, val_labels = load_tensors(loaded, "val", source="real")  # monitoring only; test is never read
+    trainer = GanTrainer(cfg, shape, device, images, labels)
+    meta = checkpoint_meta(cfg, shape, loaded.meta.class_names, loaded.content_hash)
+    history, pending = _start(trainer, cfg, paths, meta, loaded.content_hash)
+    resumed_from = trainer.step
+    log.info("training GAN on %s: %d images %s, G %d / D %d parameters, steps %d..%d",
+             device, len(images), shape, count_parameters(trainer.generator),
+             count_parameters(trainer.discriminator), resumed_from, cfg.steps)
+    monitor = _Monitor(trainer, paths, meta, history, events,
+                       (val_images[:VAL_MONITOR_IMAGES], val_labels[:VAL_MONITOR_IMAGES]), pending)
+    events.emit("on_start", resumed_from, cfg.steps)
+    loop_started = time.perf_counter()
+    while trainer.step < cfg.steps:
+        monitor.after_step(trainer.train_step())
+    loop_seconds = time.perf_counter() - loop_started
+    with trainer.sampling_generator() as generator:
+        grid = write_sample_grid(generator, paths.final_grid, cfg.grid_columns, cfg.seed)
+    history.write(paths.metrics)
+    trained_images = (trainer.step - resumed_from) * cfg.batch_size * cfg.d_steps_per_g
+    return GanResult(
+        checkpoint_path=str(paths.last_checkpoint),
+        checkpoint_id=monitor.checkpoint_id or content_hash(read_checkpoint(paths.last_checkpoint)),
+        metrics_path=str(paths.metrics),
+        grid_path=str(grid),
+        steps=trainer.step,
+        resumed_from=resumed_from,
+        seconds=round(time.perf_counter() - started, 3),
+        images_per_second=round(trained_images / loop_seconds, 1) if trained_images else 0.0,
+        device=str(device),
+        dataset_hash=loaded.content_hash,
+        config_hash=cfg.config_hash(),
+        final_metrics=history.last(),
+    )
+
+
+def _training_data(dataset: DatasetRef | str | Path) -> LoadedDataset:
+    loaded = read_dataset(dataset)
+    if isinstance(dataset, ArtifactRef) and dataset.content_hash and dataset.content_hash != loaded.content_hash:
+        raise DataError(f"dataset {loaded.path} changed since its reference was made (content hash differs); rerun ingestion")
+    if not loaded.select(split="train", source="real").any():
+        raise DataError(f"dataset {loaded.path}: no real rows with split 'train' (column 'split'); the GAN trains on them only")
+    return loaded
+
+
+def _start(trainer: GanTrainer, cfg: GanConfig, paths: GanPaths, meta: dict[str, Any],
+           dataset_hash: str) -> tuple[MetricsLog, dict[str, Any] | None]:
+    """Resume from last.pt when asked and present; otherwise clear stale files and save step 0.
+
+    Returns the metrics so far and the checkpoint's unreported loss sums (None when starting afresh).
+    """
+    checkpoint = paths.last_checkpoint
+    if cfg.resume and checkpoint.is_file():
+        payload = read_checkpoint(checkpoint)
+        check_compatible(payload, checkpoint, cfg, trainer.shape, dataset_hash)
+        if int(payload["step"]) > cfg.steps:
+            raise ConfigError(f"steps={cfg.steps} is below the step {payload['step']} of checkpoint {checkpoint}; raise steps to continue")
+        try:
+            trainer.load_state_dict(payload)
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"checkpoint {checkpoint} cannot be restored into this run ({first})") from None
+        prune_checkpoints(paths.checkpoints, cfg.keep_checkpoints, above_step=trainer.step)
+        log.info("resuming GAN training from %s at step %d", checkpoint, trainer.step)
+        return MetricsLog.resume(paths.metrics, trainer.step), payload.get("monitor")
+    if cfg.resume:
+        log.info("resume requested but %s does not exist; starting at step 0", checkpoint)
+    prune_checkpoints(paths.checkpoints, 0)
+    for stale in paths.root.glob("samples_*.png"):
+        stale.unlink()
+    write_checkpoint({**trainer.state_dict(), "monitor": None}, cfg, meta, paths.checkpoints, periodic=False)
+    return MetricsLog(), None
+
+
+class _Monitor:
+    """Metrics, finiteness checks, checkpoints and sample grids, kept out of the training loop."""
+
+    def __init__(self, trainer: GanTrainer, paths: GanPaths, meta: dict[str, Any], history: MetricsLog,
+                 events: Callbacks, val: tuple[torch.Tensor, torch.Tensor], pending: dict[str, Any] | None) -> None:
+        self.trainer, self.cfg, self.paths, self.meta = trainer, trainer.cfg, paths, meta
+        self.history, self.events, self.val = history, events, val
+        # Loss sums since the last metrics row; a checkpoint carries them so a resumed run reports the same rows.
+        self.sums = torch.zeros(len(LOSS_NAMES), device=trainer.device)
+        self.count = 0
+        if pending is not None:
+            self.sums.copy_(pending["sums"])
+            self.count = int(pending["count"])
+        self.clock = time.perf_counter() - history.elapsed
+        self.checkpoint_id: str | None = None  # content hash of the latest checkpoint written
+        self.window = (time.perf_counter(), trainer.step)
+
+    def after_step(self, losses: torch.Tensor) -> None:
+        """Accumulate on the device; read values (a sync) only when something is due."""
+        self.sums += losses
+        self.count += 1
+        step, cfg = self.trainer.step, self.cfg
+        final = step == cfg.steps
+        periodic = cfg.checkpoint_every is not None and step % cfg.checkpoint_every == 0
+        due_grid = cfg.grid_every is not None and step % cfg.grid_every == 0
+        due_metrics = step % cfg.metrics_every == 0 or final
+        if not (due_metrics or periodic or final or due_grid):
+            return
+        means = (self.sums / self.count).tolist()
+        if not all(math.isfinite(value) for value in means):
+            self._diverged(step, [name for name, value in zip(LOSS_NAMES, means) if not math.isfinite(value)])
+        if due_metrics:
+            self._record(step, dict(zip(LOSS_NAMES, means)))
+        if periodic or final:
+            self._checkpoint(step, periodic)
+        if due_grid or final:
+            with self.trainer.sampling_generator() as generator:
+                path = write_sample_grid(generator, self.paths.grid(step), cfg.grid_columns, cfg.seed)
+            self.events.emit("on_samples", step, path)
+
+    def _record(self, step: int, means: dict[str, float]) -> None:
+        now = time.perf_counter()
+        images = (step - self.window[1]) * self.cfg.batch_size * self.cfg.d_steps_per_g
+        g_lr, d_lr = self.trainer.learning_rates()
+        row = {"step": step, "seconds": now - self.clock, "images_per_second": images / max(now - self.window[0], 1e-9),
+               **means, "d_val": self.trainer.mean_score(*self.val), "g_lr": g_lr, "d_lr": d_lr}
+        self.history.append(row)
+        self.events.emit("on_metrics", step, dict(row))
+        self.sums.zero_()
+        self.count = 0
+        self.window = (time.perf_counter(), step)
+
+    def _checkpoint(self, step: int, periodic: bool) -> None:
+        if not self.trainer.parameters_finite():
+            self._diverged(step, ["weights"])
+        state = {**self.trainer.state_dict(), "monitor": {"sums": self.sums.cpu(), "count": self.count}}
+        path, self.checkpoint_id = write_checkpoint(state, self.cfg, self.meta, self.paths.checkpoints, periodic)
+        self.history.write(self.paths.metrics)
+        self.events.emit("on_checkpoint", step, path)
+
+    def _diverged(self, step: int, what: list[str]) -> None:
+        path = self.paths.last_checkpoint
+        payload = read_checkpoint(path)
+        self.trainer.load_state_dict(payload)
+        cfg = self.cfg
+        raise DivergenceError(
+            f"GAN training diverged by step {step} (non-finite {', '.join(what)}); restored the last good "
+            f"checkpoint {path} (step {payload['step']}). Lower the learning rates (g_lr={cfg.g_lr}, d_lr={cfg.d_lr}) "
+            f"or change the loss (loss='{cfg.loss}'; 'hinge' is the most stable here), then rerun with resume=true."
+        )

@@ -1,0 +1,203 @@
+"""The training step: networks, optimizers, and the two-phase D step / G step.
+
+The training images live on the device as one tensor and batches are drawn by indexing, so no
+DataLoader, worker processes or host-to-device copies run per step. Losses stay on the device as
+tensors; the caller decides when to read them (reading forces a device sync).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganaug.gan.augment import diff_augment
+from ganaug.gan.config import GanConfig
+from ganaug.gan.losses import LOSSES, interpolate, r1_penalty, wgan_gradient_penalty
+from ganaug.gan.networks import Discriminator, Generator, ImageShape
+from ganaug.gan.optim import EmaGenerator, lr_factor, make_optimizer, make_scheduler
+
+LOSS_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+class GanTrainer:
+    """Everything that changes during training, and one `train_step()` to change it."""
+
+    def __init__(self, cfg: GanConfig, shape: ImageShape, device: torch.device,
+                 images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.cfg, self.shape, self.device = cfg, shape, device
+        self.images = images.to(device)  # (N, C, H, W) in [-1, 1]
+        self.labels = labels.to(device)  # (N,) int64
+        with torch.random.fork_rng(devices=[]):  # weight init from the seed, global RNG untouched
+            torch.manual_seed(cfg.seed)
+            self.generator = Generator(cfg.latent_dim, shape, cfg.g_width).to(device)
+            self.discriminator = Discriminator(shape, cfg.d_width, cfg.spectral_norm, cfg.conditioning,
+                                               cfg.minibatch_std).to(device)
+        self.ema = EmaGenerator(self.generator, cfg.ema_decay) if cfg.ema_decay is not None else None
+        self.g_optimizer = make_optimizer(self.generator, cfg.g_lr, cfg, device)
+        self.d_optimizer = make_optimizer(self.discriminator, cfg.d_lr, cfg, device)
+        self.g_scheduler = make_scheduler(self.g_optimizer, cfg)
+        self.d_scheduler = make_scheduler(self.d_optimizer, cfg)
+        self.rng = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.d_loss_fn, self.g_loss_fn = LOSSES[cfg.loss]
+        self.g_forward: nn.Module = torch.compile(self.generator) if cfg.compile else self.generator  # type: ignore[assignment]
+        self.d_forward: nn.Module = torch.compile(self.discriminator) if cfg.compile else self.discriminator  # type: ignore[assignment]
+        self.use_amp = cfg.amp and device.type == "cuda"
+        self.step = 0
+
+    # ------------------------------------------------------------------ one step
+
+    def train_step(self) -> torch.Tensor:
+        """`d_steps_per_g` D steps, one G step, EMA and schedules; returns (4,) d_loss, g_loss, D(real), D(fake)."""
+        for index in range(self.cfg.d_steps_per_g):
+            real, labels = self._batch()
+            z = torch.randn(len(real), self.cfg.latent_dim, generator=self.rng, device=self.device)
+            last = index == self.cfg.d_steps_per_g - 1
+            with torch.set_grad_enabled(last), self._autocast():
+                fake = self.g_forward(z, labels)  # (B, C, H, W); keeps its graph for the G step
+            d_loss, d_real, d_fake = self.d_step(real, fake.detach(), labels)
+        g_loss = self.g_step(fake, labels)
+        if self.ema is not None:
+            self.ema.update(self.generator)
+        self.g_scheduler.step()
+        self.d_scheduler.step()
+        self.step += 1
+        return torch.stack([d_loss, g_loss, d_real, d_fake]).detach()
+
+    def d_step(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Update D on real and (detached) fake images in one forward pass; returns loss, mean D(real), mean D(fake)."""
+        policy = self.cfg.diffaugment
+        real_aug = diff_augment(real, policy, self.rng)
+        fake_aug = diff_augment(fake, policy, self.rng)
+        if self.cfg.r1_gamma is not None:
+            real_aug.requires_grad_(True)
+        with self._autocast():
+            logits, class_logits = self.d_forward(torch.cat([real_aug, fake_aug]), torch.cat([labels, labels]), len(real))
+        logits = logits.float()
+        real_logits, fake_logits = logits.chunk(2)
+        loss = self.d_loss_fn(real_logits, fake_logits)
+        if class_logits is not None:
+            loss = loss + self.cfg.acgan_weight * F.cross_entropy(class_logits[: len(real)].float(), labels)
+        if self.cfg.r1_gamma is not None:
+            loss = loss + r1_penalty(real_logits, real_aug, self.cfg.r1_gamma)
+        if self.cfg.loss == "wgan-gp":
+            loss = loss + self._gradient_penalty(real_aug.detach(), fake_aug, labels)
+        self.d_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.d_optimizer.step()
+        return loss.detach(), real_logits.detach().mean(), fake_logits.detach().mean()
+
+    def g_step(self, fake: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Update G through a frozen D (no gradients are computed for D's weights)."""
+        self.discriminator.requires_grad_(False)
+        try:
+            with self._autocast():
+                logits, class_logits = self.d_forward(diff_augment(fake, self.cfg.diffaugment, self.rng), labels)
+            loss = self.g_loss_fn(logits.float())
+            if class_logits is not None:
+                loss = loss + self.cfg.acgan_weight * F.cross_entropy(class_logits.float(), labels)
+            self.g_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.g_optimizer.step()
+        finally:
+            self.discriminator.requires_grad_(True)
+        return loss.detach()
+
+    def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        mix = torch.rand(len(real), generator=self.rng, device=self.device)
+        mixed = interpolate(real, fake, mix).requires_grad_(True)
+        with self._autocast():
+            logits, _ = self.d_forward(mixed, labels)
+        return wgan_gradient_penalty(logits.float(), mixed, self.cfg.gp_weight)
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.randint(0, len(self.images), (self.cfg.batch_size,), generator=self.rng, device=self.device)
+        return self.images[index], self.labels[index]
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.use_amp:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ------------------------------------------------------------------ monitoring helpers
+
+    def learning_rates(self) -> tuple[float, float]:
+        """Current (generator, discriminator) learning rates."""
+        return self.g_optimizer.param_groups[0]["lr"], self.d_optimizer.param_groups[0]["lr"]
+
+    @contextlib.contextmanager
+    def sampling_generator(self) -> Iterator[nn.Module]:
+        """The generator used for samples (the EMA copy when there is one), in eval mode."""
+        if self.ema is not None:
+            yield self.ema.module
+            return
+        self.generator.eval()
+        try:
+            yield self.generator
+        finally:
+            self.generator.train()
+
+    @torch.no_grad()
+    def mean_score(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """Mean D output on un-augmented images (D in eval mode: no power-iteration update)."""
+        if len(images) == 0:
+            return float("nan")
+        self.discriminator.eval()
+        try:
+            with self._autocast():
+                logits, _ = self.discriminator(images.to(self.device), labels.to(self.device))
+            return float(logits.float().mean())
+        finally:
+            self.discriminator.train()
+
+    def parameters_finite(self) -> bool:
+        """True when no weight of G or D is NaN or inf."""
+        tensors = [p.detach() for p in (*self.generator.parameters(), *self.discriminator.parameters())]
+        return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit-for-bit: weights, optimizers, schedules, RNG, step."""
+        return {
+            "step": self.step,
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "generator_ema": self.ema.state_dict() if self.ema is not None else None,
+            "g_optimizer": self.g_optimizer.state_dict(),
+            "d_optimizer": self.d_optimizer.state_dict(),
+            "g_scheduler": self.g_scheduler.state_dict(),
+            "d_scheduler": self.d_scheduler.state_dict(),
+            "rng": self.rng.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from `state_dict()`; raises KeyError/RuntimeError/ValueError on mismatch."""
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        if self.ema is not None:
+            if state["generator_ema"] is None:
+                raise ValueError("the checkpoint has no EMA generator but ema_decay is set")
+            self.ema.load_state_dict(state["generator_ema"])
+        self.g_optimizer.load_state_dict(state["g_optimizer"])
+        self.d_optimizer.load_state_dict(state["d_optimizer"])
+        self.g_scheduler.load_state_dict(state["g_scheduler"])
+        self.d_scheduler.load_state_dict(state["d_scheduler"])
+        self.rng.set_state(state["rng"])
+        self.step = int(state["step"])
+        self._apply_hyperparameters()
+
+    def _apply_hyperparameters(self) -> None:
+        # Loading an optimizer restores the saved lr/betas/weight decay; the current config wins, so
+        # a run resumed with a lower learning rate (the advice after divergence) really uses it.
+        factor = lr_factor(self.step, self.cfg.lr_schedule, self.cfg.steps, self.cfg.lr_decay_rate)
+        pairs = ((self.g_optimizer, self.g_scheduler, self.cfg.g_lr), (self.d_optimizer, self.d_scheduler, self.cfg.d_lr))
+        for optimizer, scheduler, base_lr in pairs:
+            scheduler.base_lrs = [base_lr]
+            for group in optimizer.param_groups:
+                group.update(lr=base_lr * factor, betas=tuple(self.cfg.betas), weight_decay=self.cfg.weight_decay or 0.0)
+            scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]

@@ -1,0 +1,99 @@
+"""Configuration of the architecture search stage (`SearchConfig`) and its search space."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ganaug.configbase import StrictModel
+from ganaug.device import DeviceChoice
+
+Strategy = Literal["evolution", "random", "tpe", "nsga2"]
+Objective = Literal["params", "latency"]
+Mode = Literal["full", "proxy", "proxy-then-verify"]
+PrunerChoice = Literal["auto", "median", "halving", "none"]
+StorageChoice = Literal["journal", "sqlite", "memory"]
+
+
+class SpaceConfig(StrictModel):
+    """The choices a candidate CNN is built from; every list must hold at least one value."""
+
+    min_blocks: int = Field(1, ge=1, le=8, description="Fewest convolution blocks.")
+    max_blocks: int = Field(3, ge=1, le=8, description="Most convolution blocks.")
+    channels: list[int] = Field([8, 16, 32], min_length=1, description="Output channels a block may have (4..512).")
+    kernels: list[Literal[3, 5]] = Field([3, 5], min_length=1, description="Convolution kernel sizes.")
+    pools: list[Literal["max", "avg", "none"]] = Field(["max", "avg", "none"], min_length=1, description="Pooling after a block; pools beyond what the image size allows become 'none'.")
+    norms: list[Literal["batch", "group", "none"]] = Field(["batch", "none"], min_length=1, description="Normalization after each convolution.")
+    activations: list[Literal["relu", "gelu", "silu", "leaky_relu"]] = Field(["relu", "silu"], min_length=1, description="Activation functions.")
+    dropouts: list[float] = Field([0.0, 0.25], min_length=1, description="Dropout rates before the output layer (0..0.8).")
+    head_widths: list[int] = Field([0, 64, 128], min_length=1, description="Widths of the hidden dense layer (0 = none).")
+
+    @model_validator(mode="after")
+    def _check_values(self) -> SpaceConfig:
+        if self.min_blocks > self.max_blocks:
+            raise ValueError(f"min_blocks ({self.min_blocks}) must not exceed max_blocks ({self.max_blocks})")
+        for name in ("channels", "kernels", "pools", "norms", "activations", "dropouts", "head_widths"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} lists a value twice: {values}")
+        if any(not 4 <= c <= 512 for c in self.channels):
+            raise ValueError(f"channels must lie in 4..512, got {self.channels}")
+        if any(not 0.0 <= d <= 0.8 for d in self.dropouts):
+            raise ValueError(f"dropouts must lie in 0..0.8, got {self.dropouts}")
+        if any(not 0 <= w <= 2048 for w in self.head_widths):
+            raise ValueError(f"head_widths must lie in 0..2048, got {self.head_widths}")
+        return self
+
+
+class SearchConfig(StrictModel):
+    """Neural architecture search over the classifier (stage 5)."""
+
+    strategy: Strategy = Field("evolution", description="evolution (aging evolution), random, tpe, or nsga2 (Optuna's genetic sampler).")
+    n_trials: int = Field(20, ge=1, le=100_000, description="Trials in the search (total, counting trials of a resumed study).")
+    parallel: int = Field(1, ge=1, le=1024, description="Trials evaluated at once (a batch handed to the executor).")
+    population_size: int = Field(6, ge=2, le=10_000, description="Evolution/NSGA-II population size.")
+    tournament_size: int = Field(3, ge=1, le=10_000, description="Aging evolution: candidates drawn per tournament.")
+    crossover_prob: float = Field(0.3, ge=0.0, le=1.0, description="Aging evolution: chance a child has two parents (uniform crossover) before mutating.")
+    objectives: list[Objective] = Field([], max_length=2, description="Extra objectives to minimise beside val accuracy: params and/or latency (CPU ms per batch); non-empty = Pareto front.")
+    train_data: Literal["augmented", "real"] = Field("augmented", description="Training set of full-fidelity trials: real + synthetic, or real only.")
+    epochs: int = Field(3, ge=1, le=1000, description="Full fidelity: training epochs per trial.")
+    patience: int | None = Field(None, ge=1, le=1000, description="Early stopping patience within a trial; None = train all epochs.")
+    batch_size: int = Field(64, ge=1, le=8192, description="Mini-batch size for trials and the final retraining.")
+    lr: float = Field(2e-3, gt=0.0, le=1.0, description="AdamW learning rate.")
+    pruner: PrunerChoice = Field("auto", description="Stop poor trials early: median, halving (successive halving), none; auto = median for one objective, none for several.")
+    mode: Mode = Field("full", description="full fidelity, cheap proxy only, or proxy-then-verify (proxy search, top k re-evaluated at full fidelity).")
+    proxy_source: Literal["synthetic", "real", "augmented"] = Field("synthetic", description="Proxy fidelity: where its class-balanced training subset comes from.")
+    proxy_per_class: int = Field(20, ge=1, le=100_000, description="Proxy fidelity: training images per class.")
+    proxy_epochs: int = Field(2, ge=1, le=1000, description="Proxy fidelity: training epochs.")
+    verify_top_k: int = Field(3, ge=1, le=1000, description="proxy-then-verify: best proxy trials re-evaluated at full fidelity.")
+    correlation_sample: int | None = Field(None, ge=3, le=1000, description="Random architectures scored at both fidelities to measure the proxy's rank correlation; None = off (required for proxy modes).")
+    final_epochs: int = Field(8, ge=1, le=1000, description="Epochs of the best architecture's final retraining (real and augmented protocols).")
+    storage: StorageChoice = Field("journal", description="Optuna study storage under nas/: journal file, sqlite database, or memory (not resumable).")
+    resume: bool = Field(True, description="Continue a study found in storage (same config) instead of starting over.")
+    device: DeviceChoice = Field("cpu", description="Device for trial training: auto, cpu, cuda or mps.")
+    cpu_threads: int | None = Field(1, ge=1, le=1024, description="torch CPU threads per trial (small CNNs gain nothing from more; parallel trials do); None = torch's default.")
+    seed: int = Field(0, ge=0, description="Seed of the sampler, the trial training and the final retraining.")
+    space: SpaceConfig = Field(default_factory=SpaceConfig, description="The search space.")
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> SearchConfig:
+        if len(set(self.objectives)) != len(self.objectives):
+            raise ValueError(f"objectives lists a value twice: {self.objectives}")
+        if self.objectives and self.pruner in ("median", "halving"):
+            raise ValueError("pruner must be 'auto' or 'none' with several objectives (Optuna's pruners are single-objective)")
+        if self.mode != "full" and self.correlation_sample is None:
+            raise ValueError(f"mode '{self.mode}' needs correlation_sample (>= 3) so the proxy's rank correlation is measured")
+        if self.tournament_size > self.population_size:
+            raise ValueError(f"tournament_size ({self.tournament_size}) must not exceed population_size ({self.population_size})")
+        return self
+
+    def directions(self) -> list[str]:
+        """Optuna directions: maximise accuracy, minimise each extra objective."""
+        return ["maximize"] + ["minimize"] * len(self.objectives)
+
+    def pruner_name(self) -> str:
+        """The pruner actually used ('auto' resolved)."""
+        if self.pruner == "auto":
+            return "none" if self.objectives else "median"
+        return self.pruner

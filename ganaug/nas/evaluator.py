@@ -1,0 +1,202 @@
+"""Evaluate one candidate: train it at a fidelity, return its fitness (a pure, picklable function).
+
+`evaluate_trial` is module-level and takes only picklable arguments, so an executor can run it
+in another process or on a Dask worker. Pruning works across that boundary through a
+`PruneContext`: a snapshot of the study's finished trials plus an Optuna pruner, replayed into a
+small in-memory study on the worker so that Optuna's own pruner makes the call every epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import optuna
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from ganaug.classifier import ArchSpec, TrainConfig, accuracy, build_classifier, parameter_count, train_classifier
+from ganaug.classifier.train import EpochCallback
+from ganaug.device import DeviceChoice
+
+log = logging.getLogger(__name__)
+LATENCY_BATCH = 32
+
+
+def quiet_optuna() -> None:
+    """Optuna logs every trial at INFO on its own handler; ganaug reports progress itself."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """Training and validation tensors of one fidelity."""
+
+    train_x: torch.Tensor  # (N, C, H, W) float in [-1, 1]
+    train_y: torch.Tensor  # (N,) int64
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    num_classes: int
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        _, channels, height, width = self.train_x.shape
+        return channels, height, width
+
+
+class Fidelity(BaseModel):
+    """How much training a trial gets."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Literal["full", "proxy"] = Field("full", description="Fidelity label recorded with each trial.")
+    epochs: int = Field(3, ge=1, description="Training epochs.")
+    patience: int | None = Field(None, ge=1, description="Early stopping patience; None = all epochs.")
+    batch_size: int = Field(64, ge=1, description="Mini-batch size.")
+    lr: float = Field(2e-3, gt=0, description="Learning rate.")
+    device: DeviceChoice = Field("cpu", description="Training device.")
+    cpu_threads: int | None = Field(1, ge=1, description="torch CPU threads while training; None = torch's default.")
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, patience=self.patience, batch_size=self.batch_size, lr=self.lr, device=self.device)
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What one evaluation produced; `accuracy` is the best val accuracy reached."""
+
+    arch_json: str
+    accuracy: float
+    parameter_count: int
+    state: Literal["complete", "pruned"]
+    fidelity: str
+    epochs_run: int
+    seconds: float
+    latency_ms: float | None = None
+    val_curve: tuple[float, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class PruneContext:
+    """An Optuna pruner and the finished trials it judges a new trial against."""
+
+    pruner: optuna.pruners.BasePruner
+    history: tuple[optuna.trial.FrozenTrial, ...] = ()
+
+    def reporter(self) -> EpochCallback:
+        """An `on_epoch` callback: report val accuracy, raise `optuna.TrialPruned` when told to stop."""
+        quiet_optuna()
+        study = optuna.create_study(direction="maximize", pruner=self.pruner, sampler=optuna.samplers.RandomSampler(0))
+        study.add_trials(self.history)
+        trial = study.ask()
+
+        def on_epoch(epoch: int, val_accuracy: float) -> None:
+            trial.report(val_accuracy, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch} at val accuracy {val_accuracy:.4f}")
+
+        return on_epoch
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """Use `threads` torch CPU threads inside the block (None = leave as is), then restore the setting."""
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def measure_latency_ms(model: torch.nn.Module, image_shape: Sequence[int], repeats: int = 7) -> float:
+    """Median CPU wall time (ms) of one forward pass on a batch of `LATENCY_BATCH` images."""
+    model = model.cpu().eval()
+    x = torch.zeros(LATENCY_BATCH, *image_shape)
+    times = []
+    with torch.no_grad():
+        model(x)  # warm-up
+        for _ in range(repeats):
+            started = time.perf_counter()
+            model(x)
+            times.append((time.perf_counter() - started) * 1000.0)
+    return statistics.median(times)
+
+
+def evaluate_trial(
+    arch: ArchSpec,
+    data: TrialData,
+    fidelity: Fidelity,
+    seed: int = 0,
+    prune: PruneContext | None = None,
+    measure_latency: bool = False,
+) -> TrialResult:
+    """Train `arch` on `data` at `fidelity`; fitness is the best val accuracy (pruned trials stop early)."""
+    started = time.perf_counter()
+    curve: list[float] = []
+    reporter = prune.reporter() if prune is not None else None
+
+    def on_epoch(epoch: int, val_accuracy: float) -> None:
+        curve.append(val_accuracy)
+        if reporter is not None:
+            reporter(epoch, val_accuracy)
+
+    state: Literal["complete", "pruned"] = "complete"
+    try:
+        with cpu_threads(fidelity.cpu_threads):
+            trained = train_classifier(
+                arch, (data.train_x, data.train_y), (data.val_x, data.val_y), data.num_classes,
+                fidelity.train_config(), seed=seed, on_epoch=on_epoch,
+            )
+        model: torch.nn.Module = trained.model
+    except optuna.TrialPruned:
+        state = "pruned"
+        model = build_classifier(arch, *data.image_shape, data.num_classes)
+    with cpu_threads(fidelity.cpu_threads):
+        latency = measure_latency_ms(model, data.image_shape) if measure_latency else None
+    return TrialResult(
+        arch_json=arch.to_json(),
+        accuracy=max(curve),
+        parameter_count=parameter_count(model),
+        state=state,
+        fidelity=fidelity.name,
+        epochs_run=len(curve),
+        seconds=time.perf_counter() - started,
+        latency_ms=latency,
+        val_curve=tuple(curve),
+    )
+
+
+@dataclass(frozen=True)
+class TrialRunner:
+    """A picklable `(arch, prune) -> TrialResult` task bound to one fidelity's data."""
+
+    data: TrialData
+    fidelity: Fidelity
+    seed: int = 0
+    measure_latency: bool = False
+
+    def __call__(self, arch: ArchSpec, prune: PruneContext | None = None) -> TrialResult:
+        return evaluate_trial(arch, self.data, self.fidelity, self.seed, prune, self.measure_latency)
+
+
+def score_on_test(
+    arch: ArchSpec,
+    data: TrialData,
+    test: tuple[torch.Tensor, torch.Tensor],
+    fidelity: Fidelity,
+    seed: int = 0,
+) -> float:
+    """Retrain `arch` (best val epoch kept) and score it once on the held-out test split."""
+    with cpu_threads(fidelity.cpu_threads):
+        trained = train_classifier(arch, (data.train_x, data.train_y), (data.val_x, data.val_y), data.num_classes,
+                                   fidelity.train_config(), seed=seed)
+        return accuracy(trained.model, *test)

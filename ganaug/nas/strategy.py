@@ -1,0 +1,124 @@
+"""Search strategies as Optuna samplers: aging evolution (ours) plus Optuna's random, TPE and NSGA-II."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from ganaug.nas.config import SearchConfig
+from ganaug.nas.space import Genome, SearchSpace
+
+GENERATION_ATTR = "generation"
+PARENTS_ATTR = "parents"
+
+
+def _dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[StudyDirection]) -> bool:
+    """True if `a` is at least as good as `b` in every objective and better in one."""
+    sign = [1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in directions]
+    better_or_equal = all(s * x >= s * y for s, x, y in zip(sign, a, b))
+    return better_or_equal and any(s * x > s * y for s, x, y in zip(sign, a, b))
+
+
+def tournament(population: Sequence[FrozenTrial], size: int, rng: np.random.Generator,
+               directions: Sequence[StudyDirection]) -> FrozenTrial:
+    """Draw `size` distinct members; the winner is dominated by the fewest others (ties: first objective)."""
+    picks = [population[i] for i in rng.choice(len(population), size=min(size, len(population)), replace=False)]
+    sign = 1.0 if directions[0] == StudyDirection.MAXIMIZE else -1.0
+
+    def rank(trial: FrozenTrial) -> tuple[int, float, int]:
+        dominated_by = sum(_dominates(o.values, trial.values, directions) for o in picks if o is not trial)
+        return dominated_by, -sign * trial.values[0], trial.number
+
+    return min(picks, key=rank)
+
+
+class AgingEvolutionSampler(BaseSampler):
+    """Regularized (aging) evolution (Real et al., 2019) as an Optuna sampler.
+
+    The population is the `population_size` most recently finished (complete or pruned) trials, so old members age out
+    whatever their fitness. The first `population_size` trials are random; after that each child is a
+    mutation of a tournament winner (or, with `crossover_prob`, of the uniform crossover of two
+    winners). Randomness is drawn from `(seed, trial.number)`, so a resumed study proposes what the
+    uninterrupted one would have, given the same completed trials.
+    """
+
+    def __init__(self, space: SearchSpace, population_size: int = 6, tournament_size: int = 3,
+                 crossover_prob: float = 0.0, seed: int = 0) -> None:
+        self.space = space
+        self.population_size = population_size
+        self.tournament_size = tournament_size
+        self.crossover_prob = crossover_prob
+        self.seed = seed
+        self._fallback = RandomSampler(seed=seed)
+        self.lineage: dict[int, tuple[int, list[int]]] = {}
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self.space.distributions()
+
+    def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        rng = np.random.default_rng([self.seed, trial.number])
+        genome, generation, parents = self.propose(study, rng)
+        self.lineage[trial.number] = (generation, parents)
+        return {name: genome[name] for name in search_space if name in genome}
+
+    def propose(self, study: Study, rng: np.random.Generator) -> tuple[Genome, int, list[int]]:
+        """A new genome, its generation and its parents' trial numbers."""
+        genes = set(self.space.choices)
+        # pruned trials stay in the population with their partial fitness: they lose tournaments
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        done = [t for t in finished if t.values is not None and genes <= set(t.params)]
+        if len(done) < self.population_size:
+            return self.space.sample(rng), 0, []
+        population = sorted(done, key=lambda t: t.number)[-self.population_size :]
+        parents = [tournament(population, self.tournament_size, rng, study.directions)]
+        genome = {name: parents[0].params[name] for name in genes}
+        if rng.random() < self.crossover_prob:
+            parents.append(tournament(population, self.tournament_size, rng, study.directions))
+            genome = self.space.crossover(genome, {name: parents[1].params[name] for name in genes}, rng)
+        child = self.space.mutate(genome, rng)
+        generation = 1 + max(int(p.user_attrs.get(GENERATION_ATTR, 0)) for p in parents)
+        return child, generation, [p.number for p in parents]
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+
+def make_sampler(cfg: SearchConfig, space: SearchSpace) -> BaseSampler:
+    """The Optuna sampler for `cfg.strategy`, seeded with `cfg.seed`."""
+    if cfg.strategy == "evolution":
+        return AgingEvolutionSampler(space, cfg.population_size, cfg.tournament_size, cfg.crossover_prob, cfg.seed)
+    if cfg.strategy == "random":
+        return RandomSampler(seed=cfg.seed)
+    if cfg.strategy == "tpe":
+        return TPESampler(seed=cfg.seed, n_startup_trials=cfg.population_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed)
+
+
+def make_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
+    """Optuna pruner for `cfg.pruner` ('auto' resolved)."""
+    name = cfg.pruner_name()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=max(2, cfg.population_size // 2), n_warmup_steps=0)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def ga_generation(trial: FrozenTrial) -> int | None:
+    """Generation recorded by an Optuna genetic sampler (NSGA-II) in the trial's system attributes."""
+    for key, value in trial.system_attrs.items():
+        if key.endswith(":generation"):
+            return int(value)
+    return None

@@ -1,0 +1,189 @@
+"""The Optuna study behind a search: storage and resume, and the ask -> evaluate -> tell loop.
+
+Trials are asked in batches of `parallel`, evaluated through an optional executor
+(`concurrent.futures`-like: `submit(fn, *args)` returning an object with `.result()`), and told
+in the order they were asked. Results therefore do not depend on which worker finishes first:
+the same seed, config and `parallel` give the same trials with any executor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Protocol
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from ganaug.classifier import ArchSpec
+from ganaug.errors import ConfigError, DataError
+from ganaug.nas.config import SearchConfig
+from ganaug.nas.evaluator import PruneContext, TrialResult, quiet_optuna
+from ganaug.nas.space import SearchSpace
+from ganaug.nas.strategy import GENERATION_ATTR, PARENTS_ATTR, AgingEvolutionSampler, make_pruner, make_sampler
+
+log = logging.getLogger(__name__)
+
+STUDY_NAME = "nas"
+STORAGE_FILES = {"journal": "study.journal", "sqlite": "study.db"}
+# Options that may change between an interrupted search and its resumption.
+RESUMABLE_CHANGES = {"n_trials", "parallel", "resume", "final_epochs", "correlation_sample", "verify_top_k"}
+
+# (arch, prune context) -> result; runs wherever the executor puts it
+TrialTask = Callable[[ArchSpec, PruneContext | None], TrialResult]
+# called with each finished trial as Optuna stored it
+TrialHook = Callable[[FrozenTrial], None]
+
+
+class Executor(Protocol):
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def study_fingerprint(cfg: SearchConfig, data_hashes: Sequence[str]) -> str:
+    """What must match for a stored study to be resumed: the config (bar budget options) and the data."""
+    dumped = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in RESUMABLE_CHANGES}
+    return json.dumps({"config": dumped, "data": list(data_hashes)}, sort_keys=True)
+
+
+def _storage(cfg: SearchConfig, folder: Path | None) -> optuna.storages.BaseStorage | str | None:
+    if cfg.storage == "memory" or folder is None:
+        return None
+    path = folder / STORAGE_FILES[cfg.storage]
+    if not cfg.resume and path.exists():
+        log.info("resume=false: starting over, removing %s", path)
+        path.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    if cfg.storage == "sqlite":
+        return f"sqlite:///{path}"
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def open_study(cfg: SearchConfig, space: SearchSpace, folder: Path | None, fingerprint: str) -> optuna.Study:
+    """Create the study, or reopen the one stored under `folder` (same fingerprint), with our sampler."""
+    quiet_optuna()
+    storage = _storage(cfg, folder)
+    try:
+        study = optuna.create_study(
+            study_name=STUDY_NAME, storage=storage, sampler=make_sampler(cfg, space), pruner=make_pruner(cfg),
+            directions=cfg.directions(), load_if_exists=True,
+        )
+    except (ValueError, RuntimeError, optuna.exceptions.StorageInternalError) as err:
+        raise DataError(f"cannot open the search study in {folder}: {err}") from None
+    stored = study.user_attrs.get("fingerprint")
+    if stored is None:
+        study.set_user_attr("fingerprint", fingerprint)
+    elif stored != fingerprint:
+        raise ConfigError(
+            f"the study stored in {folder} was run with a different config or data; "
+            "set resume=false (--no-resume) to start over, or use another run folder"
+        )
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        log.warning("trial %d was interrupted; recording it as failed", trial.number)
+        study.tell(trial.number, state=TrialState.FAIL)
+    return study
+
+
+def counts_toward_budget(trial: FrozenTrial) -> bool:
+    """Finished search trials; a trial that failed by interruption (no error recorded) is redone."""
+    if trial.user_attrs.get("role") != "search":
+        return False
+    if trial.state == TrialState.FAIL:
+        return "error" in trial.user_attrs
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def objective_values(result: TrialResult, objectives: Sequence[str]) -> list[float]:
+    extra = {"params": float(result.parameter_count), "latency": result.latency_ms}
+    return [result.accuracy] + [float(extra[name]) for name in objectives]  # type: ignore[arg-type]
+
+
+def result_attrs(result: TrialResult) -> dict[str, Any]:
+    return {
+        "fitness": result.accuracy, "parameter_count": result.parameter_count, "latency_ms": result.latency_ms,
+        "seconds": result.seconds, "epochs_run": result.epochs_run, "val_curve": list(result.val_curve),
+    }
+
+
+def submit_call(executor: Executor | None, fn: Callable[..., Any], *args: Any) -> Any:
+    """`executor.submit(fn, *args)`, or a call made now; either way an object with `.result()`."""
+    future: Future = Future()
+    try:
+        if executor is not None:
+            return executor.submit(fn, *args)
+        future.set_result(fn(*args))
+    except Exception as err:  # surfaces at .result(); the caller records the trial as failed
+        future.set_exception(err)
+    return future
+
+
+def prune_context(study: optuna.Study, fidelity: str) -> PruneContext | None:
+    """Snapshot of finished trials at `fidelity` for the pruner (None for several objectives)."""
+    if len(study.directions) > 1 or isinstance(study.pruner, optuna.pruners.NopPruner):
+        return None
+    history = tuple(
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if t.user_attrs.get("fidelity") == fidelity and t.intermediate_values
+    )
+    return PruneContext(study.pruner, history)
+
+
+def _ask(study: optuna.Study, space: SearchSpace, fidelity: str) -> tuple[optuna.Trial, ArchSpec]:
+    trial = study.ask(fixed_distributions=space.distributions())
+    arch = space.decode(trial.params)
+    generation, parents = None, []
+    if isinstance(study.sampler, AgingEvolutionSampler):
+        generation, parents = study.sampler.lineage.pop(trial.number, (0, []))
+    for key, value in {"role": "search", "fidelity": fidelity, "arch": arch.to_json(),
+                       GENERATION_ATTR: generation, PARENTS_ATTR: parents}.items():
+        trial.set_user_attr(key, value)
+    return trial, arch
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, future: Any, objectives: Sequence[str]) -> None:
+    try:
+        result: TrialResult = future.result()
+    except Exception as err:  # a trial that raises is recorded and the search goes on
+        log.warning("trial %d failed: %s: %s", trial.number, type(err).__name__, err)
+        trial.set_user_attr("error", f"{type(err).__name__}: {err}")
+        study.tell(trial, state=TrialState.FAIL)
+        return
+    for key, value in result_attrs(result).items():
+        trial.set_user_attr(key, value)
+    if result.state == "pruned":
+        for epoch, value in enumerate(result.val_curve, start=1):
+            trial.report(value, epoch)
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        if len(study.directions) == 1:
+            for epoch, value in enumerate(result.val_curve, start=1):
+                trial.report(value, epoch)
+        study.tell(trial, objective_values(result, objectives))
+
+
+def run_search_trials(
+    study: optuna.Study,
+    space: SearchSpace,
+    task: TrialTask,
+    n_trials: int,
+    parallel: int = 1,
+    executor: Executor | None = None,
+    objectives: Sequence[str] = (),
+    fidelity: str = "full",
+    on_trial: TrialHook | None = None,
+) -> None:
+    """Ask, evaluate and tell until the study holds `n_trials` finished search trials."""
+    done = sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
+    while done < n_trials:
+        batch = [_ask(study, space, fidelity) for _ in range(min(parallel, n_trials - done))]
+        prune = prune_context(study, fidelity)
+        futures = [submit_call(executor, task, arch, prune) for _, arch in batch]
+        for (trial, _), future in zip(batch, futures):
+            _tell(study, trial, future, objectives)
+            if on_trial is not None:
+                on_trial(study.get_trials(deepcopy=False)[trial.number])
+        done += len(batch)

@@ -1,0 +1,167 @@
+"""report.md of a run folder, built from whatever artifacts exist there."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from ganaug.errors import DataError
+from ganaug.evaluate.stats import Interval, SummaryRow, per_class_gains, summarize
+from ganaug.evaluate.table import EVALUATION_FILE, read_evaluation
+from ganaug.report.plots import accuracy_plot, protocol_label, sample_grid
+from ganaug.store import SYNTHETIC_SCHEMA, atomic_write_text, read_dataset
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "report.md"
+PLOT_FILE = "evaluation_accuracy.png"
+GRID_FILE = "samples_real_vs_synthetic.png"
+
+
+def format_interval(interval: Interval | None) -> str:
+    """`+0.012 [-0.003, +0.027]`, or the mean alone with a single seed."""
+    if interval is None:
+        return ""
+    if interval.low is None or interval.high is None:
+        return f"{interval.mean:+.3f} (1 seed, no CI)"
+    return f"{interval.mean:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}]"
+
+
+def verdict(interval: Interval | None) -> str:
+    """Plain reading of a paired difference: helps, hurts, or no clear difference."""
+    if interval is None or interval.low is None or interval.high is None:
+        return ""
+    if interval.low > 0:
+        return "helps"
+    if interval.high < 0:
+        return "hurts"
+    return "no clear difference"
+
+
+def summary_markdown(summary: list[SummaryRow], confidence: float = 0.95) -> str:
+    """The protocol table with paired differences and their confidence intervals."""
+    level = f"{confidence:.0%} CI"
+    lines = [
+        f"| train kept | protocol | real imgs | synthetic imgs | seeds | accuracy (mean ± std) | macro-F1 "
+        f"| vs real ({level}) | | vs classic ({level}) | |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary:
+        lines.append(
+            f"| {row.train_fraction:.0%} | {protocol_label(row.protocol, row.ratio)} | {row.n_real:.0f} "
+            f"| {row.n_synthetic:.0f} | {row.runs} | {row.accuracy_mean:.4f} ± {row.accuracy_std:.4f} "
+            f"| {row.macro_f1_mean:.4f} | {format_interval(row.vs_real)} | {verdict(row.vs_real)} "
+            f"| {format_interval(row.vs_classic)} | {verdict(row.vs_classic)} |"
+        )
+    return "\n".join(lines)
+
+
+def _metrics_markdown(metrics: dict[str, Any]) -> str:
+    names = [
+        ("frechet_distance", "Fréchet distance (classifier features; lower is better)"),
+        ("frechet_distance_real_halves", "Fréchet distance between two halves of the real set (noise floor)"),
+        ("precision", "precision (synthetic inside the real manifold)"),
+        ("recall", "recall (real inside the synthetic manifold)"),
+        ("density", "density"),
+        ("coverage", "coverage"),
+        ("gan_test_accuracy", "GAN-test: real-trained classifier's accuracy on synthetic samples"),
+        ("feature_classifier_val_accuracy", "val accuracy of the feature classifier"),
+    ]
+    lines = ["| metric | value |", "|---|---|"]
+    lines += [f"| {label} | {metrics[key]:.4f} |" for key, label in names if key in metrics]
+    lines.append(
+        f"\nFeatures: penultimate layer of a classifier trained on the real train split; "
+        f"{metrics.get('real_samples')} real ({metrics.get('reference_split')} split) vs "
+        f"{metrics.get('synthetic_samples')} synthetic samples, k = {metrics.get('nearest_k')}."
+    )
+    return "\n".join(lines)
+
+
+def _gains_markdown(rows: list[dict[str, Any]], class_names: list[str]) -> str:
+    gains = per_class_gains(rows, len(class_names))
+    if not gains:
+        return ""
+    header = "| train kept | protocol | " + " | ".join(class_names) + " |"
+    lines = [header, "|" + "---|" * (len(class_names) + 2)]
+    for gain in gains:
+        cells = " | ".join(f"{v:+.3f}" for v in gain["gain"])
+        lines.append(f"| {gain['train_fraction']:.0%} | {protocol_label(gain['protocol'], gain['ratio'])} | {cells} |")
+    return "\n".join(lines)
+
+
+def _evaluation_section(run_dir: Path) -> tuple[list[str], dict[str, Any] | None]:
+    path = run_dir / EVALUATION_FILE
+    if not path.is_file():
+        return [], None
+    rows, meta = read_evaluation(path)
+    confidence = float(meta.get("confidence", 0.95))
+    summary = summarize(rows, confidence)
+    accuracy_plot(summary, run_dir / PLOT_FILE)
+    parts = [
+        "## Does the synthetic data help?",
+        "Every classifier is scored on the untouched real test split; early stopping uses the real val split. "
+        "Differences are paired by seed (same real subset and initialisation seed); "
+        "'helps'/'hurts' means the confidence interval excludes zero.",
+        summary_markdown(summary, confidence),
+        f"![accuracy per protocol and regime]({PLOT_FILE})",
+    ]
+    gains = _gains_markdown(rows, list(meta.get("class_names", [])))
+    if gains:
+        parts += ["### Per-class recall gain over real-only (mean over seeds)", gains]
+    if meta.get("generative_metrics"):
+        parts += ["## Generative metrics", _metrics_markdown(meta["generative_metrics"])]
+    if meta.get("notes"):
+        parts += ["## Notes"] + [f"- {note}" for note in meta["notes"]]
+    return parts, meta
+
+
+def _artifact_path(run_dir: Path, meta: dict[str, Any] | None, key: str, default: str) -> Path | None:
+    recorded = (meta or {}).get(key) or {}
+    for candidate in (run_dir / default, Path(recorded["path"]) if recorded.get("path") else None):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    return None
+
+
+def _samples_section(run_dir: Path, meta: dict[str, Any] | None) -> list[str]:
+    dataset_path = _artifact_path(run_dir, meta, "dataset", "dataset.parquet")
+    if dataset_path is None:
+        return []
+    real = read_dataset(dataset_path)
+    train = real.select(split="train", source="real")
+    synthetic_path = _artifact_path(run_dir, meta, "synthetic", "synthetic.parquet")
+    synthetic = None
+    if synthetic_path is not None:
+        loaded = read_dataset(synthetic_path, SYNTHETIC_SCHEMA)
+        synthetic = (loaded.images, loaded.labels)
+    sample_grid((real.images[train], real.labels[train]), synthetic, real.meta.class_names, run_dir / GRID_FILE)
+    title = "## Real vs synthetic samples" if synthetic is not None else "## Real samples"
+    return [title, f"One row per class; left real train images, right synthetic.\n\n![samples]({GRID_FILE})"]
+
+
+def _demote(markdown: str) -> str:
+    """Push headings of an embedded report one level down."""
+    return re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", markdown, flags=re.MULTILINE)
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write run_dir/report.md from the evaluation table, sample grids, GAN grids and the NAS report."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"run folder {run_dir} does not exist")
+    evaluation, meta = _evaluation_section(run_dir)
+    parts = [f"# ganaug report: {run_dir.name}"]
+    parts += evaluation or ["No evaluation.parquet in this run folder yet; run `ganaug evaluate`."]
+    parts += _samples_section(run_dir, meta)
+    gan_grids = sorted((run_dir / "gan").glob("*.png")) if (run_dir / "gan").is_dir() else []
+    if gan_grids:
+        parts += ["## GAN sample grids"] + [f"![{p.stem}]({p.relative_to(run_dir).as_posix()})" for p in gan_grids[-3:]]
+    nas_report = run_dir / "nas" / REPORT_FILE
+    if nas_report.is_file():
+        parts += ["## Architecture search", _demote(nas_report.read_text(encoding="utf-8"))]
+    path = run_dir / REPORT_FILE
+    atomic_write_text(path, "\n\n".join(parts) + "\n")
+    log.info("wrote %s", path)
+    return path

@@ -1,0 +1,59 @@
+"""`ganaug run`: the pipeline from the command line, its summary, and its input checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from typer.testing import CliRunner
+
+from ganaug.cli import app
+
+runner = CliRunner()
+
+
+def test_run_prints_the_summary_run_folder_and_ui_address(first_run: Any, tiny_root: Path) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    _, cfg = first_run
+    config = cfg.model_dump(mode="json")
+    config["orchestration"]["run_id"] = "from-cli"
+    config_file = tiny_root / "pipeline.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["run", "-c", str(config_file), "--budget", "full"])
+    assert result.exit_code == 0, result.output
+    run_dir = tiny_root / "runs" / "from-cli"
+    assert "run folder:" in result.output and str(run_dir) in result.output.replace("\n", "")
+    ui = PREFECT_API_URL.value().removesuffix("/api")
+    assert f"UI: {ui}/runs/flow-run/" in result.output
+    rows = {cells[1].strip(): cells[2].strip() for line in result.output.splitlines()
+            if len(cells := line.split("│")) == 4}
+    assert {rows[stage] for stage in ("ingest", "train_gan", "generate")} == {"cached"}
+    accuracy = {cells[1].strip(): cells[2].strip() for line in result.output.splitlines()
+                if len(cells := line.split("│")) == 6}
+    assert accuracy["real"] == accuracy["augmented x1"] == "2"  # seeds per protocol in the accuracy table
+    assert (run_dir / "run.json").is_file()
+
+
+def test_missing_input_path_fails_before_any_run(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "--source", "folder", "--path", str(tmp_path / "nowhere"),
+                                 "--runs-root", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert "ingest.path" in result.output and "nowhere does not exist" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unknown_option_in_pipeline_config_names_it(tmp_path: Path) -> None:
+    config_file = tmp_path / "pipeline.yaml"
+    config_file.write_text("gan:\n  stepz: 10\n")
+    result = runner.invoke(app, ["run", "-c", str(config_file), "--runs-root", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "gan.stepz: unknown option" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_budget_and_runner_choices_are_rejected(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "--budget", "huge", "--runs-root", str(tmp_path)])
+    assert result.exit_code == 2 and "--budget" in result.output
+    result = runner.invoke(app, ["run", "--dask-address", "tcp://127.0.0.1:8786", "--runs-root", str(tmp_path)])
+    assert result.exit_code == 2 and "dask_address is set but task_runner is not 'dask'" in result.output

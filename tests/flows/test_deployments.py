@@ -1,0 +1,65 @@
+"""Deployments applied to the test server and read back through Prefect's client."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganaug.orchestration import SMALL_BUDGET, PipelineConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _schedules(deployment: Any) -> list[tuple[str, str]]:
+    return [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules]
+
+
+def test_served_deployments_carry_the_cron_schedule_and_parameters(api: Any) -> None:
+    sys.path.insert(0, str(PROJECT_ROOT / "deployments"))
+    try:
+        from serve import build_deployments
+    finally:
+        sys.path.remove(str(PROJECT_ROOT / "deployments"))
+
+    for deployment in build_deployments(data_folder="data/new-images", cron="30 2 * * *"):
+        deployment.apply()
+    retrain = api.client.read_deployment_by_name("pipeline/ganaug-retrain")
+    assert _schedules(retrain) == [("30 2 * * *", "UTC")]
+    config = PipelineConfig.model_validate(retrain.parameters["config"])
+    assert config.ingest.source == "folder" and str(config.ingest.path) == "data/new-images"
+    assert config.gan.steps == SMALL_BUDGET["gan"]["steps"]
+    on_demand = api.client.read_deployment_by_name("pipeline/ganaug-pipeline")
+    assert on_demand.schedules == []
+    assert PipelineConfig.model_validate(on_demand.parameters["config"]).ingest.source == "digits"
+    assert "config" in on_demand.parameter_openapi_schema["properties"]  # the UI's form
+
+
+def test_prefect_yaml_deploys_to_a_process_pool_from_the_local_folder(api: Any) -> None:
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.settings import PREFECT_API_URL
+
+    spec = yaml.safe_load((PROJECT_ROOT / "deployments" / "prefect.yaml").read_text())
+    for entry in spec["deployments"]:  # the YAML copy of the budget matches the code's
+        config = dict(entry["parameters"]["config"])
+        ingest = config.pop("ingest", None)
+        assert config == SMALL_BUDGET and ingest in (None, {"source": "folder", "path": "data/incoming"})
+    api.client.create_work_pool(WorkPoolCreate(name="ganaug-local", type="process"), overwrite=True)
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PWD": str(PROJECT_ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    retrain = api.client.read_deployment_by_name("pipeline/ganaug-retrain")
+    assert retrain.work_pool_name == "ganaug-local"
+    assert _schedules(retrain) == [("0 3 * * 1", "UTC")]
+    assert PipelineConfig.model_validate(retrain.parameters["config"]).ingest.path == Path("data/incoming")
+    assert retrain.pull_steps == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}
+    ]
+    assert retrain.entrypoint == "flows/pipeline.py:pipeline"

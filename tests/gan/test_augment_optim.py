@@ -1,0 +1,99 @@
+"""DiffAugment operations, learning-rate schedules and the generator's weight average."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ganaug.gan.augment import color, cutout, diff_augment, translation
+from ganaug.gan.config import GanConfig
+from ganaug.gan.networks import Generator, ImageShape
+from ganaug.gan.optim import EmaGenerator, lr_factor, make_optimizer, make_scheduler
+
+
+def rng(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_translation_shifts_content_and_fills_with_zero() -> None:
+    x = torch.arange(1, 65, dtype=torch.float32).view(1, 1, 8, 8).repeat(64, 2, 1, 1)  # (B, C, H, W), no zeros
+    shifted = translation(x, rng())
+    assert shifted.shape == x.shape
+    values = set(x.unique().tolist()) | {0.0}
+    assert set(shifted.unique().tolist()) <= values
+    for image in shifted:  # every output is the input moved by at most one pixel each way (8 * 0.125)
+        assert any(torch.equal(image[:, 1:-1, 1:-1], x[0, :, 1 + dy:7 + dy, 1 + dx:7 + dx])
+                   for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    assert torch.equal(shifted[:, 0], shifted[:, 1])  # channels move together
+
+
+def test_cutout_zeroes_one_square_per_image() -> None:
+    x = torch.ones(32, 3, 8, 8)
+    out = cutout(x, rng())
+    holes = (out[:, 0] == 0).flatten(1).sum(dim=1)
+    assert int(holes.max()) == 16 and int(holes.min()) >= 4  # a 4x4 square, clipped at the border
+    assert torch.equal(out[:, 0], out[:, 2])
+
+
+def test_color_saturation_applies_only_to_rgb() -> None:
+    gray = torch.rand(16, 1, 4, 4) * 2 - 1
+    shifted = color(gray, rng())
+    # brightness and contrast on grayscale: an affine map per image, so correlation with the input stays 1
+    for before, after in zip(gray.flatten(1), shifted.flatten(1)):
+        assert torch.corrcoef(torch.stack([before, after]))[0, 1] == pytest.approx(1.0, abs=1e-5)
+    rgb = torch.rand(4, 3, 4, 4)
+    assert color(rgb, rng()).shape == rgb.shape
+
+
+def test_diff_augment_is_deterministic_and_differentiable() -> None:
+    x = torch.randn(8, 3, 8, 8, requires_grad=True)
+    policy = ["color", "translation", "cutout"]
+    first, second = diff_augment(x, policy, rng(3)), diff_augment(x, policy, rng(3))
+    assert torch.equal(first, second)
+    first.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert diff_augment(x, None, rng()) is x
+
+
+@pytest.mark.parametrize(("schedule", "step", "expected"), [
+    ("constant", 70, 1.0),
+    ("exponential", 0, 1.0),
+    ("exponential", 50, math.exp(-2.0 * 0.5)),
+    ("exponential", 100, math.exp(-2.0)),
+    ("cosine", 0, 1.0),
+    ("cosine", 50, 0.5),
+    ("cosine", 100, 0.0),
+])
+def test_lr_factor(schedule: str, step: int, expected: float) -> None:
+    assert lr_factor(step, schedule, total_steps=100, decay_rate=2.0) == pytest.approx(expected)
+
+
+def test_scheduler_follows_lr_factor() -> None:
+    cfg = GanConfig(lr_schedule="exponential", lr_decay_rate=1.0, steps=10, g_lr=0.01)
+    module = torch.nn.Linear(2, 2)
+    optimizer = make_optimizer(module, cfg.g_lr, cfg, torch.device("cpu"))
+    scheduler = make_scheduler(optimizer, cfg)
+    for _ in range(5):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * math.exp(-0.5))
+
+
+def test_ema_averages_parameters_with_warmup_and_copies_buffers() -> None:
+    generator = Generator(4, ImageShape(1, 8, 8, 2), 16)
+    ema = EmaGenerator(generator, decay=0.99)
+    before = [p.detach().clone() for p in ema.module.parameters()]
+    with torch.no_grad():
+        for p in generator.parameters():
+            p.add_(1.0)
+        for b in generator.buffers():
+            if b.dtype.is_floating_point:
+                b.add_(2.0)
+    ema.update(generator)  # first update: decay = min(0.99, 1 / 10) = 0.1
+    for old, new in zip(before, ema.module.parameters()):
+        assert torch.allclose(new, 0.1 * old + 0.9 * (old + 1.0), atol=1e-6)
+    for averaged, current in zip(ema.module.buffers(), generator.buffers()):
+        assert torch.equal(averaged, current)
+    assert not any(p.requires_grad for p in ema.module.parameters()) and not ema.module.training

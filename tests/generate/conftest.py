@@ -1,0 +1,29 @@
+"""Fixtures of the generate tests: a tiny imbalanced dataset and a GAN trained on it for a few steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from genhelpers import tiny_gan_config, write_bar_dataset
+
+from ganaug.gan import GanResult, train_gan
+from ganaug.store import DatasetRef
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory) -> tuple[DatasetRef, GanResult]:
+    root: Path = tmp_path_factory.mktemp("gan")
+    with torch.random.fork_rng(devices=[]):
+        dataset = write_bar_dataset(root / "dataset.parquet", train_counts=[12, 8, 4])
+        return dataset, train_gan(dataset, tiny_gan_config(), root)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny networks run faster on one thread, especially on a shared machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

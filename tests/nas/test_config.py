@@ -1,0 +1,70 @@
+"""Bad search configs raise `ConfigError` naming the option, before anything is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from nas_helpers import tiny_config, tiny_data  # noqa: F401  (fixture)
+
+from ganaug.configbase import load_config
+from ganaug.errors import ConfigError
+from ganaug.nas.config import SearchConfig
+from ganaug.nas.stage import search
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"n_trials": 0}, "n_trials"),
+        ({"space": {"channels": []}}, "space.channels"),
+        ({"space": {"kernels": []}}, "space.kernels"),
+        ({"space": {"min_blocks": 3, "max_blocks": 2}}, "min_blocks"),
+        ({"space": {"channels": [8, 8]}}, "channels lists a value twice"),
+        ({"space": {"channels": [2]}}, "channels must lie in 4..512"),
+        ({"epochs": 0}, "epochs"),
+        ({"strategy": "hillclimb"}, "strategy"),
+        ({"mode": "proxy"}, "needs correlation_sample"),
+        ({"objectives": ["params"], "pruner": "median"}, "pruner"),
+        ({"tournament_size": 9, "population_size": 4}, "tournament_size"),
+        ({"n_trails": 5}, "n_trails: unknown option"),
+    ],
+)
+def test_bad_config_raises_config_error(overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(SearchConfig, overrides=overrides)
+
+
+def test_bad_config_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "search.yaml"
+    path.write_text("n_trials: 0\n")
+    with pytest.raises(ConfigError, match=r"search\.yaml.*n_trials"):
+        load_config(SearchConfig, path)
+
+
+def test_search_revalidates_and_writes_nothing(tmp_path: Path, tiny_data) -> None:
+    dataset, synthetic = tiny_data
+    bad = tiny_config(storage="journal")
+    bad.__dict__["n_trials"] = 0  # bypasses validation, as a hand-built object might
+    with pytest.raises(ConfigError, match="n_trials"):
+        search(dataset, synthetic, bad, tmp_path)
+    empty = tiny_config(storage="journal")
+    empty.space.__dict__["channels"] = []  # bypasses validation, as a hand-built object might
+    with pytest.raises(ConfigError, match="channels"):
+        search(dataset, synthetic, empty, tmp_path)
+    assert not (tmp_path / "nas").exists()
+
+
+def test_augmented_search_without_synthetic_data_is_a_config_error(tmp_path: Path, tiny_data) -> None:
+    dataset, _ = tiny_data
+    with pytest.raises(ConfigError, match="train_data='augmented' needs synthetic data"):
+        search(dataset, None, tiny_config(), tmp_path)
+    assert not (tmp_path / "nas").exists()
+
+
+def test_proxy_subset_larger_than_a_class_is_a_config_error(tmp_path: Path, tiny_data) -> None:
+    dataset, synthetic = tiny_data
+    cfg = tiny_config(mode="proxy", correlation_sample=3, proxy_per_class=50, storage="journal")
+    with pytest.raises(ConfigError, match="proxy_per_class=50"):
+        search(dataset, synthetic, cfg, tmp_path)
+    assert not (tmp_path / "nas").exists()

@@ -1,0 +1,127 @@
+"""End to end on tiny digits: artifacts, report, proxy modes, pruning, determinism, picklable trials."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import optuna
+import pyarrow.parquet as pq
+import pytest
+from nas_helpers import tiny_config, tiny_data  # noqa: F401  (fixture)
+
+from ganaug.classifier import ArchSpec
+from ganaug.nas.evaluator import Fidelity, PruneContext, TrialData, TrialRunner, evaluate_trial
+from ganaug.nas.results import TRIALS_SCHEMA, SearchResult
+from ganaug.nas.stage import search
+
+
+def test_search_writes_trials_best_plots_and_report(tmp_path: Path, tiny_data) -> None:
+    dataset, synthetic = tiny_data
+    seen: list[dict] = []
+    result = search(dataset, synthetic, tiny_config(), tmp_path, callbacks=seen.append)
+    nas = tmp_path / "nas"
+    table = pq.read_table(nas / "trials.parquet")
+    assert table.schema.names == TRIALS_SCHEMA.names and table.num_rows == 4
+    rows = table.to_pylist()
+    assert [r["number"] for r in seen] == [0, 1, 2, 3]
+    assert all(r["fidelity"] == "full" and r["cost_seconds"] > 0 and r["parameter_count"] > 0 for r in rows)
+    best = json.loads((nas / "best.json").read_text())
+    assert ArchSpec.model_validate(best["arch"]) == result.best_arch
+    assert best["fitness"] == result.best_fitness == max(r["fitness"] for r in rows if r["state"] == "complete")
+    assert 0.0 <= result.test_accuracy_real <= 1.0 and result.test_accuracy_augmented is not None
+    assert result.n_trials == 4 and result.n_complete + result.n_pruned + result.n_failed == 4
+    report = (nas / "report.md").read_text()
+    assert "## Architecture search" in report and "(nas/fitness.png)" in report and "(nas/pareto.png)" in report
+    assert all(Path(p).stat().st_size > 0 for p in result.plot_paths)
+    assert SearchResult.model_validate_json(result.model_dump_json()) == result
+    assert not list(nas.glob("*.tmp"))
+
+
+def test_same_seed_and_config_give_the_same_trials(tmp_path: Path, tiny_data) -> None:
+    dataset, synthetic = tiny_data
+    columns = ["number", "state", "arch_json", "fitness", "parameter_count", "generation", "parents"]
+    runs = []
+    for name in ("a", "b"):
+        result = search(dataset, synthetic, tiny_config(n_trials=3), tmp_path / name)
+        runs.append((pq.read_table(result.trials_path).select(columns).to_pylist(), result.test_accuracy_real))
+    assert runs[0] == runs[1]
+
+
+def test_proxy_then_verify_reports_rank_correlation_and_verifies_top_k(tmp_path: Path, tiny_data) -> None:
+    dataset, synthetic = tiny_data
+    cfg = tiny_config(mode="proxy-then-verify", proxy_per_class=4, proxy_epochs=1, epochs=2, verify_top_k=2,
+                      correlation_sample=3, storage="journal", n_trials=3)
+    result = search(dataset, synthetic, cfg, tmp_path)
+    rows = pq.read_table(result.trials_path).to_pylist()
+    search_rows = [r for r in rows if r["role"] == "search"]
+    verify_rows = [r for r in rows if r["role"] == "verify"]
+    assert {r["fidelity"] for r in search_rows} == {"proxy"} and len(search_rows) == 3
+    assert len(verify_rows) == 2 and all(r["fidelity"] == "full" for r in verify_rows)
+    assert [r["number"] for r in verify_rows] == [3, 4]
+    assert {r["verify_of"] for r in verify_rows} <= {r["number"] for r in search_rows}
+    assert result.best_fidelity == "full" and result.best_trial in (3, 4)
+    proxy = result.proxy
+    assert proxy is not None and proxy.sample_size == 3 and proxy.cost_ratio > 0
+    assert proxy.spearman is None or -1.0 <= proxy.spearman <= 1.0
+    assert (tmp_path / "nas" / "proxy_correlation.parquet").is_file()
+    assert "Proxy fidelity on 3 random architectures" in Path(result.report_path).read_text()
+    # resuming a finished study verifies nothing twice and adds no trials
+    again = search(dataset, synthetic, cfg, tmp_path)
+    assert len(pq.read_table(again.trials_path)) == 5
+
+
+def test_multi_objective_search_marks_a_pareto_front(tmp_path: Path, tiny_data) -> None:
+    dataset, synthetic = tiny_data
+    result = search(dataset, synthetic, tiny_config(strategy="nsga2", objectives=["params"], n_trials=5), tmp_path)
+    rows = pq.read_table(result.trials_path).to_pylist()
+    front = [r for r in rows if r["pareto"]]
+    assert [r["number"] for r in front] == result.pareto_trials and front
+    for r in front:  # nothing is both more accurate and smaller
+        assert not any(o["fitness"] >= r["fitness"] and o["parameter_count"] <= r["parameter_count"]
+                       and (o["fitness"], o["parameter_count"]) != (r["fitness"], r["parameter_count"]) for o in rows)
+    assert result.best_trial in result.pareto_trials
+
+
+def _data(tiny_data) -> TrialData:
+    from ganaug.data.tensors import load_tensors
+
+    dataset, _ = tiny_data
+    return TrialData(*load_tensors(dataset, "train"), *load_tensors(dataset, "val"), num_classes=10)
+
+
+def test_pruner_stops_a_trial_worse_than_finished_ones(tiny_data) -> None:
+    data = _data(tiny_data)
+    arch = ArchSpec.model_validate({"blocks": [{"channels": 4}], "head_width": 0})
+    fidelity = Fidelity(epochs=4)
+    history = []
+    for number in range(3):  # finished trials that reached val accuracy 1.0 at every epoch
+        trial = optuna.trial.create_trial(value=1.0, intermediate_values={e: 1.0 for e in range(1, 5)})
+        trial.number = number
+        history.append(trial)
+    prune = PruneContext(optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2), tuple(history))
+    result = evaluate_trial(arch, data, fidelity, prune=prune)
+    assert result.state == "pruned" and result.epochs_run == 2  # judged from epoch 2 on (warm-up of 1 step)
+    unpruned = evaluate_trial(arch, data, fidelity)
+    assert unpruned.state == "complete" and unpruned.epochs_run == 4
+
+
+def test_trial_task_survives_pickling_for_remote_workers(tiny_data) -> None:
+    runner = TrialRunner(_data(tiny_data), Fidelity(epochs=1), seed=3, measure_latency=True)
+    prune = PruneContext(optuna.pruners.MedianPruner(), ())
+    arch = ArchSpec.model_validate({"blocks": [{"channels": 4}], "head_width": 0})
+    local = runner(arch, prune)
+    remote = pickle.loads(pickle.dumps(runner))(pickle.loads(pickle.dumps(arch)), pickle.loads(pickle.dumps(prune)))
+    assert (remote.accuracy, remote.parameter_count, remote.val_curve) == (local.accuracy, local.parameter_count, local.val_curve)
+    assert remote.latency_ms is not None and remote.latency_ms > 0
+
+
+@pytest.mark.parametrize("source", ["real", "synthetic"])
+def test_proxy_training_set_is_class_balanced(tiny_data, source: str) -> None:
+    from ganaug.nas.data import load_search_data
+
+    dataset, synthetic = tiny_data
+    data = load_search_data(dataset, synthetic, tiny_config(proxy_source=source, proxy_per_class=3))
+    proxy = data.proxy(tiny_config(proxy_source=source, proxy_per_class=3))
+    assert proxy.train_y.bincount().tolist() == [3] * 10
