@@ -101,6 +101,23 @@ def flops_per_step(cfg: GanConfig, shape: ImageShape, images: torch.Tensor, labe
     return counter.get_total_flops()
 
 
+def convolution_share(cfg: GanConfig, shape: ImageShape, images: torch.Tensor, labels: torch.Tensor,
+                      steps: int = 20) -> float:
+    """Share of the project step's CPU time spent inside convolution kernels (forward and backward)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    trainer = GanTrainer(cfg, shape, torch.device("cpu"), images, labels)
+    for _ in range(3):
+        trainer.train_step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            trainer.train_step()
+    events = prof.key_averages()
+    total = sum(event.self_cpu_time_total for event in events)
+    conv = sum(event.self_cpu_time_total for event in events if "convolution" in event.key)
+    return conv / total
+
+
 def matmul_flops_per_second(size: int = 2048, repeats: int = 10) -> float:
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b
@@ -143,6 +160,7 @@ def main() -> None:
     achieved = flops * statistics.median(project_rates) / cfg.batch_size
     print(f"training step: {flops / 1e9:.3f} GFLOP; achieved {achieved / 1e9:.1f} GFLOP/s; "
           f"2048x2048 fp32 matmul {peak / 1e9:.1f} GFLOP/s; ratio {achieved / peak:.2f}")
+    print(f"convolution kernels: {convolution_share(cfg, shape, images, labels):.0%} of the project step's CPU time")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from ganaug.configbase import StrictModel, load_config
-from ganaug.errors import GanAugError
+from ganaug.errors import DataError, GanAugError
 
 app = typer.Typer(
     name="ganaug",
@@ -62,15 +62,22 @@ def build_config(model: type[ModelT], config_file: Path | None, overrides: dict[
     return load_config(model, config_file, overrides)
 
 
-def resolve_run_dir(run_dir: Path | None, runs_root: Path, needs: str, produced_by: str) -> Path:
-    """The given run folder, or the newest one under `runs_root` that holds `needs`."""
+def find_run_dir(run_dir: Path | None, runs_root: Path, needs: dict[str, str]) -> Path:
+    """`run_dir` if given (checked), else the newest folder under `runs_root` holding every needed file.
+
+    `needs` maps a file (relative to the run folder) to the command that writes it.
+    """
     if run_dir is not None:
-        if not (run_dir / needs).exists():
-            raise GanAugError(f"run folder {run_dir} has no {needs}; run `ganaug {produced_by}` for it first")
+        for name, command in needs.items():
+            if not (run_dir / name).is_file():
+                raise DataError(f"--run-dir {run_dir} has no {name}; run `{command}` first")
         return run_dir
-    candidates = sorted(
-        (p for p in runs_root.glob(f"*/{needs}") if p.exists()), key=lambda p: p.stat().st_mtime, reverse=True
-    )
-    if not candidates:
-        raise GanAugError(f"no run folder under {runs_root} holds {needs}; run `ganaug {produced_by}` first or pass --run-dir")
-    return candidates[0].parent if needs.count("/") == 0 else runs_root / candidates[0].relative_to(runs_root).parts[0]
+    folders = [p for p in runs_root.glob("*") if p.is_dir()] if runs_root.is_dir() else []
+    found: list[str] = []
+    for name, command in needs.items():
+        folders = [p for p in folders if (p / name).is_file()]
+        if not folders:
+            having = f" that has {' and '.join(found)}" if found else ""
+            raise DataError(f"no run folder under {runs_root}{having} holds {name}; run `{command}` first or pass --run-dir")
+        found.append(name)
+    return max(folders, key=lambda p: (max((p / n).stat().st_mtime for n in needs), p.name))

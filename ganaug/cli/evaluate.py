@@ -12,8 +12,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from ganaug.cli.app import ConfigOption, RunsRootOption, app, build_config, cli_errors, console
-from ganaug.cli.generate import find_run_dir
+from ganaug.cli.app import ConfigOption, RunsRootOption, app, build_config, cli_errors, console, find_run_dir
 from ganaug.errors import ConfigError, DataError
 
 

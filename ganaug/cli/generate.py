@@ -8,30 +8,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from ganaug.cli.app import ConfigOption, RunsRootOption, app, build_config, cli_errors, console
+from ganaug.cli.app import ConfigOption, RunsRootOption, app, build_config, cli_errors, console, find_run_dir
 from ganaug.errors import DataError
-
-
-def find_run_dir(run_dir: Path | None, runs_root: Path, needs: dict[str, str]) -> Path:
-    """`run_dir` if given (checked), else the newest folder under `runs_root` holding every needed file.
-
-    `needs` maps a file (relative to the run folder) to the command that writes it.
-    """
-    if run_dir is not None:
-        for name, command in needs.items():
-            if not (run_dir / name).is_file():
-                raise DataError(f"--run-dir {run_dir} has no {name}; run `{command}` first")
-        return run_dir
-    folders = [p for p in runs_root.glob("*") if p.is_dir()] if runs_root.is_dir() else []
-    found: list[str] = []
-    for name, command in needs.items():
-        folders = [p for p in folders if (p / name).is_file()]
-        if not folders:
-            having = f" that has {' and '.join(found)}" if found else ""
-            raise DataError(f"no run folder under {runs_root}{having} holds {name}; run `{command}` first or pass --run-dir")
-        found.append(name)
-    candidates = folders
-    return max(candidates, key=lambda p: (max((p / n).stat().st_mtime for n in needs), p.name))
 
 
 def synthetic_table(dataset_path: Path, synthetic_path: Path) -> Table:

@@ -11,18 +11,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from ganaug.cli.app import ConfigOption, app, build_config, cli_errors, console
-from ganaug.errors import ConfigError, DataError
+from ganaug.cli.app import ConfigOption, RunsRootOption, app, build_config, cli_errors, console, find_run_dir
+from ganaug.errors import ConfigError
 
-RUNS_ROOT = Path("data/runs")
-
-
-def default_run_dir(runs_root: Path = RUNS_ROOT) -> Path:
-    """The newest folder under `runs_root` that holds a dataset.parquet."""
-    candidates = [p for p in runs_root.glob("*") if (p / "dataset.parquet").is_file()] if runs_root.is_dir() else []
-    if not candidates:
-        raise DataError(f"no run folder with a dataset.parquet under {runs_root}; run `ganaug ingest` first or pass --run-dir")
-    return max(candidates, key=lambda p: ((p / "dataset.parquet").stat().st_mtime, p.name))
 
 
 def _worker_init(threads: int) -> None:
@@ -44,8 +35,6 @@ def _inputs(folder: Path, synthetic: Path | None) -> tuple[Any, Any]:
     """Dataset and (optional) synthetic references of a run folder."""
     from ganaug.store import SyntheticRef, dataset_ref
 
-    if not (folder / "dataset.parquet").is_file():
-        raise DataError(f"--run-dir {folder} has no dataset.parquet")
     if synthetic is not None and not synthetic.is_file():
         raise ConfigError(f"--synthetic {synthetic} does not exist")
     synthetic_path = synthetic or (folder / "synthetic.parquet")
@@ -83,6 +72,7 @@ def search_command(
     resume: bool = typer.Option(None, "--resume/--no-resume", help="Continue a stored study (default) or start over."),
     seed: int = typer.Option(None, "--seed", help="Seed of the sampler and of trial training."),
     config: Path = ConfigOption,
+    runs_root: Path = RunsRootOption,
 ) -> None:
     """Search classifier architectures; writes <run-dir>/nas/ (trials, best.json, plots, report.md)."""
     from ganaug.nas.config import SearchConfig
@@ -97,7 +87,7 @@ def search_command(
             "pruner": pruner, "storage": storage, "resume": resume, "seed": seed,
         }
         cfg = build_config(SearchConfig, config, overrides)
-        folder = run_dir if run_dir is not None else default_run_dir()
+        folder = find_run_dir(run_dir, runs_root, {"dataset.parquet": "ganaug ingest"})
         dataset, synthetic_ref = _inputs(folder, synthetic)
         run = RunFolder.open(folder)
         inputs: dict[str, ArtifactRef] = {"dataset": dataset, **({"synthetic": synthetic_ref} if synthetic_ref else {})}

@@ -9,8 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ganaug.cli.app import ConfigOption, RunsRootOption, app, build_config, cli_errors, console
-from ganaug.cli.generate import find_run_dir
+from ganaug.cli.app import ConfigOption, RunsRootOption, app, build_config, cli_errors, console, find_run_dir
 
 
 class ProgressBar:

@@ -85,11 +85,10 @@ class MetricsLog:
         table = pa.table({name: pa.array(values, type=types[name]) for name, values in columns.items()})
         return write_table(table, path)
 
-    def last(self) -> dict[str, float]:
+    def last(self) -> dict[str, float | None]:
         """The latest row with NaN replaced by None (JSON-friendly)."""
-        if not self.rows:
-            return {}
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.rows[-1].items()}  # type: ignore[misc]
+        row = self.rows[-1] if self.rows else {}
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 
 class Callbacks:
@@ -103,7 +102,7 @@ class Callbacks:
     def __init__(self, callbacks: Iterable[Any] | Callable[..., Any] | None) -> None:
         if callbacks is None:
             self.items: list[Any] = []
-        elif callable(callbacks) or _has_hooks(callbacks):
+        elif callable(callbacks) or _has_hooks(callbacks) or not isinstance(callbacks, Iterable):
             self.items = [callbacks]
         else:
             self.items = list(callbacks)

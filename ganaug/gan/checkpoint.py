@@ -18,7 +18,7 @@ from torch import nn
 
 from ganaug.device import select_device
 from ganaug.errors import CheckpointError, DataError
-from ganaug.gan.config import ARCHITECTURE_FIELDS, GanConfig
+from ganaug.gan.config import GanConfig
 from ganaug.gan.networks import Discriminator, Generator, ImageShape
 from ganaug.store import atomic_write_bytes
 
@@ -79,8 +79,8 @@ def _digest(value: Any, digest: Any) -> None:
 def write_checkpoint(state: dict[str, Any], cfg: GanConfig, meta: dict[str, Any], folder: Path,
                      periodic: bool) -> tuple[Path, str]:
     """Write `last.pt` (and `step_<n>.pt` when periodic) atomically; returns (last path, content hash)."""
-    # `resume` says how this call started, not what was trained: leaving it out makes a resumed run's
-    # final checkpoint byte-identical to an uninterrupted one's.
+    # `resume` says how this call started, not what was trained: leaving it out gives a resumed run's
+    # final checkpoint the same content (and checkpoint_id) as an uninterrupted one's.
     config = cfg.model_dump(mode="json", exclude={"resume"})
     payload = {"format": FORMAT, "version": FORMAT_VERSION, "config": config, "meta": meta, **state}
     buffer = io.BytesIO()

@@ -30,13 +30,16 @@ class GanTrainer:
     def __init__(self, cfg: GanConfig, shape: ImageShape, device: torch.device,
                  images: torch.Tensor, labels: torch.Tensor) -> None:
         self.cfg, self.shape, self.device = cfg, shape, device
-        self.images = images.to(device)  # (N, C, H, W) in [-1, 1]
+        # channels-last ("NHWC") convolutions are faster with oneDNN on CPU and with cuDNN on GPU.
+        self.images = images.to(device).contiguous(memory_format=torch.channels_last)  # (N, C, H, W) in [-1, 1]
         self.labels = labels.to(device)  # (N,) int64
         with torch.random.fork_rng(devices=[]):  # weight init from the seed, global RNG untouched
             torch.manual_seed(cfg.seed)
             self.generator = Generator(cfg.latent_dim, shape, cfg.g_width).to(device)
             self.discriminator = Discriminator(shape, cfg.d_width, cfg.spectral_norm, cfg.conditioning,
                                                cfg.minibatch_std).to(device)
+        self.generator.to(memory_format=torch.channels_last)
+        self.discriminator.to(memory_format=torch.channels_last)
         self.ema = EmaGenerator(self.generator, cfg.ema_decay) if cfg.ema_decay is not None else None
         self.g_optimizer = make_optimizer(self.generator, cfg.g_lr, cfg, device)
         self.d_optimizer = make_optimizer(self.discriminator, cfg.d_lr, cfg, device)

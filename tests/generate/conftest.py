@@ -19,11 +19,3 @@ def gan_run(tmp_path_factory) -> tuple[DatasetRef, GanResult]:
         dataset = write_bar_dataset(root / "dataset.parquet", train_counts=[12, 8, 4])
         return dataset, train_gan(dataset, tiny_gan_config(), root)
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny networks run faster on one thread, especially on a shared machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

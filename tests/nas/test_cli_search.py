@@ -81,4 +81,4 @@ def test_bad_options_exit_2_with_one_line_and_write_nothing(run_dir: Path, args:
 def test_no_run_folder_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["search"])
-    assert result.exit_code == 2 and "no run folder with a dataset.parquet under data/runs" in result.output
+    assert result.exit_code == 2 and "no run folder under data/runs holds dataset.parquet; run `ganaug ingest` first" in result.output

@@ -229,3 +229,15 @@ def test_result_is_json_for_the_orchestration_layer(tiny_dataset: DatasetRef, ti
     assert {"checkpoint_path", "checkpoint_id", "metrics_path", "grid_path", "steps", "seconds", "images_per_second",
             "device", "dataset_hash"} <= set(data)
     assert data["final_metrics"]["step"] == 2
+
+
+def test_callbacks_accept_one_callable_and_reject_other_objects(tiny_dataset: DatasetRef, tiny_cfg: GanConfig,
+                                                                tmp_path: Path) -> None:
+    from ganaug.gan.artifacts import Callbacks
+
+    steps: list[int] = []
+    train_gan(tiny_dataset, tiny_cfg.model_copy(update={"steps": 4}), tmp_path, callbacks=lambda s, m: steps.append(s))
+    assert steps == [2, 4]
+    for bad in (42, [object()]):
+        with pytest.raises(TypeError, match="neither callable nor has any of the hooks"):
+            Callbacks(bad)
