@@ -297,16 +297,20 @@ def write_dataset(
     return DatasetRef(path=str(Path(path)), content_hash=content_hash, rows=n)
 
 
-def read_dataset_meta(path: str | Path) -> DatasetMeta:
-    """Only the metadata of a dataset table (no pixel data read)."""
-    path = Path(path)
+def _parquet_footer(path: Path) -> pq.FileMetaData:
+    """The Parquet footer (schema, row count) of a dataset file; no column data is read."""
     if not path.is_file():
         raise DataError(f"dataset {path} does not exist")
     try:
-        schema = pq.read_schema(path)
+        return pq.ParquetFile(path).metadata
     except (pa.ArrowInvalid, OSError) as err:
         raise DataError(f"{path} is not a readable Parquet file: {err}") from None
-    return _meta_from_schema(schema, path)[0]
+
+
+def read_dataset_meta(path: str | Path) -> DatasetMeta:
+    """Only the metadata of a dataset table (no pixel data read)."""
+    path = Path(path)
+    return _meta_from_schema(_parquet_footer(path).schema.to_arrow_schema(), path)[0]
 
 
 def _meta_from_schema(schema: pa.Schema, path: Path) -> tuple[DatasetMeta, dict[str, Any]]:
@@ -372,8 +376,6 @@ def read_dataset(ref: ArtifactRef | str | Path, expected_schema: pa.Schema = DAT
 def dataset_ref(path: str | Path) -> DatasetRef:
     """Reference to an existing dataset file (metadata read, pixels not loaded)."""
     path = Path(path)
-    meta_json = _meta_from_schema(pq.read_schema(path), path)[1] if path.is_file() else None
-    if meta_json is None:
-        raise DataError(f"dataset {path} does not exist")
-    rows = pq.ParquetFile(path).metadata.num_rows
-    return DatasetRef(path=str(path), content_hash=str(meta_json.get("content_hash", "")), rows=rows)
+    footer = _parquet_footer(path)
+    meta_json = _meta_from_schema(footer.schema.to_arrow_schema(), path)[1]
+    return DatasetRef(path=str(path), content_hash=str(meta_json.get("content_hash", "")), rows=footer.num_rows)

@@ -69,3 +69,7 @@ def test_read_rejects_missing_column_and_foreign_parquet(tmp_path: Path) -> None
     (tmp_path / "junk.parquet").write_bytes(b"not parquet")
     with pytest.raises(DataError, match="junk.parquet is not a readable Parquet file"):
         read_dataset(tmp_path / "junk.parquet")
+    with pytest.raises(DataError, match="junk.parquet is not a readable Parquet file"):
+        dataset_ref(tmp_path / "junk.parquet")
+    with pytest.raises(DataError, match="missing.parquet does not exist"):
+        dataset_ref(tmp_path / "missing.parquet")
