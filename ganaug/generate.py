@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 SYNTHETIC_FILE = "synthetic.parquet"
 GenerateMode = Literal["per_class", "balance", "ratio"]
 RankBy = Literal["none", "confidence", "discriminator"]
+CheckpointChoice = Literal["best", "last"]
 
 
 class GenerateConfig(StrictModel):
@@ -42,6 +43,7 @@ class GenerateConfig(StrictModel):
     per_class: int = Field(100, ge=1, le=1_000_000, description="Images per class (mode=per_class).")
     target_per_class: int | None = Field(None, ge=1, le=1_000_000, description="Real + synthetic count every class reaches (mode=balance); None = the largest class's real count.")
     ratio: float = Field(1.0, gt=0.0, le=100.0, description="Synthetic images per real training image of the same class (mode=ratio).")
+    checkpoint: CheckpointChoice = Field("best", description="Which checkpoint of the GAN training to sample: best = the one with the best validation score (gan/checkpoints/best.pt, chosen by the collapse monitor), last = the final one.")
     use_ema: bool = Field(True, description="Sample from the generator's exponential moving average (False: the raw generator).")
     min_confidence: float | None = Field(None, gt=0.0, le=1.0, description="Keep only samples a real-trained classifier assigns to their class with at least this probability; None = off.")
     rank_by: RankBy = Field("none", description="Keep the best candidates by classifier confidence or discriminator score; none = keep in sampling order.")
@@ -178,12 +180,40 @@ def write_synthetic(path: Path, images: np.ndarray, labels: np.ndarray, meta: Da
 
 
 def generate(gan: GanResult, dataset: DatasetRef, cfg: GenerateConfig, out: Path) -> SyntheticRef:
-    """Sample the configured counts per class from `gan`'s checkpoint into out/synthetic.parquet."""
+    """Sample the configured counts per class from `gan`'s best (or last) checkpoint into out/synthetic.parquet."""
+    if cfg.checkpoint == "best" and gan.best_checkpoint_path is None:
+        raise ConfigError(
+            f"checkpoint='best' but the GAN result for {gan.checkpoint_path} names no best checkpoint (it was trained "
+            "by an older ganaug); retrain the GAN, or set checkpoint='last'"
+        )
     return generate_from_checkpoint(Path(gan.checkpoint_path), dataset, cfg, out)
 
 
+def chosen_checkpoint(checkpoint: Path, choice: str) -> Path:
+    """The file to sample: with choice 'best', the best.pt beside a training's last.pt; otherwise `checkpoint` itself."""
+    from ganaug.gan.checkpoint import BEST, LAST
+
+    if choice != "best" or checkpoint.name != LAST:
+        return checkpoint
+    best = checkpoint.with_name(BEST)
+    if not best.is_file():
+        raise ConfigError(
+            f"checkpoint='best' but {best} does not exist (the GAN was trained by an older ganaug, or the file was "
+            f"removed); retrain the GAN, or set checkpoint='last' to sample {checkpoint}"
+        )
+    return best
+
+
+def checkpoint_choice(synthetic: SyntheticRef | str | Path) -> dict[str, Any]:
+    """Which checkpoint a synthetic.parquet was sampled from and why (its `checkpoint_selection` metadata)."""
+    from ganaug.store import read_dataset_meta
+
+    path = synthetic.path if isinstance(synthetic, SyntheticRef) else synthetic
+    return dict(read_dataset_meta(path).extra.get("checkpoint_selection") or {})
+
+
 def generate_from_checkpoint(checkpoint: Path, dataset: DatasetRef, cfg: GenerateConfig, out: Path) -> SyntheticRef:
-    """Like `generate`, from a checkpoint file (e.g. a run folder's gan/checkpoints/last.pt)."""
+    """Like `generate`, from a checkpoint file; given a training's last.pt, `cfg.checkpoint` picks best.pt or it."""
     from ganaug.gan import load_generator
 
     real = read_dataset(dataset)
@@ -194,8 +224,11 @@ def generate_from_checkpoint(checkpoint: Path, dataset: DatasetRef, cfg: Generat
             f"nothing to generate: mode '{cfg.mode}' asks for 0 images (the train split of {real.path} is already "
             "balanced); set target_per_class or use mode per_class"
         )
-    checkpoint = Path(checkpoint)
+    checkpoint = chosen_checkpoint(Path(checkpoint), cfg.checkpoint)
     generator, info = load_generator(checkpoint, use_ema=cfg.use_ema, device=select_device(cfg.device))
+    selection = {"file": checkpoint.name, "step": info["step"], "checkpoint_id": str(info["checkpoint_id"]),
+                 **(info.get("selection") or {"rule": f"the given checkpoint {checkpoint.name}"})}
+    log.info("sampling %s (step %s): %s", checkpoint, info["step"], selection.get("rule"))
     _check_generator(info, real.meta, checkpoint, real.path)
     scorer = _Scorer(cfg, real, checkpoint) if cfg.score_kind() is not None else None
     images, labels, scores = [], [], []
@@ -212,6 +245,7 @@ def generate_from_checkpoint(checkpoint: Path, dataset: DatasetRef, cfg: Generat
         class_names=list(real.meta.class_names), ingestion_source="synthetic", pixel_scaling=real.meta.pixel_scaling,
         extra={"checkpoint_id": checkpoint_id, "checkpoint_step": info.get("step"), "dataset_hash": real.content_hash,
                "gan_dataset_hash": info.get("dataset_hash"), "quality_score": cfg.score_kind(),
+               "checkpoint_selection": selection,
                "generate_config": cfg.model_dump(mode="json")},
     )
     ref = write_synthetic(Path(out) / SYNTHETIC_FILE, np.concatenate(images), np.concatenate(labels), meta,

@@ -16,7 +16,10 @@ from ganaug.store import write_table
 
 log = logging.getLogger(__name__)
 
-METRIC_COLUMNS = ("step", "seconds", "images_per_second", "d_loss", "g_loss", "d_real", "d_fake", "d_val", "g_lr", "d_lr")
+METRIC_COLUMNS = ("step", "seconds", "images_per_second", "d_loss", "g_loss", "d_real", "d_fake", "d_val", "g_lr", "d_lr",
+                  "augment_p", "spread", "min_class_spread", "recall", "min_class_recall", "val_frechet",
+                  "collapsed_classes")
+MONITOR_COLUMNS = ("spread", "min_class_spread", "recall", "min_class_recall", "val_frechet", "collapsed_classes")
 HOOKS = ("on_start", "on_metrics", "on_checkpoint", "on_samples")
 
 
@@ -37,6 +40,10 @@ class GanPaths:
     @property
     def last_checkpoint(self) -> Path:
         return self.checkpoints / "last.pt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / "best.pt"
 
     @property
     def metrics(self) -> Path:
@@ -77,7 +84,7 @@ class MetricsLog:
         return float(self.rows[-1]["seconds"]) if self.rows else 0.0
 
     def append(self, row: dict[str, float]) -> None:
-        self.rows.append({name: row[name] for name in METRIC_COLUMNS})
+        self.rows.append({name: row.get(name, math.nan) for name in METRIC_COLUMNS})
 
     def write(self, path: Path) -> Path:
         columns = {name: [row[name] for row in self.rows] for name in METRIC_COLUMNS}

@@ -59,9 +59,19 @@ def cutout(x: torch.Tensor, rng: torch.Generator, ratio: float = 0.5) -> torch.T
 AUGMENTATIONS: dict[str, Augmentation] = {"color": color, "translation": translation, "cutout": cutout}
 
 
-def diff_augment(x: torch.Tensor, policy: Sequence[str] | None, rng: torch.Generator) -> torch.Tensor:
-    """Apply the named augmentations in the order color, translation, cutout (None/empty = identity)."""
+def diff_augment(x: torch.Tensor, policy: Sequence[str] | None, rng: torch.Generator,
+                 probability: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply the named augmentations in the order color, translation, cutout (None/empty = identity).
+
+    With `probability` (a 0-d tensor, as adaptive augmentation keeps it on the device), each
+    operation is applied to each image independently with that probability; otherwise to all.
+    """
     for name in ("color", "translation", "cutout"):
         if policy and name in policy:
-            x = AUGMENTATIONS[name](x, rng)
+            augmented = AUGMENTATIONS[name](x, rng)
+            if probability is None:
+                x = augmented
+            else:
+                chosen = torch.rand(x.size(0), 1, 1, 1, generator=rng, device=x.device) < probability  # (B, 1, 1, 1)
+                x = torch.where(chosen, augmented, x)
     return x

@@ -25,8 +25,9 @@ from ganaug.store import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 FORMAT = "ganaug-gan-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: g_width is the generator's width at full resolution; EMA standing statistics
 LAST = "last.pt"
+BEST = "best.pt"
 _PERIODIC = re.compile(r"^step_(\d+)\.pt$")
 _REQUIRED = ("step", "config", "meta", "generator", "discriminator", "generator_ema", "g_optimizer",
              "d_optimizer", "g_scheduler", "d_scheduler", "rng")
@@ -43,7 +44,7 @@ def checkpoint_meta(cfg: GanConfig, shape: ImageShape, class_names: list[str], d
         "width": shape.width,
         "class_names": list(class_names),
         "dataset_hash": dataset_hash,
-        "architecture": cfg.architecture(),
+        "architecture": cfg.architecture(shape.height, shape.width),
     }
 
 
@@ -76,21 +77,32 @@ def _digest(value: Any, digest: Any) -> None:
         digest.update(repr((type(value).__name__, value)).encode())
 
 
-def write_checkpoint(state: dict[str, Any], cfg: GanConfig, meta: dict[str, Any], folder: Path,
-                     periodic: bool) -> tuple[Path, str]:
-    """Write `last.pt` (and `step_<n>.pt` when periodic) atomically; returns (last path, content hash)."""
+def _encode(state: dict[str, Any], cfg: GanConfig, meta: dict[str, Any]) -> tuple[bytes, str]:
     # `resume` says how this call started, not what was trained: leaving it out gives a resumed run's
     # final checkpoint the same content (and checkpoint_id) as an uninterrupted one's.
     config = cfg.model_dump(mode="json", exclude={"resume"})
     payload = {"format": FORMAT, "version": FORMAT_VERSION, "config": config, "meta": meta, **state}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    data = buffer.getvalue()
+    return buffer.getvalue(), content_hash(payload)
+
+
+def write_best_checkpoint(state: dict[str, Any], cfg: GanConfig, meta: dict[str, Any], folder: Path,
+                          selection: dict[str, Any]) -> tuple[Path, str]:
+    """Write `best.pt` atomically with how it was chosen (`selection`); returns (path, content hash)."""
+    data, digest = _encode({**state, "selection": selection}, cfg, meta)
+    return atomic_write_bytes(folder / BEST, data), digest
+
+
+def write_checkpoint(state: dict[str, Any], cfg: GanConfig, meta: dict[str, Any], folder: Path,
+                     periodic: bool) -> tuple[Path, str]:
+    """Write `last.pt` (and `step_<n>.pt` when periodic) atomically; returns (last path, content hash)."""
+    data, digest = _encode(state, cfg, meta)
     if periodic:
         atomic_write_bytes(folder / f"step_{int(state['step']):07d}.pt", data)
         prune_checkpoints(folder, cfg.keep_checkpoints)
     last = atomic_write_bytes(folder / LAST, data)
-    return last, content_hash(payload)
+    return last, digest
 
 
 def periodic_checkpoints(folder: Path) -> list[tuple[int, Path]]:
@@ -135,7 +147,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def check_compatible(payload: dict[str, Any], path: Path, cfg: GanConfig, shape: ImageShape, dataset_hash: str) -> None:
     """Raise `CheckpointError` when a checkpoint cannot continue this run (other networks or data)."""
     meta = payload["meta"]
-    wanted: dict[str, Any] = {**cfg.architecture(), "ema": cfg.ema_decay is not None}
+    wanted: dict[str, Any] = {**cfg.architecture(shape.height, shape.width), "ema": cfg.ema_decay is not None}
     found: dict[str, Any] = {**meta["architecture"], "ema": payload["generator_ema"] is not None}
     for key, value in (("channels", shape.channels), ("height", shape.height), ("width", shape.width),
                        ("num_classes", shape.num_classes), ("dataset_hash", dataset_hash)):
@@ -176,7 +188,8 @@ def load_generator(checkpoint: str | Path, use_ema: bool = True,
     target = select_device(device) if isinstance(device, str) else device
     generator = generator.to(target).eval().requires_grad_(False)
     info = {key: meta[key] for key in _META_KEYS if key != "architecture"}
-    info.update(config=payload["config"], step=int(payload["step"]), use_ema=use_ema, checkpoint_id=content_hash(payload))
+    info.update(config=payload["config"], step=int(payload["step"]), use_ema=use_ema, checkpoint_id=content_hash(payload),
+                selection=payload.get("selection"))
     return generator, info
 
 

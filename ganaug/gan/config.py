@@ -8,11 +8,13 @@ from pydantic import Field, model_validator
 
 from ganaug.configbase import StrictModel
 from ganaug.device import DeviceChoice
+from ganaug.gan.networks import default_widths
 
 GanLoss = Literal["bce", "hinge", "wgan-gp"]
 Conditioning = Literal["projection", "acgan"]
 AugmentOp = Literal["color", "translation", "cutout"]
 LrSchedule = Literal["constant", "exponential", "cosine"]
+EmaStatistics = Literal["standing", "copied"]
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 # Options that fix the networks' shapes: a checkpoint can only be resumed or loaded with these unchanged.
@@ -22,8 +24,8 @@ ARCHITECTURE_FIELDS = ("latent_dim", "g_width", "d_width", "spectral_norm", "min
 class GanConfig(StrictModel):
     """How to train the class-conditional GAN.
 
-    The defaults are the configuration measured on digits (8x8) in docs/benchmarks/gan.md: about a
-    minute of training on 2 CPU cores to a classification accuracy score above 0.9.
+    The defaults are the configuration measured in docs/benchmarks/gan.md on digits (8x8) and on
+    MNIST with 100 labels per class (28x28); network widths follow the image size unless given.
     """
 
     loss: GanLoss = Field("hinge", description="Adversarial loss: non-saturating BCE, hinge or WGAN-GP.")
@@ -34,8 +36,8 @@ class GanConfig(StrictModel):
     steps: int = Field(3000, ge=1, le=10_000_000, description="Generator steps to train in total.")
     d_steps_per_g: int = Field(1, ge=1, le=16, description="Discriminator steps per generator step.")
     latent_dim: int = Field(64, ge=1, le=1024, description="Size of the generator's noise vector.")
-    g_width: int = Field(64, ge=8, le=4096, description="Generator channels at its lowest resolution (halved per upsampling).")
-    d_width: int = Field(32, ge=8, le=4096, description="Discriminator channels at full resolution (doubled per downsampling).")
+    g_width: int | None = Field(None, ge=8, le=4096, description="Generator channels at full resolution (doubled per coarser level, at most 8x); None = chosen from the image size.")
+    d_width: int | None = Field(None, ge=8, le=4096, description="Discriminator channels at full resolution (doubled per downsampling, at most 8x); None = chosen from the image size.")
     spectral_norm: bool = Field(True, description="Spectral normalization on every discriminator layer.")
     minibatch_std: bool = Field(False, description="Give D the within-group spread of its features, so it can spot collapsed samples.")
     conditioning: Conditioning = Field("projection", description="Class conditioning in D: projection (Miyato & Koyama 2018) or an auxiliary classifier head (AC-GAN).")
@@ -43,7 +45,11 @@ class GanConfig(StrictModel):
     diffaugment: list[AugmentOp] | None = Field(
         None, description="DiffAugment operations on real and fake images in D's pass, e.g. ['translation', 'cutout']; None = off."
     )
+    ada_target: float | None = Field(None, gt=0.0, lt=1.0, description="Adaptive augmentation (ADA): raise the probability of each DiffAugment operation while the share of real images D scores positive exceeds this target, lower it otherwise; None = always apply.")
+    ada_kimg: float = Field(100.0, gt=0.0, le=100_000.0, description="Thousands of real images over which the ADA probability can move from 0 to 1.")
+    lecam_weight: float | None = Field(None, gt=0.0, le=100.0, description="LeCam regularization of D (Tseng et al. 2021): pulls D's outputs towards moving averages of the other side's; None = off.")
     ema_decay: float | None = Field(0.999, ge=0.0, lt=1.0, description="Decay of the generator's weight average (used for sampling); None = off.")
+    ema_statistics: EmaStatistics = Field("standing", description="Batch-norm statistics of the averaged generator: standing = recomputed for its own weights before each use; copied = the live generator's.")
     lr_schedule: LrSchedule = Field("constant", description="Learning-rate schedule of both networks.")
     lr_decay_rate: float = Field(2.0, ge=0.0, le=50.0, description="k in lr_t = lr_0 * exp(-k t), t = fraction of training done (lr_schedule='exponential').")
     r1_gamma: float | None = Field(None, gt=0.0, le=1000.0, description="R1 gradient penalty weight on real images; None = off.")
@@ -52,6 +58,9 @@ class GanConfig(StrictModel):
     checkpoint_every: int | None = Field(500, ge=1, le=10_000_000, description="Write a checkpoint every this many steps (and at the end); None = only at the end.")
     keep_checkpoints: int = Field(3, ge=1, le=10_000, description="Periodic checkpoints kept besides last.pt (oldest removed first).")
     metrics_every: int = Field(50, ge=1, le=10_000_000, description="Record metrics (and check losses are finite) every this many steps.")
+    monitor_every: int | None = Field(250, ge=1, le=10_000_000, description="Every this many steps (and at the end) measure within-class spread, recall and Fréchet distance of the sampling generator against real val images, and keep the best checkpoint; None = off (best = last).")
+    monitor_per_class: int = Field(50, ge=8, le=10_000, description="Real val images (at most) and generated images per class that the collapse monitor compares.")
+    collapse_spread: float = Field(0.3, ge=0.0, le=1.0, description="Warn that a class collapsed when its samples' within-class spread falls below this share of the real val spread.")
     grid_every: int | None = Field(1000, ge=1, le=10_000_000, description="Write a sample-grid PNG every this many steps (always at the end); None = only at the end.")
     grid_columns: int = Field(10, ge=1, le=64, description="Samples per class (columns) in the sample grid.")
     device: DeviceChoice = Field("auto", description="Training device: auto (cuda, then mps, then cpu), cpu, cuda or mps.")
@@ -66,8 +75,17 @@ class GanConfig(StrictModel):
             raise ValueError("compile=true cannot be combined with loss='wgan-gp' or r1_gamma (gradient penalties need double backward, which torch.compile does not support)")
         if self.diffaugment is not None and len(set(self.diffaugment)) != len(self.diffaugment):
             raise ValueError(f"diffaugment lists an operation twice: {self.diffaugment}")
+        if self.ada_target is not None and not self.diffaugment:
+            raise ValueError("ada_target adapts the probability of the DiffAugment operations; set diffaugment too, e.g. ['translation', 'cutout']")
         return self
 
-    def architecture(self) -> dict[str, object]:
-        """The options that fix the networks' shapes."""
-        return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}
+    def widths(self, height: int, width: int) -> tuple[int, int]:
+        """(g_width, d_width) for images of this size: the configured ones, else the size's defaults."""
+        g_default, d_default = default_widths(height, width)
+        return self.g_width or g_default, self.d_width or d_default
+
+    def architecture(self, height: int, width: int) -> dict[str, object]:
+        """The options that fix the networks' shapes, widths resolved for the image size."""
+        resolved = {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}
+        resolved["g_width"], resolved["d_width"] = self.widths(height, width)
+        return resolved

@@ -78,3 +78,13 @@ def wgan_gradient_penalty(mixed_logits: torch.Tensor, mixed_images: torch.Tensor
     """WGAN-GP (Gulrajani et al. 2017): weight * E (||grad_x D(x)|| - 1)^2 at interpolates."""
     return weight * input_gradient_penalty(mixed_logits, mixed_images, 1.0)
 
+
+
+def lecam_penalty(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_average: torch.Tensor,
+                  fake_average: torch.Tensor, weight: float) -> torch.Tensor:
+    """LeCam (Tseng et al. 2021): weight * (E relu(real - avg_fake)^2 + E relu(avg_real - fake)^2).
+
+    The averages are moving averages of D's mean outputs on real and fake images; keeping D's
+    outputs near the other side's average bounds how far it can overfit a small training set.
+    """
+    return weight * (F.relu(real_logits - fake_average).pow(2).mean() + F.relu(real_average - fake_logits).pow(2).mean())

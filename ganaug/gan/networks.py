@@ -3,6 +3,11 @@
 Both networks work on a pyramid: the generator starts at a base resolution and doubles it
 `levels` times; the discriminator halves the image the same number of times. For 8x8 the base is
 4x4 (one level), 28x28 -> 7x7 (two), 32x32 -> 4x4 (three), 64x64 -> 4x4 (four).
+
+Widths follow DCGAN: the generator has `g_width` channels at full resolution and twice as many at
+each coarser level (at most 8x), so it never thins out towards the image; the discriminator has
+`d_width` at full resolution and doubles per downsampling (at most 8x). `default_widths` picks both
+from the image size.
 """
 
 from __future__ import annotations
@@ -37,6 +42,25 @@ def pyramid_levels(height: int, width: int) -> int:
     return levels
 
 
+def default_widths(height: int, width: int) -> tuple[int, int]:
+    """(g_width, d_width) for an image size: 32/32 up to 16 px per side, 64/32 above.
+
+    Measured in docs/benchmarks/gan.md: at 28x28 the generator needs 64 channels at full resolution
+    (256 at 7x7) to draw varied strokes; at 8x8, 32 (64 at 4x4) already does.
+    """
+    return (32, 32) if max(height, width) <= 16 else (64, 32)
+
+
+def generator_channels(levels: int, width: int) -> list[int]:
+    """Channels from the base resolution to full resolution: width * 2^levels, ..., width (at most 8x width)."""
+    return [width * min(1 << (levels - i), 8) for i in range(levels + 1)]
+
+
+def discriminator_channels(levels: int, width: int) -> list[int]:
+    """Channels from full resolution down to the base: width, 2 width, ... (at most 8x width)."""
+    return [width * min(1 << i, 8) for i in range(levels + 1)]
+
+
 def _check_shape(shape: ImageShape) -> None:
     if shape.channels not in (1, 3):
         raise ConfigError(f"GAN images must have 1 or 3 channels, got {shape.channels}")
@@ -64,7 +88,7 @@ class ConditionalBatchNorm2d(nn.Module):
 
 
 class Generator(nn.Module):
-    """z (B, latent_dim) and labels (B,) -> images (B, C, H, W) in [-1, 1]."""
+    """z (B, latent_dim) and labels (B,) -> images (B, C, H, W) in [-1, 1]; `width` = channels at full resolution."""
 
     def __init__(self, latent_dim: int, shape: ImageShape, width: int) -> None:
         super().__init__()
@@ -73,7 +97,7 @@ class Generator(nn.Module):
         self.shape = shape
         levels = pyramid_levels(shape.height, shape.width)
         self.base = (shape.height >> levels, shape.width >> levels)
-        chans = [max(width >> i, 16) for i in range(levels + 1)]
+        chans = generator_channels(levels, width)
         self.embed = nn.Embedding(shape.num_classes, latent_dim)
         self.project = nn.Linear(2 * latent_dim, chans[0] * self.base[0] * self.base[1])
         self.norms = nn.ModuleList(ConditionalBatchNorm2d(c, shape.num_classes) for c in chans)
@@ -105,7 +129,7 @@ class Discriminator(nn.Module):
         self.conditioning = conditioning
         self.minibatch_std = minibatch_std
         levels = pyramid_levels(shape.height, shape.width)
-        chans = [min(width << i, width * 8) for i in range(levels + 1)]
+        chans = discriminator_channels(levels, width)
         sn = _spectral_norm if spectral_norm else (lambda module: module)
         self.from_image = sn(nn.Conv2d(shape.channels, chans[0], 3, padding=1))
         self.downs = nn.ModuleList(sn(nn.Conv2d(chans[i], chans[i + 1], 4, stride=2, padding=1)) for i in range(levels))

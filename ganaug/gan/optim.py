@@ -41,30 +41,81 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: GanConfig) -> torch.op
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+STANDING_SAMPLES = 512  # generated images whose batch statistics make the standing statistics
+STANDING_BATCH = 128
+
+
+@torch.no_grad()
+def standing_statistics(generator: nn.Module, seed: int, samples: int = STANDING_SAMPLES,
+                        batch_size: int = STANDING_BATCH) -> None:
+    """Set every batch norm's running statistics to the average batch statistics of the generator's
+    own output over `samples` images of fixed noise (classes in turn), then leave it in eval mode.
+
+    This is BigGAN's "standing statistics": running statistics collected while the weights moved
+    (or copied from other weights, as for an averaged generator) need not fit the current weights.
+    """
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        generator.eval()
+        return
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the batches below
+    device = next(generator.parameters()).device
+    rng = torch.Generator().manual_seed(seed)
+    generator.train()
+    try:
+        for start in range(0, samples, batch_size):
+            count = min(batch_size, samples - start)
+            noise = torch.randn(count, int(generator.latent_dim), generator=rng)
+            labels = torch.arange(start, start + count) % int(generator.shape.num_classes)
+            generator(noise.to(device), labels.to(device))
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        generator.eval()
+
+
 class EmaGenerator:
     """An averaged copy of the generator: w_ema <- d w_ema + (1 - d) w, with a warm-up on d.
 
     The warm-up d_t = min(decay, (1 + t) / (10 + t)) lets the average follow the fast early changes.
-    Buffers (batch-norm statistics) are copied, not averaged.
+    Batch-norm statistics: `statistics="copied"` copies the live generator's running statistics at
+    every update (they were collected for other weights); `"standing"` recomputes them for the
+    averaged weights (`standing_statistics`) whenever the module is used after an update.
     """
 
-    def __init__(self, generator: nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.module = copy.deepcopy(generator).eval().requires_grad_(False)
+    def __init__(self, generator: nn.Module, decay: float, statistics: str = "standing", seed: int = 0) -> None:
+        if statistics not in ("standing", "copied"):
+            raise ValueError(f"unknown EMA statistics '{statistics}'")
+        self.decay, self.statistics, self.seed = decay, statistics, seed
+        self._module = copy.deepcopy(generator).eval().requires_grad_(False)
         self.updates = 0
+        self._fresh_at = -1  # updates count at the last standing-statistics pass
+
+    @property
+    def module(self) -> nn.Module:
+        """The averaged generator in eval mode, its batch-norm statistics current."""
+        if self.statistics == "standing" and self._fresh_at != self.updates:
+            standing_statistics(self._module, self.seed)
+            self._fresh_at = self.updates
+        return self._module
 
     @torch.no_grad()
     def update(self, generator: nn.Module) -> None:
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for averaged, current in zip(self.module.parameters(), generator.parameters()):
+        for averaged, current in zip(self._module.parameters(), generator.parameters()):
             averaged.lerp_(current.detach(), 1.0 - decay)
-        for averaged, current in zip(self.module.buffers(), generator.buffers()):
-            averaged.copy_(current)
+        if self.statistics == "copied":
+            for averaged, current in zip(self._module.buffers(), generator.buffers()):
+                averaged.copy_(current)
         self.updates += 1
 
     def state_dict(self) -> dict[str, object]:
         return {"module": self.module.state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        self.module.load_state_dict(state["module"])  # type: ignore[arg-type]
+        self._module.load_state_dict(state["module"])  # type: ignore[arg-type]
         self.updates = int(state["updates"])  # type: ignore[arg-type]
+        self._fresh_at = self.updates

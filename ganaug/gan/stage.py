@@ -22,8 +22,10 @@ from ganaug.gan.checkpoint import (
     content_hash,
     prune_checkpoints,
     read_checkpoint,
+    write_best_checkpoint,
     write_checkpoint,
 )
+from ganaug.gan.monitor import CollapseMonitor
 from ganaug.gan.config import GanConfig
 from ganaug.gan.networks import ImageShape, count_parameters
 from ganaug.gan.sampling import write_sample_grid
@@ -52,6 +54,11 @@ class GanResult(BaseModel):
     dataset_hash: str
     config_hash: str
     final_metrics: dict[str, float | None]
+    best_checkpoint_path: str | None = None
+    best_checkpoint_id: str | None = None
+    best_step: int | None = None
+    selection_metric: str | None = None
+    best_score: float | None = None
 
 
 def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
@@ -72,8 +79,13 @@ def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
     log.info("training GAN on %s: %d images %s, G %d / D %d parameters, steps %d..%d",
              device, len(images), shape, count_parameters(trainer.generator),
              count_parameters(trainer.discriminator), resumed_from, cfg.steps)
+    collapse = None
+    if cfg.monitor_every is not None:
+        collapse = CollapseMonitor(val_images, val_labels, shape.num_classes, cfg.monitor_per_class,
+                                   cfg.collapse_spread, cfg.seed)
     monitor = _Monitor(trainer, paths, meta, history, events,
-                       (val_images[:VAL_MONITOR_IMAGES], val_labels[:VAL_MONITOR_IMAGES]), pending)
+                       (val_images[:VAL_MONITOR_IMAGES], val_labels[:VAL_MONITOR_IMAGES]), pending,
+                       collapse, loaded.meta.class_names)
     events.emit("on_start", resumed_from, cfg.steps)
     loop_started = time.perf_counter()
     while trainer.step < cfg.steps:
@@ -82,6 +94,7 @@ def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
     with trainer.sampling_generator() as generator:
         grid = write_sample_grid(generator, paths.final_grid, cfg.grid_columns, cfg.seed)
     history.write(paths.metrics)
+    best = monitor.finish_best()
     trained_images = (trainer.step - resumed_from) * cfg.batch_size * cfg.d_steps_per_g
     return GanResult(
         checkpoint_path=str(paths.last_checkpoint),
@@ -96,6 +109,11 @@ def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
         dataset_hash=loaded.content_hash,
         config_hash=cfg.config_hash(),
         final_metrics=history.last(),
+        best_checkpoint_path=str(paths.best_checkpoint),
+        best_checkpoint_id=best["checkpoint_id"],
+        best_step=best["step"],
+        selection_metric=best["metric"],
+        best_score=best["score"],
     )
 
 
@@ -131,6 +149,7 @@ def _start(trainer: GanTrainer, cfg: GanConfig, paths: GanPaths, meta: dict[str,
     if cfg.resume:
         log.info("resume requested but %s does not exist; starting at step 0", checkpoint)
     prune_checkpoints(paths.checkpoints, 0)
+    paths.best_checkpoint.unlink(missing_ok=True)
     for stale in paths.root.glob("samples_*.png"):
         stale.unlink()
     write_checkpoint({**trainer.state_dict(), "monitor": None}, cfg, meta, paths.checkpoints, periodic=False)
@@ -138,18 +157,24 @@ def _start(trainer: GanTrainer, cfg: GanConfig, paths: GanPaths, meta: dict[str,
 
 
 class _Monitor:
-    """Metrics, finiteness checks, checkpoints and sample grids, kept out of the training loop."""
+    """Metrics, collapse monitor, finiteness checks, checkpoints and sample grids, kept out of the training loop."""
 
     def __init__(self, trainer: GanTrainer, paths: GanPaths, meta: dict[str, Any], history: MetricsLog,
-                 events: Callbacks, val: tuple[torch.Tensor, torch.Tensor], pending: dict[str, Any] | None) -> None:
+                 events: Callbacks, val: tuple[torch.Tensor, torch.Tensor], pending: dict[str, Any] | None,
+                 collapse: CollapseMonitor | None, class_names: list[str]) -> None:
         self.trainer, self.cfg, self.paths, self.meta = trainer, trainer.cfg, paths, meta
         self.history, self.events, self.val = history, events, val
+        self.collapse, self.class_names = collapse, class_names
         # Loss sums since the last metrics row; a checkpoint carries them so a resumed run reports the same rows.
         self.sums = torch.zeros(len(LOSS_NAMES), device=trainer.device)
         self.count = 0
+        # The best val score so far: {"step", "score", "checkpoint_id"}; None before the first reading.
+        self.best: dict[str, Any] | None = None
         if pending is not None:
             self.sums.copy_(pending["sums"])
             self.count = int(pending["count"])
+            self.best = dict(pending["best"], checkpoint_id=None) if pending.get("best") else None
+            self._restore_best()
         self.clock = time.perf_counter() - history.elapsed
         self.checkpoint_id: str | None = None  # content hash of the latest checkpoint written
         self.window = (time.perf_counter(), trainer.step)
@@ -162,40 +187,92 @@ class _Monitor:
         final = step == cfg.steps
         periodic = cfg.checkpoint_every is not None and step % cfg.checkpoint_every == 0
         due_grid = cfg.grid_every is not None and step % cfg.grid_every == 0
-        due_metrics = step % cfg.metrics_every == 0 or final
+        due_monitor = self.collapse is not None and (step % cfg.monitor_every == 0 or final)  # type: ignore[operator]
+        due_metrics = step % cfg.metrics_every == 0 or final or due_monitor
         if not (due_metrics or periodic or final or due_grid):
             return
         means = (self.sums / self.count).tolist()
         if not all(math.isfinite(value) for value in means):
             self._diverged(step, [name for name, value in zip(LOSS_NAMES, means) if not math.isfinite(value)])
+        improved = False
         if due_metrics:
-            self._record(step, dict(zip(LOSS_NAMES, means)))
-        if periodic or final:
-            self._checkpoint(step, periodic)
+            improved = self._record(step, dict(zip(LOSS_NAMES, means)), due_monitor)
+        if periodic or final or improved:
+            self._checkpoint(step, periodic, improved)
         if due_grid or final:
             with self.trainer.sampling_generator() as generator:
                 path = write_sample_grid(generator, self.paths.grid(step), cfg.grid_columns, cfg.seed)
             self.events.emit("on_samples", step, path)
 
-    def _record(self, step: int, means: dict[str, float]) -> None:
+    def _record(self, step: int, means: dict[str, float], due_monitor: bool) -> bool:
+        """Append a metrics row (with a collapse reading when due); True when the val score improved."""
         now = time.perf_counter()
         images = (step - self.window[1]) * self.cfg.batch_size * self.cfg.d_steps_per_g
         g_lr, d_lr = self.trainer.learning_rates()
-        row = {"step": step, "seconds": now - self.clock, "images_per_second": images / max(now - self.window[0], 1e-9),
-               **means, "d_val": self.trainer.mean_score(*self.val), "g_lr": g_lr, "d_lr": d_lr}
+        row: dict[str, Any] = {"step": step, "seconds": now - self.clock, "images_per_second": images / max(now - self.window[0], 1e-9),
+                               **means, "d_val": self.trainer.mean_score(*self.val), "g_lr": g_lr, "d_lr": d_lr}
+        improved = False
+        if due_monitor and self.collapse is not None:
+            with self.trainer.sampling_generator() as generator:
+                reading = self.collapse.measure(generator)
+            row.update(reading.row())
+            row["collapsed"] = [self.class_names[c] for c in reading.collapsed]
+            if row["collapsed"]:
+                log.warning("step %d: class(es) %s collapsed: within-class spread below %.2f of the real val "
+                            "spread (samples of a class look alike); see samples_*.png", step,
+                            ", ".join(row["collapsed"]), self.cfg.collapse_spread)
+            score = row["val_frechet"]
+            improved = math.isfinite(score) and (self.best is None or score < self.best["score"])
+            if improved:
+                self.best = {"step": step, "score": score, "checkpoint_id": None}
         self.history.append(row)
         self.events.emit("on_metrics", step, dict(row))
         self.sums.zero_()
         self.count = 0
         self.window = (time.perf_counter(), step)
+        return improved
 
-    def _checkpoint(self, step: int, periodic: bool) -> None:
+    def _checkpoint(self, step: int, periodic: bool, improved: bool) -> None:
         if not self.trainer.parameters_finite():
             self._diverged(step, ["weights"])
-        state = {**self.trainer.state_dict(), "monitor": {"sums": self.sums.cpu(), "count": self.count}}
+        monitor_state = {"sums": self.sums.cpu(), "count": self.count, "best": self._best_record()}
+        state = {**self.trainer.state_dict(), "monitor": monitor_state}
         path, self.checkpoint_id = write_checkpoint(state, self.cfg, self.meta, self.paths.checkpoints, periodic)
+        if improved and self.best is not None:
+            self._write_best(state, self.best)
         self.history.write(self.paths.metrics)
         self.events.emit("on_checkpoint", step, path)
+
+    def _best_record(self) -> dict[str, Any] | None:
+        """What a checkpoint records of the best score (not the best file's id, so resumed runs write the same)."""
+        return None if self.best is None else {"step": self.best["step"], "score": self.best["score"]}
+
+    def _write_best(self, state: dict[str, Any], best: dict[str, Any]) -> None:
+        selection = {"metric": "val_frechet", "step": best["step"], "score": best["score"],
+                     "rule": "lowest class-averaged Fréchet distance to real val images (collapse monitor features)"}
+        _, best["checkpoint_id"] = write_best_checkpoint(state, self.cfg, self.meta, self.paths.checkpoints, selection)
+
+    def _restore_best(self) -> None:
+        """After a resume: best.pt must be the checkpoint the record names (it may be missing after a crash)."""
+        if self.best is None or self.best["step"] != self.trainer.step:
+            return
+        best = self.paths.best_checkpoint
+        if best.is_file() and int(read_checkpoint(best)["step"]) == self.trainer.step:
+            return
+        state = {**self.trainer.state_dict(), "monitor": {"sums": self.sums.cpu(), "count": self.count, "best": self._best_record()}}
+        self._write_best(state, self.best)
+
+    def finish_best(self) -> dict[str, Any]:
+        """Make sure best.pt exists (the final checkpoint when nothing was measured); returns the choice."""
+        if self.best is None:
+            payload = read_checkpoint(self.paths.last_checkpoint)
+            selection = {"metric": None, "step": int(payload["step"]), "score": None,
+                         "rule": "last checkpoint (collapse monitor off: monitor_every=None)"}
+            state = {key: value for key, value in payload.items() if key not in ("format", "version", "config", "meta")}
+            _, checkpoint_id = write_best_checkpoint(state, self.cfg, self.meta, self.paths.checkpoints, selection)
+            return {"step": selection["step"], "score": None, "metric": None, "checkpoint_id": checkpoint_id}
+        checkpoint_id = self.best.get("checkpoint_id") or content_hash(read_checkpoint(self.paths.best_checkpoint))
+        return {"step": self.best["step"], "score": self.best["score"], "metric": "val_frechet", "checkpoint_id": checkpoint_id}
 
     def _diverged(self, step: int, what: list[str]) -> None:
         path = self.paths.last_checkpoint

@@ -17,11 +17,13 @@ from torch import nn
 
 from ganaug.gan.augment import diff_augment
 from ganaug.gan.config import GanConfig
-from ganaug.gan.losses import LOSSES, interpolate, r1_penalty, wgan_gradient_penalty
+from ganaug.gan.losses import LOSSES, interpolate, lecam_penalty, r1_penalty, wgan_gradient_penalty
 from ganaug.gan.networks import Discriminator, Generator, ImageShape
 from ganaug.gan.optim import EmaGenerator, lr_factor, make_optimizer, make_scheduler
 
-LOSS_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
+LOSS_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "augment_p")
+ADA_INTERVAL = 4  # D steps between adjustments of the adaptive augmentation probability
+LECAM_DECAY = 0.99  # of the moving averages of D's outputs that LeCam regularization pulls towards
 
 
 class GanTrainer:
@@ -35,12 +37,20 @@ class GanTrainer:
         self.labels = labels.to(device)  # (N,) int64
         with torch.random.fork_rng(devices=[]):  # weight init from the seed, global RNG untouched
             torch.manual_seed(cfg.seed)
-            self.generator = Generator(cfg.latent_dim, shape, cfg.g_width).to(device)
-            self.discriminator = Discriminator(shape, cfg.d_width, cfg.spectral_norm, cfg.conditioning,
+            g_width, d_width = cfg.widths(shape.height, shape.width)
+            self.generator = Generator(cfg.latent_dim, shape, g_width).to(device)
+            self.discriminator = Discriminator(shape, d_width, cfg.spectral_norm, cfg.conditioning,
                                                cfg.minibatch_std).to(device)
         self.generator.to(memory_format=torch.channels_last)
         self.discriminator.to(memory_format=torch.channels_last)
-        self.ema = EmaGenerator(self.generator, cfg.ema_decay) if cfg.ema_decay is not None else None
+        self.ema = (EmaGenerator(self.generator, cfg.ema_decay, cfg.ema_statistics, cfg.seed)
+                    if cfg.ema_decay is not None else None)
+        # Adaptive augmentation (ADA): probability and the running sum of sign(D(real)) since the last
+        # adjustment, kept on the device so that no step waits for a read.
+        self.augment_p = torch.zeros((), device=device) if cfg.ada_target is not None else None
+        self.ada_signs = torch.zeros(2, device=device)  # (sum of signs, count)
+        self.ada_d_steps = 0
+        self.lecam_averages = torch.zeros(2, device=device)  # moving averages of mean D(real), D(fake)
         self.g_optimizer = make_optimizer(self.generator, cfg.g_lr, cfg, device)
         self.d_optimizer = make_optimizer(self.discriminator, cfg.d_lr, cfg, device)
         self.g_scheduler = make_scheduler(self.g_optimizer, cfg)
@@ -55,7 +65,7 @@ class GanTrainer:
     # ------------------------------------------------------------------ one step
 
     def train_step(self) -> torch.Tensor:
-        """`d_steps_per_g` D steps, one G step, EMA and schedules; returns (4,) d_loss, g_loss, D(real), D(fake)."""
+        """`d_steps_per_g` D steps, one G step, EMA and schedules; returns (5,) d_loss, g_loss, D(real), D(fake), augment_p."""
         for index in range(self.cfg.d_steps_per_g):
             real, labels = self._batch()
             z = torch.randn(len(real), self.cfg.latent_dim, generator=self.rng, device=self.device)
@@ -69,13 +79,16 @@ class GanTrainer:
         self.g_scheduler.step()
         self.d_scheduler.step()
         self.step += 1
-        return torch.stack([d_loss, g_loss, d_real, d_fake]).detach()
+        augment_p = self.augment_p if self.augment_p is not None else torch.ones((), device=self.device)
+        if not self.cfg.diffaugment:
+            augment_p = torch.zeros((), device=self.device)
+        return torch.stack([d_loss, g_loss, d_real, d_fake, augment_p]).detach()
 
     def d_step(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Update D on real and (detached) fake images in one forward pass; returns loss, mean D(real), mean D(fake)."""
         policy = self.cfg.diffaugment
-        real_aug = diff_augment(real, policy, self.rng)
-        fake_aug = diff_augment(fake, policy, self.rng)
+        real_aug = diff_augment(real, policy, self.rng, self.augment_p)
+        fake_aug = diff_augment(fake, policy, self.rng, self.augment_p)
         if self.cfg.r1_gamma is not None:
             real_aug.requires_grad_(True)
         with self._autocast():
@@ -89,17 +102,34 @@ class GanTrainer:
             loss = loss + r1_penalty(real_logits, real_aug, self.cfg.r1_gamma)
         if self.cfg.loss == "wgan-gp":
             loss = loss + self._gradient_penalty(real_aug.detach(), fake_aug, labels)
+        if self.cfg.lecam_weight is not None:
+            loss = loss + lecam_penalty(real_logits, fake_logits, *self.lecam_averages, self.cfg.lecam_weight)
         self.d_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.d_optimizer.step()
-        return loss.detach(), real_logits.detach().mean(), fake_logits.detach().mean()
+        real_mean, fake_mean = real_logits.detach().mean(), fake_logits.detach().mean()
+        self.lecam_averages.lerp_(torch.stack([real_mean, fake_mean]), 1.0 - LECAM_DECAY)
+        if self.augment_p is not None:
+            self._adapt_augmentation(real_logits.detach())
+        return loss.detach(), real_mean, fake_mean
+
+    def _adapt_augmentation(self, real_logits: torch.Tensor) -> None:
+        """ADA (Karras et al. 2020): r = E sign(D(real)); every few D steps move p up while r > target, else down."""
+        self.ada_signs += torch.stack([real_logits.sign().sum(), real_logits.new_tensor(float(len(real_logits)))])
+        self.ada_d_steps += 1
+        if self.ada_d_steps % ADA_INTERVAL:
+            return
+        overfit = self.ada_signs[0] / self.ada_signs[1]
+        move = ADA_INTERVAL * len(real_logits) / (self.cfg.ada_kimg * 1000.0)  # known on the host: no sync
+        self.augment_p.add_(torch.sign(overfit - self.cfg.ada_target) * move).clamp_(0.0, 1.0)
+        self.ada_signs.zero_()
 
     def g_step(self, fake: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Update G through a frozen D (no gradients are computed for D's weights)."""
         self.discriminator.requires_grad_(False)
         try:
             with self._autocast():
-                logits, class_logits = self.d_forward(diff_augment(fake, self.cfg.diffaugment, self.rng), labels)
+                logits, class_logits = self.d_forward(diff_augment(fake, self.cfg.diffaugment, self.rng, self.augment_p), labels)
             loss = self.g_loss_fn(logits.float())
             if class_logits is not None:
                 loss = loss + self.cfg.acgan_weight * F.cross_entropy(class_logits.float(), labels)
@@ -176,6 +206,8 @@ class GanTrainer:
             "g_scheduler": self.g_scheduler.state_dict(),
             "d_scheduler": self.d_scheduler.state_dict(),
             "rng": self.rng.get_state(),
+            "regularizers": {"augment_p": self.augment_p, "ada_signs": self.ada_signs, "ada_d_steps": self.ada_d_steps,
+                             "lecam_averages": self.lecam_averages},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -192,6 +224,13 @@ class GanTrainer:
         self.d_scheduler.load_state_dict(state["d_scheduler"])
         self.rng.set_state(state["rng"])
         self.step = int(state["step"])
+        regularizers = state.get("regularizers")
+        if regularizers is not None:
+            if self.augment_p is not None and regularizers["augment_p"] is not None:
+                self.augment_p.copy_(regularizers["augment_p"])
+            self.ada_signs.copy_(regularizers["ada_signs"])
+            self.ada_d_steps = int(regularizers["ada_d_steps"])
+            self.lecam_averages.copy_(regularizers["lecam_averages"])
         self._apply_hyperparameters()
 
     def _apply_hyperparameters(self) -> None:

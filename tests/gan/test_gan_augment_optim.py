@@ -81,9 +81,9 @@ def test_scheduler_follows_lr_factor() -> None:
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * math.exp(-0.5))
 
 
-def test_ema_averages_parameters_with_warmup_and_copies_buffers() -> None:
+def _shifted_generator_and_ema(statistics: str) -> tuple[Generator, EmaGenerator, list[torch.Tensor]]:
     generator = Generator(4, ImageShape(1, 8, 8, 2), 16)
-    ema = EmaGenerator(generator, decay=0.99)
+    ema = EmaGenerator(generator, decay=0.99, statistics=statistics)
     before = [p.detach().clone() for p in ema.module.parameters()]
     with torch.no_grad():
         for p in generator.parameters():
@@ -92,8 +92,36 @@ def test_ema_averages_parameters_with_warmup_and_copies_buffers() -> None:
             if b.dtype.is_floating_point:
                 b.add_(2.0)
     ema.update(generator)  # first update: decay = min(0.99, 1 / 10) = 0.1
+    return generator, ema, before
+
+
+def test_ema_averages_parameters_with_warmup_and_copied_buffers() -> None:
+    generator, ema, before = _shifted_generator_and_ema("copied")
     for old, new in zip(before, ema.module.parameters()):
         assert torch.allclose(new, 0.1 * old + 0.9 * (old + 1.0), atol=1e-6)
     for averaged, current in zip(ema.module.buffers(), generator.buffers()):
         assert torch.equal(averaged, current)
     assert not any(p.requires_grad for p in ema.module.parameters()) and not ema.module.training
+
+
+def test_ema_standing_statistics_fit_the_averaged_weights() -> None:
+    generator, ema, before = _shifted_generator_and_ema("standing")
+    for old, new in zip(before, ema.module.parameters()):
+        assert torch.allclose(new, 0.1 * old + 0.9 * (old + 1.0), atol=1e-6)
+    module = ema.module
+    assert not module.training and not any(p.requires_grad for p in module.parameters())
+    # The running statistics are the averaged generator's own batch statistics, not the live one's.
+    norm = module.norms[0].norm
+    assert not torch.equal(norm.running_mean, generator.norms[0].norm.running_mean)
+    captured: list[torch.Tensor] = []
+    hook = module.norms[0].norm.register_forward_pre_hook(lambda _, args: captured.append(args[0].detach()))
+    standing = [b.clone() for b in module.buffers()]
+    from ganaug.gan.optim import STANDING_BATCH, STANDING_SAMPLES, standing_statistics
+
+    standing_statistics(module, seed=0)
+    hook.remove()
+    inputs = torch.cat(captured)  # (STANDING_SAMPLES, C, h, w) seen by the first norm
+    assert len(inputs) == STANDING_SAMPLES and STANDING_SAMPLES % STANDING_BATCH == 0
+    assert torch.allclose(norm.running_mean, inputs.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(standing, module.buffers()))  # same seed, same statistics
+    assert ema.module is module  # no update since: not recomputed

@@ -63,7 +63,7 @@ def test_few_steps_write_checkpoints_metrics_and_grids(tiny_dataset: DatasetRef,
     recorder, plain_calls = Recorder(), []
     result = train_gan(tiny_dataset, tiny_cfg, tmp_path / "run", callbacks=[recorder, lambda s, m: plain_calls.append(s)])
     gan = tmp_path / "run" / "gan"
-    assert sorted(p.name for p in (gan / "checkpoints").iterdir()) == ["last.pt", "step_0000003.pt", "step_0000006.pt"]
+    assert sorted(p.name for p in (gan / "checkpoints").iterdir()) == ["best.pt", "last.pt", "step_0000003.pt", "step_0000006.pt"]
     assert sorted(p.name for p in gan.glob("*.png")) == ["samples_0000003.png", "samples_0000006.png", "samples_final.png"]
     metrics = pq.read_table(gan / "metrics.parquet").to_pydict()
     assert tuple(metrics) == METRIC_COLUMNS and metrics["step"] == [2, 4, 6]

@@ -31,7 +31,7 @@ def test_ratio_mode_writes_the_synthetic_schema(tmp_path, gan_run):
     assert counts(ref) == [6, 4, 2]
     assert set(loaded.sources) == {"synthetic"} and set(loaded.splits) == {"train"}
     assert loaded.images.dtype == np.uint8 and loaded.images.shape[1:] == (1, 8, 8)
-    assert set(loaded.extra_columns["checkpoint_id"]) == {gan.checkpoint_id}
+    assert set(loaded.extra_columns["checkpoint_id"]) == {gan.best_checkpoint_id}  # sampled from best.pt
     assert np.isnan(loaded.extra_columns["quality_score"]).all()  # stored as nulls without a filter
     assert loaded.meta.class_names == CLASSES
     assert loaded.meta.extra["gan_dataset_hash"] == dataset.content_hash
