@@ -212,7 +212,7 @@ def leaderboard(trials_path: str | Path, top: int = 15) -> list[dict[str, Any]]:
     finished = frame[frame["state"].isin(["complete", "pruned"]) & frame["fitness"].notna()]
     finished = finished.sort_values(["fitness", "parameter_count"], ascending=[False, True]).head(top)
     columns = [c for c in ("number", "state", "role", "fidelity", "fitness", "parameter_count", "latency_ms",
-                           "cost_seconds", "epochs_run", "pareto", "arch_json") if c in finished.columns]
+                           "cost_seconds", "steps_run", "pareto", "arch_json") if c in finished.columns]
     return [{k: _clean(v) for k, v in row.items()} for row in finished[columns].to_dict(orient="records")]
 
 

@@ -31,6 +31,15 @@ class IngestConfig(StrictModel):
     channels: Literal[1, 3] | None = Field(None, description="Channels to keep: 1 (grayscale) or 3 (RGB); None = as found (folder: RGB if any image is colour).")
     resize: tuple[int, int] | None = Field(None, description="Resize every image to (height, width) (source=folder); None = sizes must already agree.")
     pixel_max: float | None = Field(None, gt=0, description="Value that means full intensity in the input; None = infer (uint8 -> 255, floats <= 1 -> 1).")
+    test_path: Path | None = Field(
+        None,
+        description="A separate test set in the same format as path (e.g. IDX t10k files, a test/ image folder): all of it becomes the test split and val comes from path; None = test split drawn from path.",
+    )
+    test_labels_path: Path | None = Field(None, description="IDX labels file of the separate test set (source=idx with test_path).")
+    split_column: str | None = Field(
+        None, min_length=1,
+        description="A column of the table (source=table) whose value 'test' marks the test split; other rows ('train' or 'val') are split into train and val.",
+    )
     val_fraction: float = Field(0.15, ge=0.0, lt=1.0, description="Share of each class put in the validation split.")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of each class put in the held-out test split.")
     train_fraction: float | None = Field(None, gt=0.0, le=1.0, description="Keep this share of each class's training samples (low-data regimes); None = all.")
@@ -48,16 +57,29 @@ class IngestConfig(StrictModel):
             raise ValueError(f"source '{self.source}' needs a path")
         if self.source == "idx" and self.labels_path is None:
             raise ValueError("source 'idx' needs labels_path (the IDX labels file)")
-        only_for = {"labels_path": "idx", "resize": "folder", "pixels_column": "table"}
+        only_for = {"labels_path": "idx", "resize": "folder", "pixels_column": "table", "test_labels_path": "idx",
+                    "split_column": "table"}
         for option, source in only_for.items():
             if getattr(self, option) is not None and self.source != source:
                 raise ValueError(f"{option} applies only to source '{source}', not '{self.source}'")
         if self.source == "digits" and self.path is not None:
             raise ValueError("source 'digits' is built in and takes no path")
+        if self.test_path is not None and self.source == "digits":
+            raise ValueError("source 'digits' is built in and takes no test_path")
+        if self.source == "idx" and (self.test_path is None) != (self.test_labels_path is None):
+            raise ValueError("source 'idx' needs test_path and test_labels_path together (the IDX images and labels of the test set)")
+        if self.test_path is not None and self.split_column is not None:
+            raise ValueError("set test_path or split_column, not both: each defines the test split")
+        if self.fixed_test() and "test_fraction" in self.model_fields_set:
+            raise ValueError("test_fraction does not apply when the test split comes from test_path or split_column; remove it")
         for name, count in (self.imbalance or {}).items():
             if count < 1:
                 raise ValueError(f"imbalance['{name}'] must be at least 1, got {count}")
         return self
+
+    def fixed_test(self) -> bool:
+        """Whether the test split comes from a separate source rather than a share of `path`."""
+        return self.test_path is not None or self.split_column is not None
 
 
 def __getattr__(name: str) -> object:

@@ -21,7 +21,7 @@ def _data(n: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
 def _train(seed: int) -> torch.Tensor:
     x, y = _data()
     spec = ArchSpec(blocks=(ConvBlockSpec(channels=8),), head_width=16, dropout=0.5)
-    result = train_classifier(spec, (x, y), (x[:12], y[:12]), 3, TrainConfig(epochs=3, batch_size=16, patience=None), seed=seed)
+    result = train_classifier(spec, (x, y), (x[:12], y[:12]), 3, TrainConfig(steps=30, batch_size=16), seed=seed)
     return torch.cat([p.detach().flatten() for p in result.model.parameters()])
 
 

@@ -21,6 +21,8 @@ from ganaug.errors import ConfigError
 Activation = Literal["relu", "gelu", "silu", "leaky_relu"]
 Norm = Literal["batch", "group", "none"]
 Pool = Literal["max", "avg", "none"]
+HeadInput = Literal["flatten", "global_avg"]
+MAX_FLATTEN_SIDE = 8  # flatten maps of at most 8x8: larger maps are average-pooled down to it
 
 
 class ConvBlockSpec(StrictModel):
@@ -46,6 +48,10 @@ class ArchSpec(StrictModel):
     )
     norm: Norm = Field("batch", description="Normalization after each convolution.")
     activation: Activation = Field("relu", description="Activation function used throughout.")
+    head_input: HeadInput = Field(
+        "flatten",
+        description="What the dense head sees: the flattened last feature map (average-pooled to at most 8x8), or its global average.",
+    )
     dropout: float = Field(0.25, ge=0.0, le=0.8, description="Dropout before the output layer.")
     head_width: int = Field(128, ge=0, le=2048, description="Width of the hidden dense layer; 0 = no hidden layer.")
 
@@ -114,7 +120,13 @@ class Classifier(nn.Module):
             elif block.pool == "avg":
                 layers.append(nn.AvgPool2d(2))
             in_channels = block.channels
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        height, width = _pooled_size(spec, height, width)
+        if spec.head_input == "flatten":
+            height, width = min(height, MAX_FLATTEN_SIDE), min(width, MAX_FLATTEN_SIDE)
+            layers += [nn.AdaptiveAvgPool2d((height, width)), nn.Flatten()]  # identity when the map is small
+            in_channels *= height * width
+        else:
+            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         if spec.head_width:
             layers += [nn.Linear(in_channels, spec.head_width), _activation(spec.activation)]
             in_channels = spec.head_width
@@ -129,6 +141,12 @@ class Classifier(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate-layer features (B, feature_dim), used for FID and precision/recall."""
         return self.features(x)
+
+
+def _pooled_size(spec: ArchSpec, height: int, width: int) -> tuple[int, int]:
+    for _ in range(spec.pool_count()):
+        height, width = height // 2, width // 2
+    return height, width
 
 
 def build_classifier(spec: ArchSpec, channels: int, height: int, width: int, num_classes: int) -> Classifier:

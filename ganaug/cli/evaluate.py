@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,21 +38,6 @@ def load_arch(path: Path) -> dict[str, Any]:
     return data
 
 
-def _worker_init(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _executor(parallel: int | None) -> ProcessPoolExecutor | None:
-    """Worker processes: each run keeps its own torch RNG, so results match a sequential run."""
-    if not parallel or parallel <= 1:
-        return None
-    threads = max(1, (os.cpu_count() or 1) // parallel)
-    return ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init, initargs=(threads,))
-
-
 def protocol_table(result: Any) -> Table:
     """The summary rows of an `EvaluationResult` as a rich table."""
     from ganaug.report.markdown import format_interval, verdict
@@ -75,7 +57,7 @@ def protocol_table(result: Any) -> Table:
     return table
 
 
-def _run_stage(folder: Path, synthetic: Path | None, cfg: Any, parallel: int | None) -> Any:
+def _run_stage(folder: Path, synthetic: Path | None, cfg: Any) -> Any:
     """Run the evaluation stage in `folder`, recording it in run.json."""
     from ganaug.evaluate import evaluate
     from ganaug.runs import RunFolder
@@ -87,18 +69,13 @@ def _run_stage(folder: Path, synthetic: Path | None, cfg: Any, parallel: int | N
                      if synthetic_path.is_file() else None)
     inputs: dict[str, ArtifactRef] = {"dataset": dataset, **({"synthetic": synthetic_ref} if synthetic_ref else {})}
     run = RunFolder.open(folder)
-    executor = _executor(parallel)
-    try:
-        with run.stage("evaluate", config=cfg, inputs=inputs) as record:
-            result = evaluate(dataset, synthetic_ref, cfg, folder, executor=executor)
-            record.outputs["evaluation"] = ArtifactRef(
-                path=result.evaluation_path, content_hash=file_hash(result.evaluation_path), rows=result.runs,
-                kind="evaluation")
-            record.notes.update(summary=[row.model_dump(mode="json") for row in result.summary],
-                                generative_metrics=result.generative_metrics)
-    finally:
-        if executor is not None:
-            executor.shutdown()
+    with run.stage("evaluate", config=cfg, inputs=inputs) as record:
+        result = evaluate(dataset, synthetic_ref, cfg, folder)
+        record.outputs["evaluation"] = ArtifactRef(
+            path=result.evaluation_path, content_hash=file_hash(result.evaluation_path), rows=result.runs,
+            kind="evaluation")
+        record.notes.update(summary=[row.model_dump(mode="json") for row in result.summary],
+                            generative_metrics=result.generative_metrics)
     return result
 
 
@@ -111,10 +88,10 @@ def evaluate_command(
     train_fractions: str = typer.Option(None, "--train-fractions", help="Comma-separated shares of the real train split kept (low-data regimes)."),
     seeds: int = typer.Option(None, "--seeds", help="Seeds per protocol, ratio and regime."),
     arch: Path = typer.Option(None, "--arch", help="Classifier architecture JSON (an ArchSpec, or nas/best.json)."),
-    epochs: int = typer.Option(None, "--epochs", help="Maximum training epochs per classifier."),
+    steps: int = typer.Option(None, "--steps", help="Optimizer steps per classifier (default: two per real training image, 1,000 to 20,000)."),
     device: str = typer.Option(None, "--device", help="auto, cpu, cuda or mps."),
     generative_metrics: bool = typer.Option(None, "--generative-metrics/--no-generative-metrics", help="Compute FD, precision/recall, density/coverage, GAN-test."),
-    parallel: int = typer.Option(1, "--parallel", "-j", help="Runs trained at once, in worker processes."),
+    parallel: int = typer.Option(None, "--parallel", "-j", help="Classifiers trained at once on threads (default: one per CPU core)."),
     config: Path = ConfigOption,
     runs_root: Path = RunsRootOption,
 ) -> None:
@@ -126,9 +103,10 @@ def evaluate_command(
             "protocols": _split_list("--protocols", protocols, str), "ratios": _split_list("--ratios", ratios, float),
             "train_fractions": _split_list("--train-fractions", train_fractions, float), "seeds": seeds,
             "arch": load_arch(arch) if arch is not None else None, "generative_metrics": generative_metrics,
+            "workers": parallel,
         }
         cfg = build_config(EvaluateConfig, config, overrides)
-        train_overrides = {k: v for k, v in {"epochs": epochs, "device": device}.items() if v is not None}
+        train_overrides = {k: v for k, v in {"steps": steps, "device": device}.items() if v is not None}
         if train_overrides:
             cfg = build_config(EvaluateConfig, None, {**cfg.model_dump(), "train": {**cfg.train.model_dump(), **train_overrides}})
         if synthetic is not None and not synthetic.is_file():
@@ -137,7 +115,7 @@ def evaluate_command(
         if cfg.needs_synthetic() and synthetic is None:
             needs["synthetic.parquet"] = "ganaug generate"
         folder = find_run_dir(run_dir, runs_root, needs)
-        result = _run_stage(folder, synthetic, cfg, parallel)
+        result = _run_stage(folder, synthetic, cfg)
         console.print(protocol_table(result))
         if result.generative_metrics:
             metrics = result.generative_metrics

@@ -47,11 +47,11 @@ def leaderboard_table(rows: list[dict[str, Any]], title: str) -> Table:
     from ganaug.nas.report import arch_summary, leaderboard
 
     table = Table(title=title)
-    for column in ("rank", "trial", "val acc", "params", "epochs", "seconds", "architecture"):
+    for column in ("rank", "trial", "val acc", "params", "steps", "seconds", "architecture"):
         table.add_column(column, justify="left" if column == "architecture" else "right")
     for rank, row in enumerate(leaderboard(rows), start=1):
         table.add_row(str(rank), str(row["number"]), f"{row['fitness']:.4f}", f"{row['parameter_count']:,}",
-                      str(row["epochs_run"]), f"{row['cost_seconds']:.1f}", arch_summary(row["arch_json"]))
+                      str(row["steps_run"]), f"{row['cost_seconds']:.1f}", arch_summary(row["arch_json"]))
     return table
 
 
@@ -62,7 +62,7 @@ def search_command(
     strategy: str = typer.Option(None, "--strategy", help="evolution, random, tpe or nsga2."),
     trials: int = typer.Option(None, "--trials", "-n", help="Search trials (total, counting a resumed study's)."),
     parallel: int = typer.Option(None, "--parallel", "-j", help="Trials evaluated at once, in worker processes."),
-    epochs: int = typer.Option(None, "--epochs", help="Training epochs per full-fidelity trial."),
+    steps: int = typer.Option(None, "--steps", help="Optimizer steps per full-fidelity trial (default: as in evaluation)."),
     mode: str = typer.Option(None, "--mode", help="full, proxy or proxy-then-verify."),
     objective: list[str] = typer.Option(None, "--objective", help="Extra objective to minimise: params or latency (repeatable)."),
     train_data: str = typer.Option(None, "--train-data", help="augmented (real + synthetic) or real."),
@@ -82,7 +82,7 @@ def search_command(
 
     with cli_errors():
         overrides = {
-            "strategy": strategy, "n_trials": trials, "parallel": parallel, "epochs": epochs, "mode": mode,
+            "strategy": strategy, "n_trials": trials, "parallel": parallel, "steps": steps, "mode": mode,
             "objectives": objective or None, "train_data": train_data, "correlation_sample": correlation_sample,
             "pruner": pruner, "storage": storage, "resume": resume, "seed": seed,
         }

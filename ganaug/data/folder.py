@@ -66,6 +66,10 @@ def read_folder(cfg: IngestConfig) -> RawImages:
     if root is None:
         raise DataError("no image folder given")
     folders = _class_folders(root)
+    if cfg.test_path is not None:  # a test/ sub-folder given as test_path is not a class
+        folders = [folder for folder in folders if folder.resolve() != cfg.test_path.resolve()]
+        if not folders:
+            raise DataError(f"image folder {root} holds only the test folder {cfg.test_path}; expected class sub-folders")
     files: list[tuple[int, Path]] = [(label, f) for label, folder in enumerate(folders) for f in _image_files(folder)]
     opened = [(label, path, _open(path)) for label, path in files]
     channels = cfg.channels or (1 if all(_is_gray(image) for _, _, image in opened) else 3)

@@ -33,14 +33,21 @@ READERS: dict[str, Callable[[IngestConfig], RawImages]] = {
 def ingest(cfg: IngestConfig, out: str | Path) -> DatasetRef:
     """Read `cfg`'s source and write `out/dataset.parquet` with stratified splits; return its reference."""
     raw = READERS[cfg.source](cfg)
+    if cfg.test_path is not None:
+        test = READERS[cfg.source](cfg.model_copy(update={"path": cfg.test_path, "labels_path": cfg.test_labels_path,
+                                                          "test_path": None, "test_labels_path": None}))
+        raw = combine_with_test(raw, test, cfg)
     where = raw.description
     labels, class_names = encode_labels(raw.labels, where, raw.class_names)
     if len(class_names) < 2:
         raise DataError(f"{where}: only one class ({class_names[0]!r}) found; a classifier needs at least two")
+    fixed_test = raw.notes.get("fixed_test")
+    if fixed_test is not None:
+        _check_test_classes(labels, fixed_test, class_names, cfg)
     images = convert_channels(raw.images, cfg.channels, where)
     pixel_max = cfg.pixel_max if cfg.pixel_max is not None else raw.pixel_max
     pixels, scaling = to_uint8(images, pixel_max, where)
-    splits = stratified_split(labels, class_names, cfg)
+    splits = stratified_split(labels, class_names, cfg, fixed_test)
     keep = training_subset(labels, splits, class_names, cfg)
     _, channels, height, width = pixels.shape
     meta = DatasetMeta(
@@ -53,7 +60,8 @@ def ingest(cfg: IngestConfig, out: str | Path) -> DatasetRef:
         extra={
             "split_seed": cfg.seed,
             "val_fraction": cfg.val_fraction,
-            "test_fraction": cfg.test_fraction,
+            "test_fraction": None if fixed_test is not None else cfg.test_fraction,
+            "test_source": _test_source(cfg, raw),
             "train_fraction": cfg.train_fraction,
             "train_per_class": cfg.train_per_class,
             "imbalance": cfg.imbalance,
@@ -72,6 +80,67 @@ def ingest(cfg: IngestConfig, out: str | Path) -> DatasetRef:
     )
     log.info("wrote %s: %d rows, %d classes, %dx%dx%d", ref.path, ref.rows, len(class_names), channels, height, width)
     return ref
+
+
+def combine_with_test(main: RawImages, test: RawImages, cfg: IngestConfig) -> RawImages:
+    """One `RawImages` of `main` followed by the separate test set, its rows marked in notes['fixed_test']."""
+    if test.images.shape[2:] != main.images.shape[2:]:
+        raise DataError(
+            f"test set {cfg.test_path} holds {test.images.shape[2]}x{test.images.shape[3]} images but {cfg.path} holds "
+            f"{main.images.shape[2]}x{main.images.shape[3]}; both must have one size (set resize for image folders)"
+        )
+    labels: np.ndarray = np.concatenate([np.asarray(main.labels), np.asarray(test.labels)])
+    class_names = main.class_names
+    if main.class_names is not None and test.class_names is not None:  # folders: classes are folder names
+        unknown = sorted(set(test.class_names) - set(main.class_names))
+        if unknown:
+            raise DataError(f"test set {cfg.test_path} has classes {unknown[:5]} that {cfg.path} does not contain")
+        index = {name: code for code, name in enumerate(main.class_names)}
+        test_labels = np.array([index[test.class_names[code]] for code in test.labels], dtype=np.int64)
+        labels = np.concatenate([main.labels, test_labels])
+    channels = max(main.images.shape[1], test.images.shape[1]) if cfg.channels is None else cfg.channels
+    main_images = convert_channels(main.images, channels, main.description)
+    test_images = convert_channels(test.images, channels, test.description)
+    factor = _rescale(main, test, cfg)
+    if factor != 1.0:
+        main_images, test_images = main_images.astype(np.float64), test_images.astype(np.float64) * factor
+    images = np.concatenate([main_images, test_images])
+    return RawImages(
+        images=images,
+        labels=labels,
+        description=main.description,
+        sample_ids=[*main.sample_ids, *(f"test:{sample}" for sample in test.sample_ids)],
+        pixel_max=main.pixel_max,
+        class_names=class_names,
+        input_files=[*main.input_files, *test.input_files],
+        notes={**main.notes, "fixed_test": np.arange(len(labels)) >= len(main.labels), "test_description": test.description},
+    )
+
+
+def _rescale(main: RawImages, test: RawImages, cfg: IngestConfig) -> float:
+    """Factor that puts the test set's intensities on the main set's scale (pixel_max known for both)."""
+    if cfg.pixel_max is not None or main.pixel_max is None or test.pixel_max is None:
+        return 1.0
+    return main.pixel_max / test.pixel_max
+
+
+def _check_test_classes(labels: np.ndarray, fixed_test: np.ndarray, class_names: list[str], cfg: IngestConfig) -> None:
+    train_classes = set(np.unique(labels[~fixed_test]).tolist())
+    unknown = sorted(set(np.unique(labels[fixed_test]).tolist()) - train_classes)
+    if unknown:
+        where = cfg.test_path or f"column '{cfg.split_column}' of {cfg.path}"
+        raise DataError(
+            f"test set {where} has classes {[class_names[i] for i in unknown][:5]} that the training data of {cfg.path} "
+            "does not contain"
+        )
+
+
+def _test_source(cfg: IngestConfig, raw: RawImages) -> str:
+    if cfg.test_path is not None:
+        return f"separate: {raw.notes.get('test_description', cfg.test_path)}"
+    if cfg.split_column is not None:
+        return f"column '{cfg.split_column}'"
+    return f"stratified share {cfg.test_fraction} of the input"
 
 
 def _inputs_hash(raw: RawImages) -> str | None:

@@ -190,6 +190,9 @@ def read_table(cfg: IngestConfig) -> RawImages:
     if cfg.label_column not in frame.columns:
         raise DataError(f"table file {path} has no label column '{cfg.label_column}' (columns: {list(frame.columns)[:10]})")
     labels = frame[cfg.label_column].to_numpy()
+    notes: dict[str, Any] = {}
+    if cfg.split_column is not None:
+        notes["fixed_test"] = _test_rows(frame, cfg.split_column, path)
     if cfg.pixels_column is not None:
         if cfg.pixels_column not in frame.columns:
             raise DataError(f"table file {path} has no pixels column '{cfg.pixels_column}'")
@@ -199,7 +202,7 @@ def read_table(cfg: IngestConfig) -> RawImages:
             raise DataError(f"table file {path}: column '{cfg.pixels_column}' has rows of different lengths {sorted(lengths)[:5]}")
         flat = np.asarray(rows, dtype=np.float64)
     else:
-        pixel_columns = [c for c in frame.columns if c != cfg.label_column]
+        pixel_columns = [c for c in frame.columns if c not in (cfg.label_column, cfg.split_column)]
         for column in pixel_columns:
             if not pd.api.types.is_numeric_dtype(frame[column]):
                 raise DataError(f"table file {path}: column '{column}' is not numeric; pixel columns must hold numbers")
@@ -212,4 +215,18 @@ def read_table(cfg: IngestConfig) -> RawImages:
         description=f"table:{path.name}",
         sample_ids=[f"{path.name}:{i}" for i in range(len(frame))],
         input_files=[path],
+        notes=notes,
     )
+
+
+def _test_rows(frame: Any, column: str, path: Path) -> np.ndarray:
+    """Boolean mask of the rows whose `column` says 'test'; other values must be 'train' or 'val'."""
+    if column not in frame.columns:
+        raise DataError(f"table file {path} has no split column '{column}' (columns: {list(frame.columns)[:10]})")
+    values = frame[column].astype(str).str.strip().str.lower().to_numpy()
+    unknown = sorted(set(values.tolist()) - {"train", "val", "test"})
+    if unknown:
+        raise DataError(f"table file {path}: column '{column}' holds {unknown[:3]}; expected train, val or test")
+    if not (values == "test").any():
+        raise DataError(f"table file {path}: column '{column}' marks no row as 'test'")
+    return values == "test"

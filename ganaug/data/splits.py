@@ -8,20 +8,28 @@ from ganaug.config import IngestConfig
 from ganaug.errors import ConfigError, DataError
 
 
-def stratified_split(labels: np.ndarray, class_names: list[str], cfg: IngestConfig) -> np.ndarray:
-    """A split name per row; each class's val/test share is its count times the fraction, rounded."""
+def stratified_split(labels: np.ndarray, class_names: list[str], cfg: IngestConfig,
+                     fixed_test: np.ndarray | None = None) -> np.ndarray:
+    """A split name per row; each class's val/test share is its count times the fraction, rounded.
+
+    `fixed_test` (a boolean mask) marks rows of a separate test source: they form the test split
+    and the other rows are split into train and val only.
+    """
     rng = np.random.default_rng(cfg.seed)
     splits = np.empty(len(labels), dtype="<U5")
+    if fixed_test is not None:
+        splits[fixed_test] = "test"
     for code, name in enumerate(class_names):
-        members = np.flatnonzero(labels == code)
+        members = np.flatnonzero((labels == code) & ~fixed_test if fixed_test is not None else labels == code)
         n = len(members)
-        n_test = max(1, round(n * cfg.test_fraction))
+        n_test = 0 if fixed_test is not None else max(1, round(n * cfg.test_fraction))
         n_val = max(1, round(n * cfg.val_fraction)) if cfg.val_fraction > 0 else 0
         if n - n_test - n_val < 1:
-            needed = 2 + (1 if cfg.val_fraction > 0 else 0)
+            needed = 1 + (n_test > 0) + (n_val > 0)
             raise DataError(
                 f"class '{name}' has {n} samples, too few for a train/val/test split "
-                f"(val_fraction={cfg.val_fraction}, test_fraction={cfg.test_fraction}); it needs at least {needed}"
+                f"(val_fraction={cfg.val_fraction}, test_fraction={0 if fixed_test is not None else cfg.test_fraction}); "
+                f"it needs at least {needed}"
             )
         shuffled = rng.permutation(members)
         splits[shuffled[:n_test]] = "test"

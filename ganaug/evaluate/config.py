@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -44,6 +45,10 @@ class EvaluateConfig(StrictModel):
     arch: ArchSpec = Field(default_factory=ArchSpec, description="Downstream classifier architecture (the NAS spec type).")
     train: TrainConfig = Field(default_factory=TrainConfig, description="How every downstream classifier is trained.")
     classic: ClassicAugmentConfig = Field(default_factory=ClassicAugmentConfig, description="Augmentation of the classic baseline.")
+    workers: int | None = Field(
+        None, ge=1, le=1024,
+        description="Classifiers trained at once on local threads (one torch thread each; results do not depend on it); None = one per CPU core.",
+    )
     generative_metrics: bool = Field(True, description="Compute Fréchet distance, precision/recall, density/coverage and GAN-test.")
     metrics_reference_split: Literal["train", "val"] = Field(
         "train", description="Real split the synthetic features are compared with in the generative metrics."
@@ -81,6 +86,9 @@ class EvaluateConfig(StrictModel):
     def needs_synthetic(self) -> bool:
         """Whether any chosen protocol trains on synthetic images."""
         return bool(SYNTHETIC_PROTOCOLS & set(self.protocols))
+
+    def resolved_workers(self) -> int:
+        return self.workers if self.workers is not None else max(1, os.cpu_count() or 1)
 
     def seed_list(self) -> list[int]:
         return [self.base_seed + i for i in range(self.seeds)]

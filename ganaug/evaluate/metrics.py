@@ -23,6 +23,10 @@ from ganaug.evaluate.data import ProtocolData
 
 log = logging.getLogger(__name__)
 
+# Below this val accuracy the feature network separates the classes too poorly for distances in
+# its feature space (and GAN-test) to say much about the synthetic images.
+FEATURE_ACCURACY_FLOOR = 0.8
+
 
 class _Features(nn.Module):
     """Adapter that torchmetrics' FID calls as its feature extractor: (N, ...) -> (N, num_features)."""
@@ -102,6 +106,8 @@ def generative_metrics(data: ProtocolData, cfg: EvaluateConfig) -> dict[str, Any
         **precision_recall_density_coverage(real_features, fake_features, cfg.nearest_k),
         "gan_test_accuracy": float((predicted == data.synthetic_labels).mean()),
         "feature_classifier_val_accuracy": float(trained.best_val_accuracy),
+        "feature_classifier_steps": int(trained.steps_run),
+        "feature_classifier_best_step": int(trained.best_step),
         "reference_split": cfg.metrics_reference_split,
         "real_samples": int(len(real_pick)),
         "synthetic_samples": int(len(fake_pick)),
@@ -114,5 +120,11 @@ def generative_metrics(data: ProtocolData, cfg: EvaluateConfig) -> dict[str, Any
         metrics["frechet_distance_real_halves"] = frechet_distance(
             real_features[order[:half]], real_features[order[half:]]
         )
+    if trained.best_val_accuracy < FEATURE_ACCURACY_FLOOR:
+        metrics["warning"] = (
+            f"the feature classifier reaches only {trained.best_val_accuracy:.3f} val accuracy (below "
+            f"{FEATURE_ACCURACY_FLOOR}); Fréchet distance, precision/recall and GAN-test on its features mean little"
+        )
+        log.warning(metrics["warning"])
     log.info("generative metrics: %s", metrics)
     return metrics

@@ -17,7 +17,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch.nn import functional as F
 
-from ganaug.classifier import predict_logits, train_classifier
+from ganaug.classifier import TrainedClassifier, predict_logits, train_classifier
+from ganaug.classifier.train import auto_steps, cpu_threads
 from ganaug.data.tensors import images_to_tensor
 from ganaug.errors import ConfigError, GanAugError
 from ganaug.evaluate.config import ClassicAugmentConfig, EvaluateConfig, Protocol
@@ -173,20 +174,27 @@ def score(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[s
     }
 
 
-def run_protocol(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> dict[str, Any]:
-    """Train one classifier for `spec`, early-stop on val, score on the real test split; one result row."""
-    started = time.perf_counter()
-    training = compose_training_set(spec, data, cfg)
-    augment = classic_augment(cfg.classic) if spec.protocol == "classic" else None
-    trained = train_classifier(
+def _train(spec: RunSpec, training: TrainingSet, data: ProtocolData, cfg: EvaluateConfig) -> TrainedClassifier:
+    """The run's classifier; the step budget follows the real images kept, the same for every protocol."""
+    real_count = len(real_subset(data, spec.train_fraction, spec.seed))
+    train_cfg = cfg.train if cfg.train.steps is not None else cfg.train.model_copy(update={"steps": auto_steps(real_count)})
+    return train_classifier(
         cfg.arch,
         (images_to_tensor(training.images), torch.from_numpy(training.labels)),
         (images_to_tensor(data.val_images), torch.from_numpy(data.val_labels)),
         data.num_classes,
-        cfg.train,
+        train_cfg,
         seed=spec.seed,
-        augment=augment,
+        augment=classic_augment(cfg.classic) if spec.protocol == "classic" else None,
     )
+
+
+def run_protocol(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> dict[str, Any]:
+    """Train one classifier for `spec`, early-stop on val, score on the real test split; one result row."""
+    started = time.perf_counter()
+    training = compose_training_set(spec, data, cfg)
+    with cpu_threads(1):  # a no-op under run_all; keeps a run on a process/Dask worker like one on a thread
+        trained = _train(spec, training, data, cfg)
     logits = predict_logits(trained.model, images_to_tensor(data.test_images))
     row = {
         "train_fraction": spec.train_fraction,
@@ -197,8 +205,8 @@ def run_protocol(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> dict
         "n_real": int((training.sources == "real").sum()),
         "n_synthetic": int((training.sources == "synthetic").sum()),
         "val_accuracy": float(trained.best_val_accuracy),
-        "best_epoch": int(trained.best_epoch),
-        "epochs_run": int(trained.epochs_run),
+        "best_step": int(trained.best_step),
+        "steps_run": int(trained.steps_run),
         "seconds": round(time.perf_counter() - started, 3),
     }
     log.info("%s ratio=%s fraction=%s seed=%d: accuracy %.4f", spec.protocol, spec.ratio, spec.train_fraction,

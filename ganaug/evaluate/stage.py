@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ganaug.classifier.train import cpu_threads
 from ganaug.errors import ConfigError
 from ganaug.evaluate.config import EvaluateConfig
 from ganaug.evaluate.data import ProtocolData, load_protocol_data
@@ -20,6 +22,7 @@ from ganaug.evaluate.table import EVALUATION_FILE, write_evaluation
 from ganaug.store import DatasetRef, SyntheticRef
 
 log = logging.getLogger(__name__)
+RUN_THREADS = 1  # torch threads per protocol run (see run_all)
 
 
 class EvaluationResult(BaseModel):
@@ -61,19 +64,25 @@ def prepare_evaluation(
 
 
 def run_all(specs: list[RunSpec], data: ProtocolData, cfg: EvaluateConfig, executor: Any = None) -> list[dict[str, Any]]:
-    """Run every spec: sequentially, or through an executor with `.map` or `.submit`.
+    """Run every spec: `cfg.workers` at once on local threads, or through an executor with `.map` or `.submit`.
 
-    Each run seeds itself and draws from its own generators, so any executor (threads, processes,
-    Dask) reproduces the sequential rows.
+    Every run trains with one torch thread and seeds itself and its own generators, so the rows are
+    the same whatever the executor (threads, processes, Dask) and however many runs go at once.
+    Several small networks side by side use the cores better than one network spread over them.
     """
     job = functools.partial(run_protocol, data=data, cfg=cfg)
-    if executor is None:
-        return [job(spec) for spec in specs]
-    if hasattr(executor, "map"):
-        return list(executor.map(job, specs))
-    if hasattr(executor, "submit"):
-        futures = [executor.submit(job, spec) for spec in specs]
-        return [future.result() for future in futures]
+    with cpu_threads(RUN_THREADS):
+        if executor is None:
+            workers = min(cfg.resolved_workers(), len(specs))
+            if workers <= 1:
+                return [job(spec) for spec in specs]
+            with ThreadPoolExecutor(workers, thread_name_prefix="ganaug-evaluate") as pool:
+                return list(pool.map(job, specs))
+        if hasattr(executor, "map"):
+            return list(executor.map(job, specs))
+        if hasattr(executor, "submit"):
+            futures = [executor.submit(job, spec) for spec in specs]
+            return [future.result() for future in futures]
     raise ConfigError(f"executor {type(executor).__name__} has neither .map nor .submit")
 
 

@@ -26,8 +26,8 @@ EVALUATION_SCHEMA = pa.schema(
         pa.field("n_real", pa.int64(), nullable=False),
         pa.field("n_synthetic", pa.int64(), nullable=False),
         pa.field("val_accuracy", pa.float64(), nullable=False),
-        pa.field("best_epoch", pa.int64(), nullable=False),
-        pa.field("epochs_run", pa.int64(), nullable=False),
+        pa.field("best_step", pa.int64(), nullable=False),
+        pa.field("steps_run", pa.int64(), nullable=False),
         pa.field("seconds", pa.float64(), nullable=False),
     ]
 )

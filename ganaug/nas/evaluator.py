@@ -3,16 +3,15 @@
 `evaluate_trial` is module-level and takes only picklable arguments, so an executor can run it
 in another process or on a Dask worker. Pruning works across that boundary through a
 `PruneContext`: a snapshot of the study's finished trials plus an Optuna pruner, replayed into a
-small in-memory study on the worker so that Optuna's own pruner makes the call every epoch.
+small in-memory study on the worker so that Optuna's own pruner makes the call at every val evaluation (its step is the evaluation's number).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import statistics
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,7 +20,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ganaug.classifier import ArchSpec, TrainConfig, accuracy, build_classifier, parameter_count, train_classifier
-from ganaug.classifier.train import EpochCallback
+from ganaug.classifier.train import EvalCallback, cpu_threads
 from ganaug.device import DeviceChoice
 
 log = logging.getLogger(__name__)
@@ -55,15 +54,17 @@ class Fidelity(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: Literal["full", "proxy"] = Field("full", description="Fidelity label recorded with each trial.")
-    epochs: int = Field(3, ge=1, description="Training epochs.")
-    patience: int | None = Field(None, ge=1, description="Early stopping patience; None = all epochs.")
+    steps: int | None = Field(None, ge=1, description="Optimizer steps; None = chosen from the training-set size (as in evaluation).")
+    eval_every: int | None = Field(None, ge=1, description="Val evaluation (and pruning check) every this many steps; None = 10 per trial.")
+    patience: int | None = Field(None, ge=1, description="Stop after this many evaluations without improvement; None = all steps.")
     batch_size: int = Field(64, ge=1, description="Mini-batch size.")
     lr: float = Field(2e-3, gt=0, description="Learning rate.")
     device: DeviceChoice = Field("cpu", description="Training device.")
     cpu_threads: int | None = Field(1, ge=1, description="torch CPU threads while training; None = torch's default.")
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, patience=self.patience, batch_size=self.batch_size, lr=self.lr, device=self.device)
+        return TrainConfig(steps=self.steps, eval_every=self.eval_every, patience=self.patience, batch_size=self.batch_size,
+                           lr=self.lr, device=self.device)
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class TrialResult:
     parameter_count: int
     state: Literal["complete", "pruned"]
     fidelity: str
-    epochs_run: int
+    steps_run: int
     seconds: float
     latency_ms: float | None = None
     val_curve: tuple[float, ...] = field(default_factory=tuple)
@@ -88,33 +89,19 @@ class PruneContext:
     pruner: optuna.pruners.BasePruner
     history: tuple[optuna.trial.FrozenTrial, ...] = ()
 
-    def reporter(self) -> EpochCallback:
-        """An `on_epoch` callback: report val accuracy, raise `optuna.TrialPruned` when told to stop."""
+    def reporter(self) -> EvalCallback:
+        """An `(evaluation number, val accuracy)` callback: report, raise `optuna.TrialPruned` when told to stop."""
         quiet_optuna()
         study = optuna.create_study(direction="maximize", pruner=self.pruner, sampler=optuna.samplers.RandomSampler(0))
         study.add_trials(self.history)
         trial = study.ask()
 
-        def on_epoch(epoch: int, val_accuracy: float) -> None:
-            trial.report(val_accuracy, epoch)
+        def on_evaluation(number: int, val_accuracy: float) -> None:
+            trial.report(val_accuracy, number)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {epoch} at val accuracy {val_accuracy:.4f}")
+                raise optuna.TrialPruned(f"pruned at evaluation {number} at val accuracy {val_accuracy:.4f}")
 
-        return on_epoch
-
-
-@contextlib.contextmanager
-def cpu_threads(threads: int | None) -> Iterator[None]:
-    """Use `threads` torch CPU threads inside the block (None = leave as is), then restore the setting."""
-    if threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+        return on_evaluation
 
 
 def measure_latency_ms(model: torch.nn.Module, image_shape: Sequence[int], repeats: int = 7) -> float:
@@ -142,19 +129,21 @@ def evaluate_trial(
     """Train `arch` on `data` at `fidelity`; fitness is the best val accuracy (pruned trials stop early)."""
     started = time.perf_counter()
     curve: list[float] = []
+    steps_done = [0]
     reporter = prune.reporter() if prune is not None else None
 
-    def on_epoch(epoch: int, val_accuracy: float) -> None:
+    def on_eval(step: int, val_accuracy: float) -> None:
         curve.append(val_accuracy)
+        steps_done[0] = step
         if reporter is not None:
-            reporter(epoch, val_accuracy)
+            reporter(len(curve), val_accuracy)
 
     state: Literal["complete", "pruned"] = "complete"
     try:
         with cpu_threads(fidelity.cpu_threads):
             trained = train_classifier(
                 arch, (data.train_x, data.train_y), (data.val_x, data.val_y), data.num_classes,
-                fidelity.train_config(), seed=seed, on_epoch=on_epoch,
+                fidelity.train_config(), seed=seed, on_eval=on_eval,
             )
         model: torch.nn.Module = trained.model
     except optuna.TrialPruned:
@@ -168,7 +157,7 @@ def evaluate_trial(
         parameter_count=parameter_count(model),
         state=state,
         fidelity=fidelity.name,
-        epochs_run=len(curve),
+        steps_run=steps_done[0],
         seconds=time.perf_counter() - started,
         latency_ms=latency,
         val_curve=tuple(curve),
@@ -195,7 +184,7 @@ def score_on_test(
     fidelity: Fidelity,
     seed: int = 0,
 ) -> float:
-    """Retrain `arch` (best val epoch kept) and score it once on the held-out test split."""
+    """Retrain `arch` (best val checkpoint kept) and score it once on the held-out test split."""
     with cpu_threads(fidelity.cpu_threads):
         trained = train_classifier(arch, (data.train_x, data.train_y), (data.val_x, data.val_y), data.num_classes,
                                    fidelity.train_config(), seed=seed)

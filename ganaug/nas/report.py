@@ -115,11 +115,11 @@ def report_markdown(result: SearchResult, rows: Sequence[dict[str, Any]], plot_l
                   f"({p.proxy_seconds:.1f} s vs {p.full_seconds:.1f} s).", ""]
     if result.pareto_trials and result.objectives:
         lines += [f"Pareto front (accuracy vs {result.objectives[0]}): trials {', '.join(map(str, result.pareto_trials))}.", ""]
-    lines += ["| rank | trial | val accuracy | parameters | epochs | seconds | architecture |",
+    lines += ["| rank | trial | val accuracy | parameters | steps | seconds | architecture |",
               "|---|---|---|---|---|---|---|"]
     for rank, row in enumerate(leaderboard(rows), start=1):
         lines.append(f"| {rank} | {row['number']} | {row['fitness']:.4f} | {row['parameter_count']:,} | "
-                     f"{row['epochs_run']} | {row['cost_seconds']:.1f} | `{arch_summary(row['arch_json'])}` |")
+                     f"{row['steps_run']} | {row['cost_seconds']:.1f} | `{arch_summary(row['arch_json'])}` |")
     lines.append("")
     lines += [f"![{Path(link).stem}]({link})" for link in plot_links]
     return "\n".join(lines) + "\n"

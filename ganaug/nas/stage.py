@@ -37,8 +37,8 @@ RowHook = Callable[[dict[str, Any]], None]
 def fidelities(cfg: SearchConfig) -> tuple[Fidelity, Fidelity]:
     """(full, proxy) training budgets from the config."""
     common = {"batch_size": cfg.batch_size, "lr": cfg.lr, "device": cfg.device, "cpu_threads": cfg.cpu_threads}
-    return (Fidelity(name="full", epochs=cfg.epochs, patience=cfg.patience, **common),
-            Fidelity(name="proxy", epochs=cfg.proxy_epochs, patience=cfg.patience, **common))
+    return (Fidelity(name="full", steps=cfg.steps, patience=cfg.patience, **common),
+            Fidelity(name="proxy", steps=cfg.proxy_steps, patience=cfg.patience, **common))
 
 
 def _validated(cfg: SearchConfig) -> SearchConfig:
@@ -107,7 +107,7 @@ def _hooks(callbacks: RowHook | Sequence[RowHook] | None) -> list[RowHook]:
 
 def _final_scores(arch: ArchSpec, cfg: SearchConfig, data: SearchData, executor: Executor | None) -> tuple[float, float | None]:
     """Test accuracy of `arch` retrained on real train, and on real + synthetic train."""
-    final = Fidelity(name="full", epochs=cfg.final_epochs, batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
+    final = Fidelity(name="full", steps=cfg.final_steps, batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
                      cpu_threads=cfg.cpu_threads)
     protocols = [data.trial_data(data.real_train)] + ([data.trial_data(data.augmented())] if data.synthetic else [])
     futures = [submit_call(executor, score_on_test, arch, protocol, data.test, final, cfg.seed) for protocol in protocols]

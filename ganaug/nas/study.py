@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 STUDY_NAME = "nas"
 STORAGE_FILES = {"journal": "study.journal", "sqlite": "study.db"}
 # Options that may change between an interrupted search and its resumption.
-RESUMABLE_CHANGES = {"n_trials", "parallel", "resume", "final_epochs", "correlation_sample", "verify_top_k"}
+RESUMABLE_CHANGES = {"n_trials", "parallel", "resume", "final_steps", "correlation_sample", "verify_top_k"}
 
 # (arch, prune context) -> result; runs wherever the executor puts it
 TrialTask = Callable[[ArchSpec, PruneContext | None], TrialResult]
@@ -105,7 +105,7 @@ def objective_values(result: TrialResult, objectives: Sequence[str]) -> list[flo
 def result_attrs(result: TrialResult) -> dict[str, Any]:
     return {
         "fitness": result.accuracy, "parameter_count": result.parameter_count, "latency_ms": result.latency_ms,
-        "seconds": result.seconds, "epochs_run": result.epochs_run, "val_curve": list(result.val_curve),
+        "seconds": result.seconds, "steps_run": result.steps_run, "val_curve": list(result.val_curve),
     }
 
 
@@ -155,13 +155,13 @@ def _tell(study: optuna.Study, trial: optuna.Trial, future: Any, objectives: Seq
     for key, value in result_attrs(result).items():
         trial.set_user_attr(key, value)
     if result.state == "pruned":
-        for epoch, value in enumerate(result.val_curve, start=1):
-            trial.report(value, epoch)
+        for number, value in enumerate(result.val_curve, start=1):
+            trial.report(value, number)
         study.tell(trial, state=TrialState.PRUNED)
     else:
         if len(study.directions) == 1:
-            for epoch, value in enumerate(result.val_curve, start=1):
-                trial.report(value, epoch)
+            for number, value in enumerate(result.val_curve, start=1):
+                trial.report(value, number)
         study.tell(trial, objective_values(result, objectives))
 
 

@@ -58,6 +58,23 @@ def summary_markdown(summary: list[SummaryRow], confidence: float = 0.95) -> str
     return "\n".join(lines)
 
 
+def training_markdown(rows: list[dict[str, Any]]) -> str:
+    """Per protocol: steps trained, the best val step of each seed and the val accuracy there."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["train_fraction"], row["protocol"], row["ratio"]), []).append(row)
+    lines = ["| train kept | protocol | steps | best val step per seed | val accuracy per seed |", "|---|---|---|---|---|"]
+    for (fraction, protocol, ratio), members in groups.items():
+        members = sorted(members, key=lambda r: r["seed"])
+        steps = sorted({int(r["steps_run"]) for r in members})
+        lines.append(
+            f"| {fraction:.0%} | {protocol_label(protocol, ratio)} | {', '.join(map(str, steps))} "
+            f"| {', '.join(str(int(r['best_step'])) for r in members)} "
+            f"| {', '.join(format(r['val_accuracy'], '.4f') for r in members)} |"
+        )
+    return "\n".join(lines)
+
+
 def _metrics_markdown(metrics: dict[str, Any]) -> str:
     names = [
         ("frechet_distance", "Fréchet distance (classifier features; lower is better)"),
@@ -71,6 +88,11 @@ def _metrics_markdown(metrics: dict[str, Any]) -> str:
     ]
     lines = ["| metric | value |", "|---|---|"]
     lines += [f"| {label} | {metrics[key]:.4f} |" for key, label in names if key in metrics]
+    if "feature_classifier_steps" in metrics:
+        lines.append(f"| feature classifier: steps trained, best val step | {metrics['feature_classifier_steps']}, "
+                     f"{metrics['feature_classifier_best_step']} |")
+    if metrics.get("warning"):
+        lines.append(f"\n**Warning:** {metrics['warning']}.")
     lines.append(
         f"\nFeatures: penultimate layer of a classifier trained on the real train split; "
         f"{metrics.get('real_samples')} real ({metrics.get('reference_split')} split) vs "
@@ -101,11 +123,15 @@ def _evaluation_section(run_dir: Path) -> tuple[list[str], dict[str, Any] | None
     accuracy_plot(summary, run_dir / PLOT_FILE)
     parts = [
         "## Does the synthetic data help?",
-        "Every classifier is scored on the untouched real test split; early stopping uses the real val split. "
+        "Every classifier is scored on the untouched real test split; checkpoints are chosen on the real val split. "
         "Differences are paired by seed (same real subset and initialisation seed); "
         "'helps'/'hurts' means the confidence interval excludes zero.",
         summary_markdown(summary, confidence),
         f"![accuracy per protocol and regime]({PLOT_FILE})",
+        "### How each classifier was trained",
+        "Budgets are optimizer steps with a one-cycle learning-rate schedule; the weights of the best val "
+        "evaluation are kept.",
+        training_markdown(rows),
     ]
     gains = _gains_markdown(rows, list(meta.get("class_names", [])))
     if gains:

@@ -52,7 +52,7 @@ def write_tiny_synthetic(path: Path, per_class: int = 24, size: int = 8, channel
 def tiny_eval_config(**overrides) -> EvaluateConfig:
     base = dict(
         arch=ArchSpec(blocks=(ConvBlockSpec(channels=8),), head_width=16, dropout=0.0),
-        train=TrainConfig(epochs=6, batch_size=16, lr=1e-2, patience=None, device="cpu"),
+        train=TrainConfig(steps=40, eval_every=10, batch_size=16, lr=1e-2, device="cpu"),
         seeds=2,
         metrics_max_samples=200,
         nearest_k=3,

@@ -29,14 +29,14 @@ def test_evaluate_prints_the_protocol_table_and_records_the_stage(tmp_path):
     run = make_run(tmp_path / "runs" / "r1")
     config = tiny_config_file(tmp_path / "eval.json", generative_metrics=False)
     result = runner.invoke(app, ["evaluate", "--runs-root", str(tmp_path / "runs"), "-c", str(config),
-                                 "--protocols", "real,augmented", "--ratios", "0.5", "--seeds", "2", "--epochs", "2"])
+                                 "--protocols", "real,augmented", "--ratios", "0.5", "--seeds", "2", "--steps", "20"])
     assert result.exit_code == 0, result.output
     assert "augmented x0.5" in result.output and "vs real" in result.output
     assert (run / "evaluation.parquet").is_file() and (run / "report.md").is_file()
     manifest = json.loads((run / "run.json").read_text())
     stage = manifest["stages"]["evaluate"]
     assert stage["status"] == "completed"
-    assert manifest["config"]["evaluate"]["train"]["epochs"] == 2
+    assert manifest["config"]["evaluate"]["train"]["steps"] == 20
     assert manifest["config"]["evaluate"]["protocols"] == ["real", "augmented"]
     assert len(stage["notes"]["summary"]) == 2
 

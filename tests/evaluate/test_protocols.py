@@ -88,7 +88,7 @@ def test_classifier_never_sees_test_images(data, monkeypatch):
         return real_train(spec, train, val, *args, **kwargs)
 
     monkeypatch.setattr(protocols, "train_classifier", spy)
-    cfg = tiny_eval_config(train=tiny_eval_config().train.model_copy(update={"epochs": 1}))
+    cfg = tiny_eval_config(train=tiny_eval_config().train.model_copy(update={"steps": 5}))
     for spec in build_run_specs(cfg.model_copy(update={"seeds": 1})):
         protocols.run_protocol(spec, data, cfg)
     test = protocols.images_to_tensor(data.test_images).flatten(1)

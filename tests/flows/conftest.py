@@ -24,9 +24,9 @@ TINY_CONFIG: dict[str, Any] = {
             "diffaugment": None},
     "generate": {"mode": "per_class", "per_class": 12, "device": "cpu", "use_ema": False},
     "evaluate": {"protocols": ["real", "augmented"], "seeds": 2, "generative_metrics": False,
-                 "train": {"epochs": 1, "batch_size": 64, "device": "cpu"},
+                 "train": {"steps": 10, "batch_size": 64, "device": "cpu"},
                  "arch": {"blocks": [{"channels": 4}], "head_width": 0}},
-    "search": {"strategy": "random", "n_trials": 2, "parallel": 2, "epochs": 1, "final_epochs": 1, "storage": "memory",
+    "search": {"strategy": "random", "n_trials": 2, "parallel": 2, "steps": 10, "final_steps": 10, "storage": "memory",
                "space": {"max_blocks": 1, "channels": [4, 8], "head_widths": [0], "kernels": [3]}},
 }
 

@@ -12,7 +12,7 @@ from ganaug.errors import CheckpointError, ConfigError, DataError
 from ganaug.generate import GenerateConfig, generate, requested_counts
 from ganaug.store import SYNTHETIC_SCHEMA, read_dataset
 
-FAST_FILTER = {"epochs": 3, "batch_size": 16, "lr": 0.01, "patience": None, "device": "cpu"}
+FAST_FILTER = {"steps": 30, "batch_size": 16, "lr": 0.01, "device": "cpu"}
 
 
 def files_under(path: Path) -> list[Path]:

@@ -52,7 +52,7 @@ def write_tiny_synthetic(folder: Path, per_class: int = 10, seed: int = 0) -> Sy
 def tiny_config(**overrides: object) -> SearchConfig:
     """A search that trains 4 very small CNNs for one epoch each."""
     values: dict[str, object] = {
-        "n_trials": 4, "epochs": 1, "final_epochs": 1, "population_size": 2, "tournament_size": 2,
+        "n_trials": 4, "steps": 10, "final_steps": 10, "population_size": 2, "tournament_size": 2,
         "storage": "memory", "batch_size": 32,
         "space": SpaceConfig(max_blocks=2, channels=[4, 8], head_widths=[0, 16]),
     }
@@ -81,7 +81,7 @@ def toy_task(arch: ArchSpec, prune: object = None) -> TrialResult:
     """Evaluate with the toy fitness instead of training (instant, deterministic)."""
     fitness = toy_fitness(arch)
     return TrialResult(arch_json=arch.to_json(), accuracy=fitness, parameter_count=sum(b.channels for b in arch.blocks),
-                       state="complete", fidelity="full", epochs_run=1, seconds=0.0, val_curve=(fitness,))
+                       state="complete", fidelity="full", steps_run=1, seconds=0.0, val_curve=(fitness,))
 
 
 TOY_SPACE = SpaceConfig(max_blocks=4, channels=[8, 16, 32, 64], kernels=[3, 5], pools=["max", "avg", "none"],

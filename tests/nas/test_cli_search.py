@@ -14,8 +14,8 @@ from ganaug.cli import app
 runner = CliRunner()
 TINY = """
 n_trials: 3
-epochs: 1
-final_epochs: 1
+steps: 10
+final_steps: 10
 population_size: 2
 tournament_size: 2
 batch_size: 32

@@ -22,7 +22,7 @@ from ganaug.nas.stage import search
         ({"space": {"min_blocks": 3, "max_blocks": 2}}, "min_blocks"),
         ({"space": {"channels": [8, 8]}}, "channels lists a value twice"),
         ({"space": {"channels": [2]}}, "channels must lie in 4..512"),
-        ({"epochs": 0}, "epochs"),
+        ({"steps": 0}, "steps"),
         ({"strategy": "hillclimb"}, "strategy"),
         ({"mode": "proxy"}, "needs correlation_sample"),
         ({"objectives": ["params"], "pruner": "median"}, "pruner"),

@@ -51,7 +51,7 @@ def test_same_seed_and_config_give_the_same_trials(tmp_path: Path, tiny_data) ->
 
 def test_proxy_then_verify_reports_rank_correlation_and_verifies_top_k(tmp_path: Path, tiny_data) -> None:
     dataset, synthetic = tiny_data
-    cfg = tiny_config(mode="proxy-then-verify", proxy_per_class=4, proxy_epochs=1, epochs=2, verify_top_k=2,
+    cfg = tiny_config(mode="proxy-then-verify", proxy_per_class=4, proxy_steps=10, steps=20, verify_top_k=2,
                       correlation_sample=3, storage="journal", n_trials=3)
     result = search(dataset, synthetic, cfg, tmp_path)
     rows = pq.read_table(result.trials_path).to_pylist()
@@ -94,7 +94,7 @@ def _data(tiny_data) -> TrialData:
 def test_pruner_stops_a_trial_worse_than_finished_ones(tiny_data) -> None:
     data = _data(tiny_data)
     arch = ArchSpec.model_validate({"blocks": [{"channels": 4}], "head_width": 0})
-    fidelity = Fidelity(epochs=4)
+    fidelity = Fidelity(steps=8, eval_every=2)
     history = []
     for number in range(3):  # finished trials that reached val accuracy 1.0 at every epoch
         trial = optuna.trial.create_trial(value=1.0, intermediate_values={e: 1.0 for e in range(1, 5)})
@@ -102,13 +102,13 @@ def test_pruner_stops_a_trial_worse_than_finished_ones(tiny_data) -> None:
         history.append(trial)
     prune = PruneContext(optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2), tuple(history))
     result = evaluate_trial(arch, data, fidelity, prune=prune)
-    assert result.state == "pruned" and result.epochs_run == 2  # judged from epoch 2 on (warm-up of 1 step)
+    assert result.state == "pruned" and result.steps_run == 4  # judged from evaluation 2 on (warm-up of 1)
     unpruned = evaluate_trial(arch, data, fidelity)
-    assert unpruned.state == "complete" and unpruned.epochs_run == 4
+    assert unpruned.state == "complete" and unpruned.steps_run == 8
 
 
 def test_trial_task_survives_pickling_for_remote_workers(tiny_data) -> None:
-    runner = TrialRunner(_data(tiny_data), Fidelity(epochs=1), seed=3, measure_latency=True)
+    runner = TrialRunner(_data(tiny_data), Fidelity(steps=5), seed=3, measure_latency=True)
     prune = PruneContext(optuna.pruners.MedianPruner(), ())
     arch = ArchSpec.model_validate({"blocks": [{"channels": 4}], "head_width": 0})
     local = runner(arch, prune)
