@@ -53,7 +53,7 @@ def run_regime(name: str, args: argparse.Namespace, root: Path) -> dict:
     synthetic = generate(gan, dataset, GenerateConfig(mode="ratio", ratio=max(args.ratios), seed=args.seed, device="cpu"), out)
     timings["generate"] = time.perf_counter() - started
     cfg = EvaluateConfig(ratios=args.ratios, seeds=args.seeds, base_seed=args.seed,
-                         train=TrainConfig(epochs=args.epochs, device="cpu"))
+                         train=TrainConfig(steps=args.steps, device="cpu"))
     started = time.perf_counter()
     result = evaluate(dataset, synthetic, cfg, out)
     timings["evaluate"] = time.perf_counter() - started
@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--d-width", type=int, default=32)
     parser.add_argument("--ratios", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 1.0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=None, help="Classifier steps (default: two per real training image, 1,000 to 20,000).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()

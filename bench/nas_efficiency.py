@@ -1,15 +1,15 @@
 """NAS efficiency on digits: aging evolution vs random search at equal trial budgets, and the proxy's worth.
 
 Pipeline: ingest digits -> train a small GAN -> generate synthetic -> for each strategy and search seed,
-`ganaug.nas.search` (fitness = val accuracy after a few epochs on real + synthetic) -> best val accuracy
+`ganaug.nas.search` (fitness = val accuracy after a step budget on real + synthetic) -> best val accuracy
 after each trial and the best architecture's test accuracy; then the proxy fidelity (small class-balanced
-synthetic set, fewer epochs) scored against full fidelity on random architectures (Spearman, Kendall, cost).
+synthetic set, fewer steps) scored against full fidelity on random architectures (Spearman, Kendall, cost).
 
     python bench/nas_efficiency.py                       # defaults used in docs/benchmarks/nas.md
     python bench/nas_efficiency.py --trials 8 --seeds 2 --gan-steps 100   # quicker look
     python bench/nas_efficiency.py --reuse-data          # same data as the last run (skips ingest + GAN)
 
-Sized for a shared 2-core CPU: tiny epochs, small budgets. Prints a markdown table and writes JSON + a figure.
+Sized for a shared 2-core CPU: small step budgets. Prints a markdown table and writes JSON + a figure.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("data/bench/nas"), help="Working folder (data, runs, JSON).")
     parser.add_argument("--trials", type=int, default=16, help="Trials per search (equal for every strategy).")
     parser.add_argument("--seeds", type=int, default=3, help="Search seeds per strategy.")
-    parser.add_argument("--epochs", type=int, default=2, help="Full-fidelity epochs per trial.")
+    parser.add_argument("--steps", type=int, default=400, help="Full-fidelity optimizer steps per trial.")
     parser.add_argument("--gan-steps", type=int, default=200, help="GAN training steps for the synthetic data.")
     parser.add_argument("--correlation-sample", type=int, default=10, help="Architectures scored at both fidelities.")
-    parser.add_argument("--proxy", nargs="+", default=["20x1", "50x2"],
-                        help="Proxy settings PER_CLASSxEPOCHS (synthetic images per class x epochs) to measure.")
+    parser.add_argument("--proxy", nargs="+", default=["20x50", "50x200"],
+                        help="Proxy settings PER_CLASSxSTEPS (synthetic images per class x optimizer steps) to measure.")
     parser.add_argument("--reuse-data", action="store_true",
                         help="Reuse dataset.parquet and synthetic.parquet already in --out (skip ingest and GAN training).")
     parser.add_argument("--figure", type=Path, default=Path("docs/benchmarks/nas_efficiency.png"), help="Figure path.")
@@ -68,7 +68,7 @@ def run_searches(args: argparse.Namespace, dataset, synthetic) -> dict[str, list
     runs: dict[str, list[dict]] = {}
     for strategy in ("evolution", "random"):
         for seed in range(args.seeds):
-            cfg = SearchConfig(strategy=strategy, n_trials=args.trials, epochs=args.epochs, seed=seed,
+            cfg = SearchConfig(strategy=strategy, n_trials=args.trials, steps=args.steps, seed=seed,
                                population_size=6, tournament_size=3, pruner="none", storage="memory")
             started = time.perf_counter()
             result = search(dataset, synthetic, cfg, args.out / "runs" / f"{strategy}-{seed}")
@@ -89,9 +89,9 @@ def proxy_stats(args: argparse.Namespace, dataset, synthetic) -> dict[str, dict]
     """Rank correlation and cost ratio of each proxy setting on the same random architectures."""
     stats = {}
     for setting in args.proxy:
-        per_class, epochs = (int(v) for v in setting.split("x"))
-        cfg = SearchConfig(epochs=args.epochs, correlation_sample=args.correlation_sample, storage="memory",
-                           proxy_per_class=per_class, proxy_epochs=epochs)
+        per_class, steps = (int(v) for v in setting.split("x"))
+        cfg = SearchConfig(steps=args.steps, correlation_sample=args.correlation_sample, storage="memory",
+                           proxy_per_class=per_class, proxy_steps=steps)
         data = load_search_data(dataset, synthetic, cfg)
         space = SearchSpace(cfg.space, data.height, data.width)
         folder = args.out / f"proxy-{setting}"
@@ -130,7 +130,7 @@ def summarize(runs: dict[str, list[dict]], proxy: dict[str, dict], trials: int) 
         lines.append(f"| {strategy} | " + " | ".join(f"{v:.4f}" for v in at)
                      + f" | {np.mean([s['test_real'] for s in seeds]):.4f} | "
                      f"{np.mean([s['test_augmented'] for s in seeds]):.4f} | {np.mean([s['seconds'] for s in seeds]):.0f} |")
-    lines += ["", "| proxy (synthetic per class x epochs) | architectures | Spearman | Kendall | cost ratio full/proxy |",
+    lines += ["", "| proxy (synthetic per class x steps) | architectures | Spearman | Kendall | cost ratio full/proxy |",
               "|---|---|---|---|---|"]
     for setting, p in proxy.items():
         spearman, kendall = (("n/a" if v is None else f"{v:.3f}") for v in (p["spearman"], p["kendall"]))

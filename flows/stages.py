@@ -34,7 +34,9 @@ from flows.tasks import (
 )
 from ganaug.config import IngestConfig
 from ganaug.errors import ConfigError, DataError
+from ganaug.classifier.train import cpu_threads
 from ganaug.evaluate import EvaluateConfig, EvaluationResult, build_run_specs
+from ganaug.evaluate.stage import RUN_THREADS
 from ganaug.gan import GanConfig, GanResult
 from ganaug.generate import GenerateConfig
 from ganaug.nas.config import SearchConfig
@@ -177,8 +179,9 @@ def evaluate_stage(dataset: DatasetRef, synthetic: SyntheticRef | None, config: 
     protocol_data(dataset, synthetic, config.model_dump_json())  # bad input fails here, before any training
     specs = build_run_specs(config)
     runs = configured(protocol_run_task, settings, "evaluate", retries=False)
-    futures = [runs.submit(spec, dataset, synthetic, config) for spec in specs]
-    rows = [future.result() for future in futures]
+    with cpu_threads(RUN_THREADS):  # every run on one torch thread, as in the library's run_all
+        futures = [runs.submit(spec, dataset, synthetic, config) for spec in specs]
+        rows = [future.result() for future in futures]
     reused = sum(future.state.name == "Cached" for future in futures)
     logger.info("evaluation: %d protocol runs, %d reused from the cache", len(rows), reused)
     inputs = {"dataset": dataset} | ({"synthetic": synthetic} if synthetic is not None else {})

@@ -50,3 +50,67 @@ def test_too_many_pools_for_the_image_is_refused() -> None:
     with pytest.raises(ConfigError, match="pools 4 times but 8x8 images allow at most 3"):
         build_classifier(spec, 1, 8, 8, 3)
     assert build_classifier(spec, 1, 16, 16, 3)(torch.zeros(2, 1, 16, 16)).shape == (2, 3)
+
+
+def test_step_budget_is_honoured_and_val_is_scored_on_schedule() -> None:
+    x, y = _data()
+    seen: list[int] = []
+    result = train_classifier(ArchSpec(blocks=(ConvBlockSpec(channels=8),), head_width=16), (x, y), (x[:12], y[:12]), 3,
+                              TrainConfig(steps=23, eval_every=5, batch_size=16), on_eval=lambda step, acc: seen.append(step))
+    assert result.steps_run == 23 and seen == [5, 10, 15, 20, 23]
+    assert [h["step"] for h in result.history] == seen
+    assert result.history[0]["lr"] > result.history[-1]["lr"]  # the one-cycle schedule has decayed by the end
+
+
+def test_best_val_checkpoint_is_restored_after_training_degrades() -> None:
+    x, y = _data()
+    calls = [0]
+
+    def sabotage(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        calls[0] += 1  # after 30 steps the network only ever sees noise, and forgets
+        return images if calls[0] <= 30 else torch.randn(images.shape, generator=generator)
+
+    result = train_classifier(ArchSpec(blocks=(ConvBlockSpec(channels=8),), head_width=16), (x, y), (x, y), 3,
+                              TrainConfig(steps=150, eval_every=10, batch_size=16, lr=5e-2, warmup=0.0,
+                                          precision="float32"), augment=sabotage)
+    from ganaug.classifier.train import accuracy_of
+
+    best = max(result.history, key=lambda h: h["val_accuracy"])
+    assert result.best_step == best["step"] <= 30 and result.history[-1]["val_accuracy"] < best["val_accuracy"]
+    assert accuracy_of(result.model, (x, y)) == pytest.approx(result.best_val_accuracy)
+
+
+def test_patience_stops_after_evaluations_without_improvement() -> None:
+    x, y = _data()
+    result = train_classifier(ArchSpec(blocks=(ConvBlockSpec(channels=8),), head_width=16), (x, y), (x, y), 3,
+                              TrainConfig(steps=400, eval_every=10, batch_size=16, patience=2))
+    assert result.steps_run < 400 and result.steps_run - result.best_step == 20
+
+
+def test_default_budget_grows_with_the_data_within_bounds() -> None:
+    from ganaug.classifier.train import auto_steps
+
+    assert [auto_steps(n) for n in (50, 1000, 4000, 60_000)] == [1000, 2000, 8000, 20_000]
+    assert TrainConfig(steps=7).steps_for(10_000) == 7
+
+
+@pytest.mark.parametrize("bad", [{"steps": 0}, {"eval_every": 0}, {"precision": "half"}, {"batch_size": 1}])
+def test_bad_training_options_are_refused(bad: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        TrainConfig(**bad)
+
+
+def test_precision_float32_and_bfloat16_are_honoured() -> None:
+    from ganaug.classifier.train import autocast_dtype
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype("float32", cpu) is None and autocast_dtype("bfloat16", cpu) is torch.bfloat16
+    assert autocast_dtype("auto", cpu) in (None, torch.bfloat16)
+
+
+def test_flatten_head_sees_the_last_map_and_global_average_does_not() -> None:
+    flat = build_classifier(ArchSpec(), 1, 28, 28, 10)
+    pooled = build_classifier(ArchSpec(head_input="global_avg"), 1, 28, 28, 10)
+    assert flat.features[-2].in_features == 64 * 7 * 7 and pooled.features[-2].in_features == 64
+    wide = build_classifier(ArchSpec(blocks=(ConvBlockSpec(channels=8, pool="none"),)), 3, 64, 64, 10)
+    assert wide(torch.zeros(2, 3, 64, 64)).shape == (2, 10) and wide.features[-2].in_features == 8 * 8 * 8

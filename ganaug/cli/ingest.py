@@ -55,6 +55,9 @@ def ingest_command(
     channels: int = typer.Option(None, "--channels", help="1 (grayscale) or 3 (RGB); default: as found."),
     resize: tuple[int, int] | None = typer.Option(None, "--resize", help="Resize images to HEIGHT WIDTH (folder)."),
     pixel_max: float = typer.Option(None, "--pixel-max", help="Input value meaning full intensity (default: inferred)."),
+    test_path: Path = typer.Option(None, "--test-path", help="A separate test set in the same format (IDX t10k images, a test/ image folder, ...): it becomes the test split."),
+    test_labels: Path = typer.Option(None, "--test-labels", help="IDX labels file of the separate test set (source idx)."),
+    split_column: str = typer.Option(None, "--split-column", help="Table column whose value 'test' marks the test split (table)."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Share of each class for validation."),
     test_fraction: float = typer.Option(None, "--test-fraction", help="Share of each class for the held-out test split."),
     train_fraction: float = typer.Option(None, "--train-fraction", help="Keep this share of each class's training samples."),
@@ -73,6 +76,7 @@ def ingest_command(
             "source": source, "path": path, "labels_path": labels, "label_column": label_column,
             "pixels_column": pixels_column, "height": height, "width": width, "channels": channels,
             "resize": resize, "pixel_max": pixel_max,
+            "test_path": test_path, "test_labels_path": test_labels, "split_column": split_column,
             "val_fraction": val_fraction, "test_fraction": test_fraction, "train_fraction": train_fraction,
             "train_per_class": train_per_class, "imbalance": _parse_imbalance(imbalance), "seed": seed,
         }
