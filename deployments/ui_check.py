@@ -37,9 +37,9 @@ TINY_PIPELINE: dict[str, Any] = {
             "checkpoint_every": 10, "grid_every": 10, "grid_columns": 3, "device": "cpu"},
     "generate": {"mode": "per_class", "per_class": 12, "device": "cpu"},
     "evaluate": {"protocols": ["real", "augmented"], "seeds": 2, "generative_metrics": False,
-                 "train": {"epochs": 2, "batch_size": 32, "device": "cpu"},
+                 "train": {"steps": 20, "batch_size": 32, "device": "cpu"},
                  "arch": {"blocks": [{"channels": 8}], "head_width": 0}},
-    "search": {"strategy": "random", "n_trials": 2, "epochs": 1, "final_epochs": 1, "storage": "memory",
+    "search": {"strategy": "random", "n_trials": 2, "steps": 10, "final_steps": 10, "storage": "memory",
                "space": {"max_blocks": 1, "channels": [8], "head_widths": [0]}},
 }
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

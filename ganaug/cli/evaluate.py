@@ -121,7 +121,10 @@ def evaluate_command(
             metrics = result.generative_metrics
             console.print("generative metrics: " + ", ".join(
                 f"{key} {metrics[key]:.4f}" for key in ("frechet_distance", "precision", "recall", "density",
-                                                         "coverage", "gan_test_accuracy") if key in metrics))
+                                                         "coverage", "gan_test_accuracy",
+                                                         "feature_classifier_val_accuracy") if key in metrics))
+            if metrics.get("warning"):
+                console.print(f"[yellow]warning:[/] {metrics['warning']}")
         for note in result.notes:
             console.print(f"[yellow]note:[/] {note}")
         console.print(f"wrote [bold]{result.evaluation_path}[/], [bold]{result.report_path}[/]")
