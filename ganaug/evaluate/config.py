@@ -21,6 +21,11 @@ class ClassicAugmentConfig(StrictModel):
     max_shift: float = Field(0.1, ge=0.0, le=0.5, description="Largest translation as a share of the image side.")
     max_rotation: float = Field(10.0, ge=0.0, le=45.0, description="Largest rotation in degrees (either direction).")
     max_scale: float = Field(0.1, ge=0.0, le=0.5, description="Largest relative zoom in or out.")
+    elastic_alpha: float | None = Field(
+        None, gt=0.0, le=100.0,
+        description="Elastic distortion (Simard et al. 2003): largest displacement in pixels of a smooth random field; None = off.",
+    )
+    elastic_sigma: float = Field(3.0, gt=0.0, le=50.0, description="Smoothness (Gaussian sigma in pixels) of the elastic displacement field.")
 
 
 class EvaluateConfig(StrictModel):

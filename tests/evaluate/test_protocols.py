@@ -120,6 +120,20 @@ def test_classic_augment_is_seeded_and_zero_strength_is_identity():
     assert torch.allclose(identity(images, torch.Generator().manual_seed(0)), images, atol=1e-6)
 
 
+def test_elastic_distortion_is_seeded_bounded_and_smooth():
+    from ganaug.evaluate.protocols import elastic_field
+
+    field = elastic_field(torch.Size((4, 1, 28, 28)), 2.0, 3.0, torch.Generator().manual_seed(0))
+    assert field.shape == (4, 28, 28, 2)
+    pixels = field * torch.tensor([14.0, 14.0])  # grid units -> pixels (28 px span 2 units)
+    assert pixels.abs().amax().item() == pytest.approx(2.0, rel=1e-4)
+    assert (pixels[:, 1:] - pixels[:, :-1]).abs().amax() < 1.0  # unsmoothed noise would differ by up to 4
+    images = torch.rand(4, 1, 28, 28) * 2 - 1
+    augment = classic_augment(ClassicAugmentConfig(max_shift=0, max_rotation=0, max_scale=0, elastic_alpha=2.0))
+    once = augment(images, torch.Generator().manual_seed(1))
+    assert torch.equal(once, augment(images, torch.Generator().manual_seed(1))) and not torch.allclose(once, images)
+
+
 def test_score_matches_hand_computation():
     labels = np.array([0, 0, 1, 1, 2, 2])
     predicted = np.array([0, 1, 1, 1, 2, 0])
