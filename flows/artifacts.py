@@ -87,6 +87,7 @@ class GanProgress:
         self._last_update = -1
         self._log_every = 1
         self._last_log = -1
+        self.monitor = ""  # the collapse monitor's latest reading
 
     def on_start(self, step: int, total_steps: int) -> None:
         self.total_steps = max(1, total_steps)
@@ -100,21 +101,30 @@ class GanProgress:
             description=f"GAN training: step {step} of {self.total_steps}{resumed}",
         )
 
-    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+    def on_metrics(self, step: int, metrics: dict[str, Any]) -> None:
+        from ganaug.gan.monitor import reading_summary
+
         losses = ", ".join(
             f"{name} {metrics[name]:.3f}" for name in ("d_loss", "g_loss") if isinstance(metrics.get(name), float)
         )
-        if step - self._last_log >= self._log_every or step >= self.total_steps:
+        reading = reading_summary(metrics)
+        if reading:
+            self.monitor = reading
+        if metrics.get("collapsed"):
+            get_run_logger().warning("GAN step %d: class(es) %s collapsed (within-class spread below collapse_spread "
+                                     "of the real val spread); see the sample grids", step, ", ".join(metrics["collapsed"]))
+        if step - self._last_log >= self._log_every or step >= self.total_steps or reading:
             self._last_log = step
-            get_run_logger().info("GAN step %d/%d (%.0f%%): %s", step, self.total_steps,
-                                  100.0 * step / self.total_steps, losses)
-        if self.artifact_id is None or (step - self._last_update < self._every and step < self.total_steps):
+            get_run_logger().info("GAN step %d/%d (%.0f%%): %s%s", step, self.total_steps,
+                                  100.0 * step / self.total_steps, losses, f"; {reading}" if reading else "")
+        if self.artifact_id is None or (step - self._last_update < self._every and step < self.total_steps and not reading):
             return
         self._last_update = step
+        details = "; ".join(part for part in (losses, self.monitor) if part)
         update_progress_artifact(
             artifact_id=self.artifact_id,
             progress=min(100.0, 100.0 * step / self.total_steps),
-            description=f"GAN training: step {step} of {self.total_steps}" + (f" ({losses})" if losses else ""),
+            description=f"GAN training: step {step} of {self.total_steps}" + (f" ({details})" if details else ""),
         )
 
     def on_samples(self, step: int, path: Path) -> None:
@@ -146,6 +156,7 @@ def gan_artifacts(result: Any) -> None:
         description=(
             f"GAN training metrics: {result.steps} steps on {result.device} in {result.seconds:.1f} s "
             f"({result.images_per_second:.0f} images/s), checkpoint {result.checkpoint_id[:12]}"
+            + (f"; best checkpoint on val: step {result.best_step}" if getattr(result, "best_step", None) is not None else "")
         ),
     )
     if Path(result.grid_path).is_file():

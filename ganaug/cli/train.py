@@ -13,20 +13,31 @@ from ganaug.cli.app import ConfigOption, RunsRootOption, app, build_config, cli_
 
 
 class ProgressBar:
-    """GAN training callbacks that drive a rich progress bar (steps/s and losses)."""
+    """GAN training callbacks that drive a rich progress bar (steps/s, losses, collapse monitor)."""
 
     def __init__(self, progress: Progress, steps_per_image: float) -> None:
         self.progress = progress
         self.steps_per_image = steps_per_image
         self.task: Any = None
+        self.monitor = ""
 
     def on_start(self, step: int, total_steps: int) -> None:
-        self.task = self.progress.add_task("GAN", total=total_steps, completed=step, rate="", losses="")
+        self.task = self.progress.add_task("GAN", total=total_steps, completed=step, rate="", losses="", monitor="")
 
-    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+    def on_metrics(self, step: int, metrics: dict[str, Any]) -> None:
         rate = f"{metrics['images_per_second'] * self.steps_per_image:.1f} steps/s"
         losses = f"D {metrics['d_loss']:.3f}  G {metrics['g_loss']:.3f}"
-        self.progress.update(self.task, completed=step, rate=rate, losses=losses)
+        from ganaug.gan.monitor import reading_summary  # torch is loaded by now; `ganaug --help` stays fast
+
+        reading = reading_summary(metrics)
+        if reading:
+            self.monitor = reading
+            if metrics.get("collapsed"):
+                self.progress.console.print(
+                    f"[bold yellow]warning:[/] step {step}: class(es) {', '.join(metrics['collapsed'])} collapsed "
+                    "(within-class spread below collapse_spread of the real val spread); see the samples_*.png grids",
+                    highlight=False, soft_wrap=True)
+        self.progress.update(self.task, completed=step, rate=rate, losses=losses, monitor=self.monitor)
 
 
 def result_table(result: Any) -> Table:
@@ -40,10 +51,14 @@ def result_table(result: Any) -> Table:
         ("device", result.device),
         ("seconds", f"{result.seconds:.1f}"),
         ("images/s", f"{result.images_per_second:.0f}"),
-        *((name, f"{metrics[name]:.4f}") for name in ("d_loss", "g_loss", "d_real", "d_fake", "d_val")
-          if isinstance(metrics.get(name), float)),
+        *((name, f"{metrics[name]:.4f}") for name in ("d_loss", "g_loss", "d_real", "d_fake", "d_val", "spread",
+                                                      "min_class_spread", "recall", "min_class_recall", "val_frechet")
+          if isinstance(metrics.get(name), float) and metrics[name] == metrics[name]),
         ("checkpoint id", result.checkpoint_id[:16]),
     ]
+    if result.best_step is not None:
+        score = "" if result.best_score is None else f", {result.selection_metric} {result.best_score:.4g}"
+        rows.append(("best checkpoint", f"step {result.best_step}{score}"))
     for name, value in rows:
         table.add_row(name, value)
     return table
@@ -59,6 +74,10 @@ def train_command(
     d_lr: float = typer.Option(None, "--d-lr", help="Discriminator learning rate."),
     lr_schedule: str = typer.Option(None, "--lr-schedule", help="constant, exponential or cosine."),
     conditioning: str = typer.Option(None, "--conditioning", help="projection or acgan."),
+    g_width: int = typer.Option(None, "--g-width", help="Generator channels at full resolution (default: from the image size)."),
+    d_width: int = typer.Option(None, "--d-width", help="Discriminator channels at full resolution (default: from the image size)."),
+    monitor_every: int = typer.Option(None, "--monitor-every", help="Steps between collapse-monitor readings (best checkpoint on val)."),
+    ema_statistics: str = typer.Option(None, "--ema-statistics", help="standing or copied batch-norm statistics of the EMA generator."),
     checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
     device: str = typer.Option(None, "--device", help="auto, cpu, cuda or mps."),
     compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the networks."),
@@ -77,6 +96,7 @@ def train_command(
         overrides = {
             "steps": steps, "batch_size": batch_size, "loss": loss, "g_lr": g_lr, "d_lr": d_lr,
             "lr_schedule": lr_schedule, "conditioning": conditioning, "checkpoint_every": checkpoint_every,
+            "g_width": g_width, "d_width": d_width, "monitor_every": monitor_every, "ema_statistics": ema_statistics,
             "device": device, "compile": compile_, "amp": amp, "resume": resume, "seed": seed,
         }
         cfg = build_config(GanConfig, config, overrides)
@@ -84,7 +104,8 @@ def train_command(
         dataset = dataset_ref(folder / "dataset.parquet")
         run = RunFolder.open(folder)
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[losses]}"), TimeElapsedColumn())
+                   TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[losses]}"),
+                   TextColumn("{task.fields[monitor]}"), TimeElapsedColumn())
         with run.stage("train_gan", config=cfg, inputs={"dataset": dataset}) as record:
             with Progress(*columns, console=console, transient=False) as progress:
                 bar = ProgressBar(progress, 1.0 / (cfg.batch_size * cfg.d_steps_per_g))
@@ -93,6 +114,6 @@ def train_command(
                                                        kind="gan-checkpoint")
             record.notes["result"] = result.model_dump(mode="json")
         console.print(result_table(result))
-        for what, path in (("checkpoint", result.checkpoint_path), ("metrics", result.metrics_path),
-                           ("samples", result.grid_path)):
+        for what, path in (("checkpoint", result.checkpoint_path), ("best checkpoint", result.best_checkpoint_path),
+                           ("metrics", result.metrics_path), ("samples", result.grid_path)):
             console.print(f"wrote {what} [bold]{path}[/]", soft_wrap=True)

@@ -22,7 +22,9 @@ The spread stays in pixel space, where "every sample of a class is the same imag
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -113,6 +115,18 @@ class MonitorReading:
             "val_frechet": float(self.frechet.nanmean()),
             "collapsed_classes": float(len(self.collapsed)),
         }
+
+
+def reading_summary(metrics: dict[str, Any]) -> str:
+    """A metrics row's collapse reading as one line for progress displays ('' when the row has none)."""
+    spread = metrics.get("spread")
+    if not isinstance(spread, float) or math.isnan(spread):  # absent or NaN: not measured at this step
+        return ""
+    text = (f"spread {spread:.2f} (min {metrics['min_class_spread']:.2f}), recall {metrics['recall']:.2f}, "
+            f"val FD {metrics['val_frechet']:.3g}")
+    if metrics.get("collapsed"):
+        text += f"; COLLAPSED: {', '.join(metrics['collapsed'])}"
+    return text
 
 
 def _nanmin(values: torch.Tensor) -> torch.Tensor:

@@ -125,3 +125,34 @@ def test_ema_standing_statistics_fit_the_averaged_weights() -> None:
     assert torch.allclose(norm.running_mean, inputs.mean(dim=(0, 2, 3)), atol=1e-5)
     assert all(torch.equal(a, b) for a, b in zip(standing, module.buffers()))  # same seed, same statistics
     assert ema.module is module  # no update since: not recomputed
+
+
+def test_augmentation_probability_zero_is_identity_and_one_is_always() -> None:
+    x = torch.randn(16, 1, 8, 8)
+    assert torch.equal(diff_augment(x, ["translation", "cutout"], rng(), torch.tensor(0.0)), x)
+    always = diff_augment(x, ["cutout"], rng(3), torch.tensor(1.0))
+    assert bool(((always == 0).flatten(1).sum(1) >= 4).all())  # every image has a cut-out square (2x2 at least at a border)
+
+
+def test_adaptive_augmentation_moves_with_the_overfitting_signal() -> None:
+    from ganaug.gan.trainer import ADA_INTERVAL, GanTrainer
+
+    cfg = GanConfig(diffaugment=["translation"], ada_target=0.6, ada_kimg=1.0, g_width=8, d_width=8, latent_dim=4,
+                    batch_size=10, device="cpu")
+    images, labels = torch.zeros(20, 1, 8, 8), torch.arange(20) % 2
+    trainer = GanTrainer(cfg, ImageShape(1, 8, 8, 2), torch.device("cpu"), images, labels)
+    step = ADA_INTERVAL * 10 / 1000.0  # images per adjustment / (ada_kimg * 1000)
+    for _ in range(ADA_INTERVAL):  # D scores every real image positive: r = 1 > 0.6, so p rises
+        trainer._adapt_augmentation(torch.ones(10))
+    assert trainer.augment_p.item() == pytest.approx(step)
+    for _ in range(2 * ADA_INTERVAL):  # r = 0 < 0.6: p falls, and stops at 0
+        trainer._adapt_augmentation(-torch.ones(10))
+    assert trainer.augment_p.item() == 0.0
+
+
+def test_lecam_penalty_by_hand() -> None:
+    from ganaug.gan.losses import lecam_penalty
+
+    real, fake = torch.tensor([1.0, -1.0]), torch.tensor([0.0, 2.0])
+    # real - avg_fake = (1.5, -0.5) -> relu^2 mean (2.25 + 0) / 2; avg_real - fake = (0.5, -1.5) -> (0.25 + 0) / 2
+    assert lecam_penalty(real, fake, torch.tensor(0.5), torch.tensor(-0.5), 2.0).item() == pytest.approx(2.0 * (1.125 + 0.125))

@@ -32,3 +32,17 @@ def test_cuda_resume_continues_from_the_checkpoint(tiny_dataset: DatasetRef, tin
     train_gan(tiny_dataset, cfg, tmp_path)
     resumed = train_gan(tiny_dataset, cfg.model_copy(update={"steps": 6, "resume": True}), tmp_path)
     assert resumed.resumed_from == 3 and resumed.steps == 6
+
+
+def test_cuda_stabilisers_and_monitor_with_bf16(tiny_dataset: DatasetRef, tiny_cfg: GanConfig, tmp_path: Path) -> None:
+    """ADA, LeCam, minibatch std and the collapse monitor on CUDA under bf16 autocast; the best checkpoint loads."""
+    cfg = tiny_cfg.model_copy(update={
+        "device": "cuda", "amp": True, "diffaugment": ["translation", "cutout"], "ada_target": 0.6, "ada_kimg": 0.1,
+        "lecam_weight": 0.1, "minibatch_std": True, "monitor_every": 3,
+    })
+    result = train_gan(tiny_dataset, cfg, tmp_path)
+    assert result.best_step in (3, 6) and result.best_score is not None
+    assert 0.0 <= result.final_metrics["augment_p"] <= 1.0 and result.final_metrics["recall"] is not None
+    generator, info = load_generator(result.best_checkpoint_path, device="cuda")
+    assert info["selection"]["metric"] == "val_frechet"
+    assert torch.isfinite(sample(generator, torch.tensor([0, 1, 2]), seed=0)).all()

@@ -93,6 +93,8 @@ def test_same_seed_gives_the_same_weights(tiny_dataset: DatasetRef, tiny_cfg: Ga
     {},
     {"loss": "wgan-gp", "conditioning": "acgan", "lr_schedule": "cosine", "d_steps_per_g": 2},
     {"loss": "bce", "r1_gamma": 1.0, "weight_decay": 1e-4, "lr_schedule": "exponential", "diffaugment": ["color", "cutout"]},
+    {"diffaugment": ["translation"], "ada_target": 0.6, "ada_kimg": 0.05, "lecam_weight": 0.1, "monitor_every": 2,
+     "ema_statistics": "copied"},
 ])
 def test_resume_after_interruption_equals_the_uninterrupted_run(
     tiny_dataset: DatasetRef, tiny_cfg: GanConfig, tmp_path: Path, variant: dict[str, Any]
