@@ -32,7 +32,7 @@ cp "$work/sweep/sweep.jsonl" "$out/" 2>/dev/null
 cp "$work"/sweep/grid_*.png "$out/" 2>/dev/null
 
 started=$SECONDS
-for settings in '{"amp": false}' '{"amp": true}' '{"amp": true, "compile": true}' '{"amp": true, "batch_size": 512}'; do
+for settings in '{"amp": false}' '{"amp": true}' '{"amp": true, "batch_size": 512}' '{"amp": true, "compile": true}'; do
     left=$((throughput_seconds - (SECONDS - started)))
     [ "$left" -gt 10 ] || break
     timeout "$left" python3 bench/gan_throughput.py --dataset "$mnist" --device "${DEVICE:-cuda}" \
