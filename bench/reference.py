@@ -115,8 +115,11 @@ def run_cell(name: str, seeds: int, root: Path) -> dict:
                     "reference_steps": reference_steps}
     for augment in (False, True):
         started = time.perf_counter()
-        accs = [reference_accuracy(train_x, train_y, test_x, test_y, reference_steps, seed, augment) for seed in range(seeds)]
         key = "reference_affine" if augment else "reference"
+        accs = []
+        for seed in range(seeds):
+            accs.append(reference_accuracy(train_x, train_y, test_x, test_y, reference_steps, seed, augment))
+            print(f"{name} {key} seed {seed}: {accs[-1]:.4f} ({time.perf_counter() - started:.0f} s)", flush=True)
         result[key], result[f"{key}_seconds"] = accs, time.perf_counter() - started
         print(f"{name} {key}: {[round(a, 4) for a in accs]}", flush=True)
     cfg = EvaluateConfig(protocols=["real", "classic"], seeds=seeds, generative_metrics=False)
@@ -148,7 +151,8 @@ def main() -> None:
     parser.add_argument("--regimes", default="mnist-100,mnist-10,fashion-100")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench/results/reference.jsonl"))
-    parser.add_argument("--threads", type=int, default=2, help="torch threads of the reference loop")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the reference loop (1: ganaug's runs also use one thread each)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)

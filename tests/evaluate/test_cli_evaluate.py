@@ -81,3 +81,12 @@ def test_report_command_rewrites_the_report(tmp_path):
     result = runner.invoke(app, ["report", "--run-dir", str(run)])
     assert result.exit_code == 0, result.output
     assert "Real vs synthetic samples" in (run / "report.md").read_text()
+
+
+def test_a_step_budget_of_zero_is_one_clear_line_and_exit_2(tmp_path):
+    run = make_run(tmp_path / "run", synthetic=False)
+    before = sorted(p.name for p in run.iterdir())
+    result = runner.invoke(app, ["evaluate", "--run-dir", str(run), "--protocols", "real", "--steps", "0"])
+    assert result.exit_code == 2
+    assert "train.steps" in result.output and "greater than or equal to 1" in result.output
+    assert "Traceback" not in result.output and sorted(p.name for p in run.iterdir()) == before
