@@ -67,8 +67,13 @@ def test_same_seed_same_rows_sequential_or_through_an_executor(tmp_path, real_re
             return Done()
 
     third = evaluate(real_ref, synthetic_ref, cfg, tmp_path / "c", executor=SubmitOnly())
-    rows = [without_time(read_evaluation(r.evaluation_path)[0]) for r in (first, second, third)]
+    side_by_side = cfg.model_copy(update={"workers": 3, "seeds": 2})  # four runs on three threads at once
+    one_by_one = cfg.model_copy(update={"workers": 1, "seeds": 2})
+    fourth = evaluate(real_ref, synthetic_ref, side_by_side, tmp_path / "d")
+    fifth = evaluate(real_ref, synthetic_ref, one_by_one, tmp_path / "e")
+    rows = [without_time(read_evaluation(r.evaluation_path)[0]) for r in (first, second, third, fourth, fifth)]
     assert rows[0] == rows[1] == rows[2]
+    assert rows[3] == rows[4] and rows[3][0] == rows[0][0]
 
 
 def test_real_and_classic_need_no_synthetic_data(tmp_path, real_ref):
