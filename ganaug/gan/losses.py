@@ -88,3 +88,14 @@ def lecam_penalty(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_ave
     outputs near the other side's average bounds how far it can overfit a small training set.
     """
     return weight * (F.relu(real_logits - fake_average).pow(2).mean() + F.relu(real_average - fake_logits).pow(2).mean())
+
+
+def mode_seeking_penalty(first: torch.Tensor, second: torch.Tensor, z_first: torch.Tensor, z_second: torch.Tensor,
+                         weight: float, eps: float = 1e-5) -> torch.Tensor:
+    """Mode seeking (Mao et al. 2019): weight / (mean |G(z1) - G(z2)| / mean |z1 - z2| + eps).
+
+    `first` and `second` are images of the same classes from different noise; the penalty grows as
+    the generator maps different noise to the same image, which is how a conditional GAN collapses.
+    """
+    ratio = (first - second).abs().mean() / (z_first - z_second).abs().mean()
+    return weight / (ratio + eps)

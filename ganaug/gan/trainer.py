@@ -17,7 +17,7 @@ from torch import nn
 
 from ganaug.gan.augment import diff_augment
 from ganaug.gan.config import GanConfig
-from ganaug.gan.losses import LOSSES, interpolate, lecam_penalty, r1_penalty, wgan_gradient_penalty
+from ganaug.gan.losses import LOSSES, interpolate, lecam_penalty, mode_seeking_penalty, r1_penalty, wgan_gradient_penalty
 from ganaug.gan.networks import Discriminator, Generator, ImageShape
 from ganaug.gan.optim import EmaGenerator, lr_factor, make_optimizer, make_scheduler
 
@@ -69,11 +69,12 @@ class GanTrainer:
         for index in range(self.cfg.d_steps_per_g):
             real, labels = self._batch()
             z = torch.randn(len(real), self.cfg.latent_dim, generator=self.rng, device=self.device)
+            fake_labels = self._fake_labels(labels)
             last = index == self.cfg.d_steps_per_g - 1
             with torch.set_grad_enabled(last), self._autocast():
-                fake = self.g_forward(z, labels)  # (B, C, H, W); keeps its graph for the G step
-            d_loss, d_real, d_fake = self.d_step(real, fake.detach(), labels)
-        g_loss = self.g_step(fake, labels)
+                fake = self.g_forward(z, fake_labels)  # (B, C, H, W); keeps its graph for the G step
+            d_loss, d_real, d_fake = self.d_step(real, fake.detach(), labels, fake_labels)
+        g_loss = self.g_step(fake, fake_labels, z)
         if self.ema is not None:
             self.ema.update(self.generator)
         self.g_scheduler.step()
@@ -84,15 +85,24 @@ class GanTrainer:
             augment_p = torch.zeros((), device=self.device)
         return torch.stack([d_loss, g_loss, d_real, d_fake, augment_p]).detach()
 
-    def d_step(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _fake_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Labels to generate: the real batch's, or with mode seeking its first half twice (pairs of one class)."""
+        if self.cfg.mode_seeking is None or len(labels) < 2:
+            return labels
+        half = len(labels) // 2
+        return torch.cat([labels[:half], labels[:half], labels[2 * half:]])
+
+    def d_step(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor,
+               fake_labels: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         """Update D on real and (detached) fake images in one forward pass; returns loss, mean D(real), mean D(fake)."""
+        fake_labels = labels if fake_labels is None else fake_labels
         policy = self.cfg.diffaugment
         real_aug = diff_augment(real, policy, self.rng, self.augment_p)
         fake_aug = diff_augment(fake, policy, self.rng, self.augment_p)
         if self.cfg.r1_gamma is not None:
             real_aug.requires_grad_(True)
         with self._autocast():
-            logits, class_logits = self.d_forward(torch.cat([real_aug, fake_aug]), torch.cat([labels, labels]), len(real))
+            logits, class_logits = self.d_forward(torch.cat([real_aug, fake_aug]), torch.cat([labels, fake_labels]), len(real))
         logits = logits.float()
         real_logits, fake_logits = logits.chunk(2)
         loss = self.d_loss_fn(real_logits, fake_logits)
@@ -124,7 +134,7 @@ class GanTrainer:
         self.augment_p.add_(torch.sign(overfit - self.cfg.ada_target) * move).clamp_(0.0, 1.0)
         self.ada_signs.zero_()
 
-    def g_step(self, fake: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def g_step(self, fake: torch.Tensor, labels: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """Update G through a frozen D (no gradients are computed for D's weights)."""
         self.discriminator.requires_grad_(False)
         try:
@@ -133,6 +143,10 @@ class GanTrainer:
             loss = self.g_loss_fn(logits.float())
             if class_logits is not None:
                 loss = loss + self.cfg.acgan_weight * F.cross_entropy(class_logits.float(), labels)
+            if self.cfg.mode_seeking is not None and z is not None and len(z) >= 2:
+                half = len(z) // 2
+                loss = loss + mode_seeking_penalty(fake[:half].float(), fake[half : 2 * half].float(), z[:half],
+                                                   z[half : 2 * half], self.cfg.mode_seeking)
             self.g_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.g_optimizer.step()

@@ -80,3 +80,25 @@ def test_interpolate_moves_from_fake_to_real() -> None:
     real, fake = torch.ones(2, 1, 2, 2), torch.zeros(2, 1, 2, 2)
     mixed = interpolate(real, fake, torch.tensor([0.25, 1.0]))
     assert torch.allclose(mixed[0], torch.full((1, 2, 2), 0.25)) and torch.equal(mixed[1], real[1])
+
+
+def test_mode_seeking_penalty_by_hand() -> None:
+    from ganaug.gan.losses import mode_seeking_penalty
+
+    first, second = torch.zeros(2, 1, 2, 2), torch.full((2, 1, 2, 2), 0.5)  # mean |difference| 0.5
+    z_first, z_second = torch.zeros(2, 3), torch.ones(2, 3)  # mean |difference| 1
+    assert mode_seeking_penalty(first, second, z_first, z_second, 2.0, eps=0.0).item() == pytest.approx(4.0)
+    # identical images for different noise (collapse): the penalty is weight / eps
+    assert mode_seeking_penalty(first, first, z_first, z_second, 1.0, eps=1e-5).item() == pytest.approx(1e5)
+
+
+def test_mode_seeking_pairs_fakes_of_one_class() -> None:
+    from ganaug.gan.config import GanConfig
+    from ganaug.gan.networks import ImageShape
+    from ganaug.gan.trainer import GanTrainer
+
+    cfg = GanConfig(mode_seeking=1.0, g_width=8, d_width=8, latent_dim=4, batch_size=5, device="cpu")
+    trainer = GanTrainer(cfg, ImageShape(1, 8, 8, 3), torch.device("cpu"), torch.zeros(6, 1, 8, 8), torch.arange(6) % 3)
+    assert trainer._fake_labels(torch.tensor([0, 1, 2, 2, 1])).tolist() == [0, 1, 0, 1, 1]
+    losses = trainer.train_step()
+    assert torch.isfinite(losses).all()
