@@ -264,7 +264,7 @@ def train_classifier(
         history.append({"step": step, "train_loss": float(loss_sum / loss_count), "val_accuracy": val_acc,
                         "lr": scheduler.get_last_lr()[0]})
         loss_sum, loss_count = torch.zeros((), device=device), 0
-        if val_dev is None or val_acc > best[0]:
+        if val_dev is None or val_acc >= best[0]:  # on a tie the later, further annealed weights win
             best, evaluations_since_best = (val_acc, step, copy.deepcopy(model.state_dict())), 0
         else:
             evaluations_since_best += 1
