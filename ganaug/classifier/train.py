@@ -86,6 +86,15 @@ class TrainConfig(StrictModel):
         return self.eval_every if self.eval_every is not None else max(1, math.ceil(steps / AUTO_EVALUATIONS))
 
 
+@dataclass(frozen=True)
+class SampleOptions:
+    """Per-image extras of a training set: loss weights, soft targets, and weights to start from."""
+
+    weights: torch.Tensor | None = None  # (N,) loss weight per training image
+    soft_targets: torch.Tensor | None = None  # (N, K) target distribution per image, instead of its label
+    init_state: dict[str, torch.Tensor] | None = None  # a state_dict of the same architecture (fine-tuning)
+
+
 @dataclass
 class TrainedClassifier:
     """A trained model (best val checkpoint restored) and its history."""
@@ -212,11 +221,14 @@ def train_classifier(
     seed: int = 0,
     augment: BatchAugment | None = None,
     on_eval: EvalCallback | None = None,
+    options: SampleOptions | None = None,
 ) -> TrainedClassifier:
     """Train `spec` on `train` for the step budget; keep the weights of the best val evaluation."""
     cfg = cfg or TrainConfig()
+    options = options or SampleOptions()
     x_train, y_train = train
     _check_data(x_train, y_train, "training")
+    _check_options(options, len(x_train), num_classes)
     if len(x_train) < 2:
         raise DataError("the training set needs at least 2 images (batch norm cannot normalise one)")
     if val is not None:
@@ -231,6 +243,8 @@ def train_classifier(
     with _INIT_LOCK:
         torch.manual_seed(seed)
         model = build_classifier(spec, channels, height, width, num_classes)
+    if options.init_state is not None:
+        model.load_state_dict(options.init_state)
     # channels-last convolutions are faster with oneDNN (CPU) and cuDNN (GPU)
     model = model.to(device, memory_format=torch.channels_last)
     model.dropout.generator = torch.Generator(device=device).manual_seed(seed + 1)
@@ -238,6 +252,8 @@ def train_classifier(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(steps, cfg.warmup))
     x_dev = x_train.to(device).contiguous(memory_format=torch.channels_last)
     y_dev = y_train.to(device)
+    weights = options.weights.to(device) if options.weights is not None else None
+    soft = options.soft_targets.to(device) if options.soft_targets is not None else None
     val_dev = (val[0].to(device).contiguous(memory_format=torch.channels_last), val[1]) if val is not None else None
     batches = _Batches(len(x_dev), cfg.batch_size, generator, device)
     best = (-1.0, 0, copy.deepcopy(model.state_dict()))
@@ -252,7 +268,8 @@ def train_classifier(
             images = augment(images, generator)
         with _autocast(device, dtype):
             logits = model(images)
-        loss = nn.functional.cross_entropy(logits.float(), y_dev[index])
+        loss = _loss(logits.float(), y_dev[index], weights[index] if weights is not None else None,
+                     soft[index] if soft is not None else None)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -276,6 +293,25 @@ def train_classifier(
     model.eval()
     log.debug("trained %s for %d steps, best val accuracy %.4f at step %d", spec.to_json(), step, best[0], best[1])
     return TrainedClassifier(model, best[1], best[0], step, time.perf_counter() - started, history)
+
+
+def _loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None,
+          soft_targets: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy against labels or soft targets, a weighted mean over the batch."""
+    if soft_targets is not None:
+        per_image = -(soft_targets * torch.log_softmax(logits, dim=1)).sum(dim=1)
+    else:
+        per_image = nn.functional.cross_entropy(logits, labels, reduction="none")
+    if weights is None:
+        return per_image.mean()
+    return (per_image * weights).sum() / weights.sum().clamp_min(1e-12)
+
+
+def _check_options(options: SampleOptions, count: int, num_classes: int) -> None:
+    if options.weights is not None and (options.weights.shape != (count,) or bool((options.weights < 0).any())):
+        raise DataError(f"sample weights must be {count} non-negative numbers, got shape {tuple(options.weights.shape)}")
+    if options.soft_targets is not None and options.soft_targets.shape != (count, num_classes):
+        raise DataError(f"soft targets must be ({count}, {num_classes}), got {tuple(options.soft_targets.shape)}")
 
 
 def accuracy_of(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], dtype: torch.dtype | None = None) -> float:

@@ -10,9 +10,18 @@ from pydantic import Field, field_validator, model_validator
 from ganaug.classifier import ArchSpec, TrainConfig
 from ganaug.configbase import StrictModel
 
-Protocol = Literal["real", "augmented", "synthetic", "classic"]
+Protocol = Literal[
+    "real", "augmented", "synthetic", "classic",
+    "weighted", "pretrain", "augmented_classic", "soft", "balanced", "oversampled",
+]
 PROTOCOLS: tuple[Protocol, ...] = ("real", "augmented", "synthetic", "classic")
-SYNTHETIC_PROTOCOLS = frozenset({"augmented", "synthetic"})
+# Ways of using synthetic data that compete for "best use" (selected on val); synthetic-only is the
+# classification accuracy score, a measurement rather than a use.
+SYNTHETIC_USES: frozenset[str] = frozenset({"augmented", "weighted", "pretrain", "augmented_classic", "soft", "balanced"})
+SYNTHETIC_PROTOCOLS = SYNTHETIC_USES | {"synthetic"}
+# Protocols that train with the classic affine augmentation.
+CLASSIC_PROTOCOLS = frozenset({"classic", "augmented_classic", "oversampled"})
+SelectionMetric = Literal["accuracy", "macro_f1"]
 
 
 class ClassicAugmentConfig(StrictModel):
@@ -28,11 +37,28 @@ class ClassicAugmentConfig(StrictModel):
     elastic_sigma: float = Field(3.0, gt=0.0, le=50.0, description="Smoothness (Gaussian sigma in pixels) of the elastic displacement field.")
 
 
+class StrategyConfig(StrictModel):
+    """Settings of the ways of using synthetic data beyond plain mixing (protocols other than real/classic/augmented)."""
+
+    ratio: float = Field(1.0, gt=0.0, le=100.0, description="Synthetic images per real image, per class, for weighted, augmented_classic and soft.")
+    synthetic_weight: float = Field(0.5, gt=0.0, le=10.0, description="weighted: loss weight of a synthetic image (a real image weighs 1).")
+    pretrain_share: float = Field(0.5, gt=0.0, lt=1.0, description="pretrain: share of the step budget spent on synthetic images before fine-tuning on real ones.")
+    soft_label_mix: float = Field(0.5, ge=0.0, le=1.0, description="soft: weight of a real-trained teacher's predicted distribution in a synthetic image's target (the rest is its label).")
+    min_confidence: float | None = Field(
+        None, gt=0.0, lt=1.0, description="soft: drop synthetic images whose label the teacher gives less than this probability; None = keep all."
+    )
+
+
 class EvaluateConfig(StrictModel):
     """Which protocols, ratios, regimes and seeds to run, and how each classifier is trained."""
 
     protocols: list[Protocol] = Field(
-        default_factory=lambda: list(PROTOCOLS), min_length=1, description="Protocols to run: real, augmented, synthetic, classic."
+        default_factory=lambda: list(PROTOCOLS), min_length=1,
+        description="Protocols to run: real, classic (affine), augmented (real + synthetic at each ratio), synthetic (only), "
+                    "weighted (synthetic down-weighted in the loss), pretrain (on synthetic, then fine-tune on real), "
+                    "augmented_classic (real + synthetic, affine on both), soft (synthetic targets from a real-trained teacher), "
+                    "balanced (synthetic fills every class up to the largest), oversampled (real images of smaller classes "
+                    "repeated up to the largest, with affine augmentation: the no-GAN baseline for imbalance).",
     )
     ratios: list[float] = Field(
         default_factory=lambda: [1.0], min_length=1, max_length=16,
@@ -50,6 +76,10 @@ class EvaluateConfig(StrictModel):
     arch: ArchSpec = Field(default_factory=ArchSpec, description="Downstream classifier architecture (the NAS spec type).")
     train: TrainConfig = Field(default_factory=TrainConfig, description="How every downstream classifier is trained.")
     classic: ClassicAugmentConfig = Field(default_factory=ClassicAugmentConfig, description="Augmentation of the classic baseline.")
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig, description="Settings of the other ways of using synthetic data.")
+    selection_metric: SelectionMetric = Field(
+        "accuracy", description="What picks the best use of synthetic data on val (and what the paired intervals compare): accuracy, or macro_f1 for imbalanced data."
+    )
     workers: int | None = Field(
         None, ge=1, le=1024,
         description="Classifiers trained at once on local threads (one torch thread each; results do not depend on it); None = one per CPU core.",

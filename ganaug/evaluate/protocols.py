@@ -17,12 +17,14 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch.nn import functional as F
 
-from ganaug.classifier import TrainedClassifier, predict_logits, train_classifier
-from ganaug.classifier.train import auto_steps, cpu_threads
+from ganaug.classifier import predict_logits
+from ganaug.classifier.train import cpu_threads
 from ganaug.data.tensors import images_to_tensor
 from ganaug.errors import ConfigError, GanAugError
-from ganaug.evaluate.config import ClassicAugmentConfig, EvaluateConfig, Protocol
+from ganaug.evaluate.config import SYNTHETIC_PROTOCOLS, ClassicAugmentConfig, EvaluateConfig, Protocol
+from ganaug.evaluate.augment import classic_augment, elastic_field  # noqa: F401 - part of this module's API
 from ganaug.evaluate.data import ProtocolData
+from ganaug.evaluate.strategies import train_run
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +55,21 @@ def build_run_specs(cfg: EvaluateConfig) -> list[RunSpec]:
     specs = []
     for fraction in cfg.train_fractions:
         for protocol in cfg.protocols:
-            ratios: list[float | None] = list(cfg.ratios) if protocol == "augmented" else [None]
-            for ratio in ratios:
+            for ratio in protocol_ratios(protocol, cfg):
                 for seed in cfg.seed_list():
                     specs.append(RunSpec(protocol=protocol, ratio=ratio, train_fraction=fraction, seed=seed))
     return specs
+
+
+def protocol_ratios(protocol: str, cfg: EvaluateConfig) -> list[float | None]:
+    """The synthetic-to-real ratios a protocol runs at (None: it has no ratio)."""
+    if protocol == "augmented":
+        return list(cfg.ratios)
+    if protocol in ("weighted", "augmented_classic", "soft"):
+        return [cfg.strategy.ratio]
+    if protocol in ("synthetic", "pretrain"):
+        return [cfg.synthetic_only_ratio]
+    return [None]
 
 
 def _rng(*keys: float) -> np.random.Generator:
@@ -81,28 +93,48 @@ def synthetic_per_class(data: ProtocolData, real_labels: np.ndarray, ratio: floa
     return np.array([round(ratio * n) for n in data.class_counts(real_labels)], dtype=np.int64)
 
 
+def synthetic_wanted(spec: RunSpec, data: ProtocolData, real_labels: np.ndarray) -> np.ndarray:
+    """Synthetic images per class that a run trains on (zeros for protocols without synthetic data)."""
+    if spec.protocol == "balanced":  # fill every class up to the largest
+        counts = data.class_counts(real_labels)
+        return (counts.max() - counts) * (counts > 0)
+    if spec.protocol not in SYNTHETIC_PROTOCOLS or spec.ratio is None:
+        return np.zeros(data.num_classes, dtype=np.int64)
+    return synthetic_per_class(data, real_labels, spec.ratio)
+
+
 def check_synthetic_supply(data: ProtocolData, specs: list[RunSpec], cfg: EvaluateConfig) -> None:
-    """Fail before any training if a ratio needs more synthetic images of a class than exist."""
-    needs = [s for s in specs if s.protocol in ("augmented", "synthetic")]
+    """Fail before any training if a run needs more synthetic images of a class than exist."""
+    needs = [s for s in specs if s.protocol in SYNTHETIC_PROTOCOLS]
     if not needs:
         return
     if data.synthetic_labels is None:
         raise ConfigError(
-            "protocols 'augmented' and 'synthetic' need synthetic.parquet; run `ganaug generate` first "
-            "or choose protocols real,classic"
+            f"protocols {sorted({s.protocol for s in needs})} need synthetic.parquet; run `ganaug generate` first "
+            "or choose protocols real,classic,oversampled"
         )
     available = data.class_counts(data.synthetic_labels)
     for spec in needs:
-        ratio = spec.ratio if spec.protocol == "augmented" else cfg.synthetic_only_ratio
-        wanted = synthetic_per_class(data, data.train_labels[real_subset(data, spec.train_fraction, spec.seed)], ratio)
+        wanted = synthetic_wanted(spec, data, data.train_labels[real_subset(data, spec.train_fraction, spec.seed)])
         short = np.flatnonzero(wanted > available)
         if len(short):
             label = int(short[0])
+            at = f" at ratio {spec.ratio}" if spec.ratio is not None else ""
             raise ConfigError(
-                f"{spec.protocol} at ratio {ratio} needs {wanted[label]} synthetic images of class "
+                f"{spec.protocol}{at} needs {wanted[label]} synthetic images of class "
                 f"'{data.class_names[label]}' but synthetic.parquet has {available[label]}; generate more "
-                "(e.g. `ganaug generate --mode ratio --ratio ...`) or lower the ratio"
+                "(e.g. `ganaug generate --mode ratio --ratio ...`, or --mode balance) or lower the ratio"
             )
+
+
+def _oversample(labels: np.ndarray, num_classes: int, seed: int) -> np.ndarray:
+    """Indices that repeat the images of smaller classes (drawn with replacement) up to the largest class."""
+    counts = np.bincount(labels, minlength=num_classes)
+    extra = []
+    for label in np.flatnonzero(counts):
+        members = np.flatnonzero(labels == label)
+        extra.append(_rng(seed, label, 11).choice(members, size=counts.max() - counts[label], replace=True))
+    return np.concatenate([np.arange(len(labels)), *extra])
 
 
 def _pick_synthetic(synthetic_labels: np.ndarray, wanted: np.ndarray, seed: int, ratio: float) -> np.ndarray:
@@ -116,16 +148,18 @@ def _pick_synthetic(synthetic_labels: np.ndarray, wanted: np.ndarray, seed: int,
 def compose_training_set(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> TrainingSet:
     """The training images of one run; raises if a non-train real row would be used."""
     subset = real_subset(data, spec.train_fraction, spec.seed)
+    if spec.protocol == "oversampled":
+        subset = subset[_oversample(data.train_labels[subset], data.num_classes, spec.seed)]
     real_labels = data.train_labels[subset]
     real_images = data.train_images[subset]
     real_rows = data.rows["train"][subset]
-    if spec.protocol in ("real", "classic"):
+    wanted = synthetic_wanted(spec, data, real_labels)
+    if wanted.sum() == 0:
         images, labels, n_syn = real_images, real_labels, 0
     else:
-        ratio = spec.ratio if spec.protocol == "augmented" else cfg.synthetic_only_ratio
-        if ratio is None or data.synthetic_images is None or data.synthetic_labels is None:
-            raise ConfigError(f"protocol '{spec.protocol}' needs synthetic data and a ratio")
-        chosen = _pick_synthetic(data.synthetic_labels, synthetic_per_class(data, real_labels, ratio), spec.seed, ratio)
+        if data.synthetic_images is None or data.synthetic_labels is None:
+            raise ConfigError(f"protocol '{spec.protocol}' needs synthetic data")
+        chosen = _pick_synthetic(data.synthetic_labels, wanted, spec.seed, spec.ratio or 0.0)
         syn_images, syn_labels = data.synthetic_images[chosen], data.synthetic_labels[chosen]
         if spec.protocol == "synthetic":
             images, labels, real_rows = syn_images, syn_labels, real_rows[:0]
@@ -138,40 +172,6 @@ def compose_training_set(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig)
         raise GanAugError(f"internal error: {len(leaked)} val/test rows would be used for training in {spec}")
     sources = np.array(["real"] * (len(labels) - n_syn) + ["synthetic"] * n_syn)
     return TrainingSet(images=images, labels=labels.astype(np.int64), sources=sources, real_rows=real_rows)
-
-
-def elastic_field(shape: torch.Size, alpha: float, sigma: float, generator: torch.Generator) -> torch.Tensor:
-    """A smooth random displacement (B, H, W, 2) in grid units: uniform noise, Gaussian-blurred, `alpha` pixels at most."""
-    batch, _, height, width = shape
-    noise = torch.rand(batch, 2, height, width, generator=generator) * 2 - 1
-    radius = max(1, int(round(2 * sigma)))
-    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
-    taps = (taps / taps.sum()).to(noise)
-    smooth = F.conv2d(noise.reshape(-1, 1, height, width), taps.view(1, 1, 1, -1), padding=(0, radius))
-    smooth = F.conv2d(smooth, taps.view(1, 1, -1, 1), padding=(radius, 0)).view(batch, 2, height, width)
-    smooth = smooth / smooth.abs().amax(dim=(2, 3), keepdim=True).clamp_min(1e-8)  # peak displacement = alpha
-    pixels_to_grid = torch.tensor([2.0 / width, 2.0 / height]).view(1, 2, 1, 1)
-    return (smooth * alpha * pixels_to_grid).permute(0, 2, 3, 1)
-
-
-def classic_augment(cfg: ClassicAugmentConfig):  # noqa: ANN201 - returns a BatchAugment
-    """A batch augmentation: random affine shift, rotation and zoom per image, optionally an elastic
-    distortion on top (border pixels repeat)."""
-
-    def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        n = images.shape[0]
-        uniform = lambda: torch.rand(n, generator=generator) * 2 - 1  # noqa: E731 - (n,) in [-1, 1)
-        angle = uniform() * math.radians(cfg.max_rotation)
-        scale = 1 + uniform() * cfg.max_scale
-        shift = torch.stack([uniform(), uniform()], 1) * (2 * cfg.max_shift)  # grid coords span 2
-        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-        grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)  # (B, H, W, 2)
-        if cfg.elastic_alpha is not None:
-            grid = grid + elastic_field(images.shape, cfg.elastic_alpha, cfg.elastic_sigma, generator).to(grid)
-        return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-    return augment
 
 
 def score(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
@@ -187,23 +187,9 @@ def score(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[s
     return {
         "accuracy": float(tp.sum() / max(len(labels), 1)),
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
         "per_class_recall": [float(r) for r in recall],
     }
-
-
-def _train(spec: RunSpec, training: TrainingSet, data: ProtocolData, cfg: EvaluateConfig) -> TrainedClassifier:
-    """The run's classifier; the step budget follows the real images kept, the same for every protocol."""
-    real_count = len(real_subset(data, spec.train_fraction, spec.seed))
-    train_cfg = cfg.train if cfg.train.steps is not None else cfg.train.model_copy(update={"steps": auto_steps(real_count)})
-    return train_classifier(
-        cfg.arch,
-        (images_to_tensor(training.images), torch.from_numpy(training.labels)),
-        (images_to_tensor(data.val_images), torch.from_numpy(data.val_labels)),
-        data.num_classes,
-        train_cfg,
-        seed=spec.seed,
-        augment=classic_augment(cfg.classic) if spec.protocol == "classic" else None,
-    )
 
 
 def run_protocol(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> dict[str, Any]:
@@ -211,8 +197,9 @@ def run_protocol(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> dict
     started = time.perf_counter()
     training = compose_training_set(spec, data, cfg)
     with cpu_threads(1):  # a no-op under run_all; keeps a run on a process/Dask worker like one on a thread
-        trained = _train(spec, training, data, cfg)
-    logits = predict_logits(trained.model, images_to_tensor(data.test_images))
+        trained, n_synthetic = train_run(spec, training, data, cfg)
+        logits = predict_logits(trained.model, images_to_tensor(data.test_images))
+        val_logits = predict_logits(trained.model, images_to_tensor(data.val_images))
     row = {
         "train_fraction": spec.train_fraction,
         "protocol": spec.protocol,
@@ -220,8 +207,9 @@ def run_protocol(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> dict
         "seed": spec.seed,
         **score(logits.argmax(1).numpy(), data.test_labels, data.num_classes),
         "n_real": int((training.sources == "real").sum()),
-        "n_synthetic": int((training.sources == "synthetic").sum()),
+        "n_synthetic": n_synthetic,
         "val_accuracy": float(trained.best_val_accuracy),
+        "val_macro_f1": score(val_logits.argmax(1).numpy(), data.val_labels, data.num_classes)["macro_f1"],
         "best_step": int(trained.best_step),
         "steps_run": int(trained.steps_run),
         "seconds": round(time.perf_counter() - started, 3),

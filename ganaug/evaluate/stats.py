@@ -11,6 +11,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from scipy import stats
 
+from ganaug.evaluate.config import SYNTHETIC_USES
+
 
 class Interval(BaseModel):
     """Mean paired difference over seeds with a t-based confidence interval (None with one seed)."""
@@ -39,6 +41,27 @@ class SummaryRow(BaseModel):
     n_synthetic: float
     vs_real: Interval | None = None
     vs_classic: Interval | None = None
+    balanced_accuracy_mean: float | None = None
+    val_score_mean: float | None = None  # the selection metric on val
+    vs_oversampled: Interval | None = None
+    metric: str = "accuracy"  # what the paired intervals compare
+
+
+class Selection(BaseModel):
+    """The best use of synthetic data in one regime, chosen on val, with its test-set evidence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    train_fraction: float
+    protocol: str
+    ratio: float | None
+    metric: str
+    val_score: float
+    vs_real: Interval | None
+    vs_classic: Interval | None
+    vs_oversampled: Interval | None
+    helped: bool
+    statement: str
 
 
 def paired_interval(differences: Iterable[float], confidence: float = 0.95) -> Interval:
@@ -59,25 +82,36 @@ def _key(row: dict[str, Any]) -> tuple[float, str, float | None]:
     return float(row["train_fraction"]), str(row["protocol"]), ratio
 
 
-def _paired(runs: list[dict[str, Any]], baseline: list[dict[str, Any]], confidence: float) -> Interval | None:
-    by_seed = {int(r["seed"]): float(r["accuracy"]) for r in baseline}
-    diffs = [float(r["accuracy"]) - by_seed[int(r["seed"])] for r in runs if int(r["seed"]) in by_seed]
+def _paired(runs: list[dict[str, Any]], baseline: list[dict[str, Any]], confidence: float,
+            metric: str = "accuracy") -> Interval | None:
+    by_seed = {int(r["seed"]): float(r[metric]) for r in baseline}
+    diffs = [float(r[metric]) - by_seed[int(r["seed"])] for r in runs if int(r["seed"]) in by_seed]
     return paired_interval(diffs, confidence) if diffs else None
 
 
-def summarize(rows: list[dict[str, Any]], confidence: float = 0.95) -> list[SummaryRow]:
-    """Group run rows by (regime, protocol, ratio); pair seeds against `real` and `classic`."""
+VAL_COLUMN = {"accuracy": "val_accuracy", "macro_f1": "val_macro_f1"}
+
+
+def _mean_of(runs: list[dict[str, Any]], column: str) -> float | None:
+    values = [float(r[column]) for r in runs if r.get(column) is not None]
+    return float(np.mean(values)) if values else None
+
+
+def summarize(rows: list[dict[str, Any]], confidence: float = 0.95, metric: str = "accuracy") -> list[SummaryRow]:
+    """Group run rows by (regime, protocol, ratio); pair seeds (on `metric`) against real, classic and oversampled."""
     groups: dict[tuple[float, str, float | None], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         groups[_key(row)].append(row)
-    order = {"real": 0, "classic": 1, "augmented": 2, "synthetic": 3}
+    order = {"real": 0, "classic": 1, "oversampled": 2, "synthetic": 9}
     summary = []
-    for key in sorted(groups, key=lambda k: (k[0], order.get(k[1], 9), k[2] or 0.0)):
+    for key in sorted(groups, key=lambda k: (k[0], order.get(k[1], 5), k[1] != "augmented", k[1], k[2] or 0.0)):
         fraction, protocol, ratio = key
         runs = groups[key]
         accuracies = np.array([float(r["accuracy"]) for r in runs])
         real = groups.get((fraction, "real", None), [])
         classic = groups.get((fraction, "classic", None), [])
+        oversampled = groups.get((fraction, "oversampled", None), [])
+        is_use = protocol in SYNTHETIC_USES or protocol == "synthetic"
         summary.append(
             SummaryRow(
                 train_fraction=fraction,
@@ -89,11 +123,49 @@ def summarize(rows: list[dict[str, Any]], confidence: float = 0.95) -> list[Summ
                 macro_f1_mean=float(np.mean([float(r["macro_f1"]) for r in runs])),
                 n_real=float(np.mean([r["n_real"] for r in runs])),
                 n_synthetic=float(np.mean([r["n_synthetic"] for r in runs])),
-                vs_real=_paired(runs, real, confidence) if protocol != "real" else None,
-                vs_classic=_paired(runs, classic, confidence) if protocol in ("augmented", "synthetic") else None,
+                vs_real=_paired(runs, real, confidence, metric) if protocol != "real" else None,
+                vs_classic=_paired(runs, classic, confidence, metric) if is_use else None,
+                balanced_accuracy_mean=_mean_of(runs, "balanced_accuracy"),
+                val_score_mean=_mean_of(runs, VAL_COLUMN[metric]),
+                vs_oversampled=_paired(runs, oversampled, confidence, metric) if is_use else None,
+                metric=metric,
             )
         )
     return summary
+
+
+def select_use(summary: list[SummaryRow], label: Any = None) -> list[Selection]:
+    """Per regime, the use of synthetic data with the best mean val score, and a plain verdict from its test pairs.
+
+    Only val decides; the test split is read afterwards to state the result. `label(protocol, ratio)`
+    names a line in the statement.
+    """
+    name = label or (lambda protocol, ratio: protocol if ratio is None else f"{protocol} x{ratio:g}")
+    selections = []
+    for fraction in sorted({row.train_fraction for row in summary}):
+        candidates = [r for r in summary if r.train_fraction == fraction and r.protocol in SYNTHETIC_USES
+                      and r.val_score_mean is not None]
+        if not candidates:
+            continue
+        best = max(candidates, key=lambda r: r.val_score_mean)  # first of equals: a stable order
+        helped = best.vs_real is not None and best.vs_real.low is not None and best.vs_real.low > 0
+        what = f"{name(best.protocol, best.ratio)}, {_signed(best.vs_real)} vs real"
+        what += f", {_signed(best.vs_classic)} vs classic" if best.vs_classic is not None else ""
+        what += f", {_signed(best.vs_oversampled)} vs oversampled" if best.vs_oversampled is not None else ""
+        statement = (f"best use of synthetic data: {what} ({best.metric})" if helped else
+                     f"no use of synthetic data helped on this dataset (best on val: {what}; {best.metric})")
+        selections.append(Selection(train_fraction=fraction, protocol=best.protocol, ratio=best.ratio, metric=best.metric,
+                                    val_score=float(best.val_score_mean), vs_real=best.vs_real, vs_classic=best.vs_classic,
+                                    vs_oversampled=best.vs_oversampled, helped=helped, statement=statement))
+    return selections
+
+
+def _signed(interval: Interval | None) -> str:
+    if interval is None:
+        return "n/a"
+    if interval.low is None or interval.high is None:
+        return f"{interval.mean:+.3f} (1 seed)"
+    return f"{interval.mean:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}]"
 
 
 def per_class_gains(rows: list[dict[str, Any]], num_classes: int) -> list[dict[str, Any]]:

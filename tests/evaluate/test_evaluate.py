@@ -33,7 +33,7 @@ def test_evaluate_writes_table_plot_and_report(tmp_path, real_ref, synthetic_ref
     rows, meta = read_evaluation(result.evaluation_path)
     assert len(rows) == result.runs == 2 * (3 + 2) * 2  # regimes x (3 protocols + 2 ratios) x seeds
     assert {(r["protocol"], r["ratio"]) for r in rows} == {
-        ("real", None), ("classic", None), ("synthetic", None), ("augmented", 0.5), ("augmented", 1.0)}
+        ("real", None), ("classic", None), ("synthetic", 1.0), ("augmented", 0.5), ("augmented", 1.0)}
     for row in rows:
         assert 0.0 <= row["accuracy"] <= 1.0 and len(row["per_class_recall"]) == len(CLASSES)
     full_real = [r for r in rows if r["protocol"] == "real" and r["train_fraction"] == 1.0]

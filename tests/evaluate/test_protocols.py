@@ -36,7 +36,8 @@ def test_run_specs_cover_every_combination():
     assert len(specs) == 2 * (3 * 3 + 2 * 3)
     assert len(set(specs)) == len(specs)
     assert {s.ratio for s in specs if s.protocol == "augmented"} == {0.5, 2.0}
-    assert {s.ratio for s in specs if s.protocol != "augmented"} == {None}
+    assert {s.ratio for s in specs if s.protocol in ("real", "classic")} == {None}
+    assert {s.ratio for s in specs if s.protocol == "synthetic"} == {1.0}  # synthetic_only_ratio
     assert RunSpec.model_validate_json(specs[0].model_dump_json()) == specs[0]
 
 
@@ -47,7 +48,11 @@ def test_run_specs_cover_every_combination():
         ("classic", None, 0.5, [6, 4, 2], [0, 0, 0]),
         ("augmented", 0.5, 1.0, [12, 8, 4], [6, 4, 2]),
         ("augmented", 2.0, 0.5, [6, 4, 2], [12, 8, 4]),
-        ("synthetic", None, 1.0, [0, 0, 0], [12, 8, 4]),
+        ("synthetic", 1.0, 1.0, [0, 0, 0], [12, 8, 4]),
+        ("weighted", 1.0, 1.0, [12, 8, 4], [12, 8, 4]),
+        ("pretrain", 1.0, 0.5, [6, 4, 2], [6, 4, 2]),
+        ("balanced", None, 1.0, [12, 8, 4], [0, 4, 8]),  # every class filled up to the largest
+        ("oversampled", None, 1.0, [12, 12, 12], [0, 0, 0]),  # real images of smaller classes repeated
     ],
 )
 def test_training_set_composition(data, protocol, ratio, fraction, real_counts, synthetic_counts):
@@ -81,19 +86,23 @@ def test_a_test_row_in_the_training_rows_is_refused(data):
 
 def test_classifier_never_sees_test_images(data, monkeypatch):
     seen = []
-    real_train = protocols.train_classifier
+    from ganaug.evaluate import strategies
+
+    real_train = strategies.train_classifier
 
     def spy(spec, train, val, *args, **kwargs):
         seen.append((train[0].clone(), val[0].clone()))
         return real_train(spec, train, val, *args, **kwargs)
 
-    monkeypatch.setattr(protocols, "train_classifier", spy)
-    cfg = tiny_eval_config(train=tiny_eval_config().train.model_copy(update={"steps": 5}))
+    monkeypatch.setattr(strategies, "train_classifier", spy)
+    every = ["real", "classic", "augmented", "synthetic", "weighted", "pretrain", "augmented_classic", "soft",
+             "balanced", "oversampled"]
+    cfg = tiny_eval_config(protocols=every, train=tiny_eval_config().train.model_copy(update={"steps": 5}))
     for spec in build_run_specs(cfg.model_copy(update={"seeds": 1})):
         protocols.run_protocol(spec, data, cfg)
     test = protocols.images_to_tensor(data.test_images).flatten(1)
     val = protocols.images_to_tensor(data.val_images)
-    assert len(seen) == 4
+    assert len(seen) == len(every) + 2  # pretrain and soft train twice (pre-training; the teacher)
     for train_images, val_images in seen:
         assert torch.equal(val_images, val)  # early stopping on the val split only
         matches = (train_images.flatten(1)[:, None, :] == test[None, :, :]).all(-1)

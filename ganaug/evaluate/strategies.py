@@ -1,0 +1,86 @@
+"""How each protocol trains its classifier on its training set: the ways of using synthetic data.
+
+`compose_training_set` decides *which* images a run sees; this module decides *how* they are used:
+plain mixing, a lower loss weight for synthetic images, pre-training on synthetic images then
+fine-tuning on real ones, affine augmentation on top, or soft targets from a real-trained teacher.
+Every recipe spends the same step budget (set by the real images kept), so protocols compare at
+equal cost of the final classifier.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ganaug.classifier import SampleOptions, TrainedClassifier, predict_logits, train_classifier
+from ganaug.classifier.train import BatchAugment, TrainConfig, auto_steps
+from ganaug.data.tensors import images_to_tensor
+from ganaug.evaluate.augment import classic_augment
+from ganaug.evaluate.config import CLASSIC_PROTOCOLS, EvaluateConfig
+from ganaug.evaluate.data import ProtocolData
+
+Tensors = tuple[torch.Tensor, torch.Tensor]
+
+
+def run_budget(cfg: EvaluateConfig, real_count: int) -> TrainConfig:
+    """The run's training config: the configured steps, or the default budget for the real images kept."""
+    return cfg.train if cfg.train.steps is not None else cfg.train.model_copy(update={"steps": auto_steps(real_count)})
+
+
+def train_run(spec, training, data: ProtocolData, cfg: EvaluateConfig) -> tuple[TrainedClassifier, int]:  # noqa: ANN001
+    """Train the classifier of one run (a `RunSpec` on its `TrainingSet`); returns it and the synthetic images used."""
+    from ganaug.evaluate.protocols import real_subset  # protocols imports this module
+
+    train_cfg = run_budget(cfg, len(real_subset(data, spec.train_fraction, spec.seed)))
+    x, y = images_to_tensor(training.images), torch.from_numpy(training.labels)
+    synthetic = torch.from_numpy(training.sources == "synthetic")
+    val = (images_to_tensor(data.val_images), torch.from_numpy(data.val_labels))
+    augment = classic_augment(cfg.classic) if spec.protocol in CLASSIC_PROTOCOLS else None
+    fit = _Fit(cfg, data.num_classes, spec.seed, val)
+    if spec.protocol == "pretrain":
+        return fit.pretrain((x, y), synthetic, train_cfg, augment), int(synthetic.sum())
+    if spec.protocol == "weighted":
+        weights = torch.where(synthetic, cfg.strategy.synthetic_weight, 1.0)
+        return fit((x, y), train_cfg, augment, SampleOptions(weights=weights)), int(synthetic.sum())
+    if spec.protocol == "soft" and synthetic.any():
+        return fit.soft((x, y), synthetic, train_cfg, augment)
+    return fit((x, y), train_cfg, augment), int(synthetic.sum())
+
+
+class _Fit:
+    """`train_classifier` bound to one run's architecture, classes, seed and val split."""
+
+    def __init__(self, cfg: EvaluateConfig, num_classes: int, seed: int, val: Tensors) -> None:
+        self.cfg, self.num_classes, self.seed, self.val = cfg, num_classes, seed, val
+
+    def __call__(self, train: Tensors, train_cfg: TrainConfig, augment: BatchAugment | None = None,
+                 options: SampleOptions | None = None) -> TrainedClassifier:
+        return train_classifier(self.cfg.arch, train, self.val, self.num_classes, train_cfg, seed=self.seed,
+                                augment=augment, options=options)
+
+    def pretrain(self, train: Tensors, synthetic: torch.Tensor, train_cfg: TrainConfig,
+                 augment: BatchAugment | None) -> TrainedClassifier:
+        """`pretrain_share` of the steps on the synthetic images, the rest fine-tuning on the real ones."""
+        x, y = train
+        steps = train_cfg.steps or 1
+        first = max(1, round(steps * self.cfg.strategy.pretrain_share))
+        pretrained = self((x[synthetic], y[synthetic]), train_cfg.model_copy(update={"steps": first}), augment)
+        tuned_cfg = train_cfg.model_copy(update={"steps": max(1, steps - first)})
+        return self((x[~synthetic], y[~synthetic]), tuned_cfg, augment,
+                    SampleOptions(init_state=pretrained.model.state_dict()))
+
+    def soft(self, train: Tensors, synthetic: torch.Tensor, train_cfg: TrainConfig,
+             augment: BatchAugment | None) -> tuple[TrainedClassifier, int]:
+        """Synthetic targets mix the label with a real-trained teacher's prediction; unconvincing ones can be dropped."""
+        x, y = train
+        teacher = self((x[~synthetic], y[~synthetic]), train_cfg, augment)
+        probabilities = torch.softmax(predict_logits(teacher.model, x[synthetic]), dim=1)  # (S, K)
+        labels = torch.nn.functional.one_hot(y, self.num_classes).float()  # (N, K)
+        mix = self.cfg.strategy.soft_label_mix
+        labels[synthetic] = (1 - mix) * labels[synthetic] + mix * probabilities
+        keep = torch.ones(len(y), dtype=torch.bool)
+        if self.cfg.strategy.min_confidence is not None:
+            own = probabilities.gather(1, y[synthetic].view(-1, 1)).squeeze(1)
+            keep[torch.from_numpy(np.flatnonzero(synthetic.numpy()))] = own >= self.cfg.strategy.min_confidence
+        trained = self((x[keep], y[keep]), train_cfg, augment, SampleOptions(soft_targets=labels[keep]))
+        return trained, int((synthetic & keep).sum())
