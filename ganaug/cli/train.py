@@ -52,7 +52,8 @@ def result_table(result: Any) -> Table:
         ("seconds", f"{result.seconds:.1f}"),
         ("images/s", f"{result.images_per_second:.0f}"),
         *((name, f"{metrics[name]:.4f}") for name in ("d_loss", "g_loss", "d_real", "d_fake", "d_val", "spread",
-                                                      "min_class_spread", "recall", "min_class_recall", "val_frechet")
+                                                      "min_class_spread", "recall", "min_class_recall", "val_frechet",
+                                                      "val_nn_cas")
           if isinstance(metrics.get(name), float) and metrics[name] == metrics[name]),
         ("checkpoint id", result.checkpoint_id[:16]),
     ]

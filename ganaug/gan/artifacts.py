@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ("step", "seconds", "images_per_second", "d_loss", "g_loss", "d_real", "d_fake", "d_val", "g_lr", "d_lr",
                   "augment_p", "spread", "min_class_spread", "recall", "min_class_recall", "val_frechet",
-                  "collapsed_classes")
-MONITOR_COLUMNS = ("spread", "min_class_spread", "recall", "min_class_recall", "val_frechet", "collapsed_classes")
+                  "val_nn_cas", "collapsed_classes")
+MONITOR_COLUMNS = ("spread", "min_class_spread", "recall", "min_class_recall", "val_frechet", "val_nn_cas",
+                   "collapsed_classes")
 HOOKS = ("on_start", "on_metrics", "on_checkpoint", "on_samples")
 
 

@@ -48,7 +48,7 @@ class GanConfig(StrictModel):
     ada_target: float | None = Field(None, gt=0.0, lt=1.0, description="Adaptive augmentation (ADA): raise the probability of each DiffAugment operation while the share of real images D scores positive exceeds this target, lower it otherwise; None = always apply.")
     ada_kimg: float = Field(100.0, gt=0.0, le=100_000.0, description="Thousands of real images over which the ADA probability can move from 0 to 1.")
     lecam_weight: float | None = Field(None, gt=0.0, le=100.0, description="LeCam regularization of D (Tseng et al. 2021): pulls D's outputs towards moving averages of the other side's; None = off.")
-    mode_seeking: float | None = Field(None, gt=0.0, le=100.0, description="Mode-seeking regularization of G (Mao et al. 2019): pairs of fakes of one class from different noise must differ; the weight, None = off.")
+    mode_seeking: float | None = Field(1.0, gt=0.0, le=100.0, description="Mode-seeking regularization of G (Mao et al. 2019): pairs of fakes of one class from different noise must differ; the weight, None = off.")
     ema_decay: float | None = Field(0.999, ge=0.0, lt=1.0, description="Decay of the generator's weight average (used for sampling); None = off.")
     ema_statistics: EmaStatistics = Field("standing", description="Batch-norm statistics of the averaged generator: standing = recomputed for its own weights before each use; copied = the live generator's.")
     lr_schedule: LrSchedule = Field("constant", description="Learning-rate schedule of both networks.")

@@ -8,8 +8,13 @@ many real val images of that class:
   pixels, as a share of the real val images' spread (1 = as varied as real data, 0 = one image);
 - **recall** (Kynkäänniemi et al. 2019): the share of real val images that lie inside the k-NN ball
   of some generated image of their class; a collapsed class covers almost none;
-- **Fréchet distance** between the two sets' Gaussians, averaged over classes: the score the best
-  checkpoint is chosen on (lower is better).
+- **Fréchet distance** between the two sets' Gaussians, averaged over classes;
+- **nearest-neighbour CAS**: the accuracy on the real val images of a 1-nearest-neighbour classifier
+  (pixel space) whose training set is the generated images -- a classification accuracy score
+  without training a classifier. It drops when samples are off the real images (low fidelity) and
+  when a class's samples miss part of it (low coverage); the best checkpoint is the one where it
+  is highest. (The Fréchet distance on these random features picked early, blurry checkpoints with
+  a lower CAS in every run measured, docs/benchmarks/gan.md, so it is reported but not used.)
 
 Recall and Fréchet distance are computed on features of a fixed, randomly initialised convolutional
 network. No classifier needs training for it (training one inside the GAN stage would cost more than
@@ -59,6 +64,16 @@ def knn_recall(real: torch.Tensor, fake: torch.Tensor, k: int = NEAREST_K) -> fl
     return float(inside.any(dim=1).double().mean())
 
 
+def nearest_neighbour_accuracy(train_images: torch.Tensor, train_labels: torch.Tensor, images: torch.Tensor,
+                               labels: torch.Tensor) -> float:
+    """Accuracy on (`images`, `labels`) of a 1-nearest-neighbour classifier (Euclidean, pixels) fit on the train set."""
+    if len(train_images) == 0 or len(images) == 0:
+        raise DataError("nearest-neighbour accuracy needs at least one training and one scored image")
+    distances = torch.cdist(images.float().flatten(1), train_images.float().flatten(1))  # (N, M)
+    predicted = train_labels[distances.argmin(dim=1)]
+    return float((predicted == labels).float().mean())
+
+
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     """||mu_r - mu_f||^2 + tr(S_r + S_f - 2 (S_r S_f)^1/2) of Gaussians fitted to (N, D) and (M, D) features."""
     if len(real) < 2 or len(fake) < 2:
@@ -99,6 +114,7 @@ class MonitorReading:
     recall: torch.Tensor
     frechet: torch.Tensor
     collapse_spread: float
+    nn_cas: float = float("nan")  # accuracy on the real val subset of a 1-NN classifier fit on the generated images
 
     @property
     def collapsed(self) -> list[int]:
@@ -113,6 +129,7 @@ class MonitorReading:
             "recall": float(self.recall.nanmean()),
             "min_class_recall": float(_nanmin(self.recall)),
             "val_frechet": float(self.frechet.nanmean()),
+            "val_nn_cas": float(self.nn_cas),
             "collapsed_classes": float(len(self.collapsed)),
         }
 
@@ -123,7 +140,7 @@ def reading_summary(metrics: dict[str, Any]) -> str:
     if not isinstance(spread, float) or math.isnan(spread):  # absent or NaN: not measured at this step
         return ""
     text = (f"spread {spread:.2f} (min {metrics['min_class_spread']:.2f}), recall {metrics['recall']:.2f}, "
-            f"val FD {metrics['val_frechet']:.3g}")
+            f"val 1-NN CAS {metrics['val_nn_cas']:.3f}")
     if metrics.get("collapsed"):
         text += f"; COLLAPSED: {', '.join(metrics['collapsed'])}"
     return text
@@ -172,4 +189,5 @@ class CollapseMonitor:
             if len(real) >= 2 and len(fake) > NEAREST_K:
                 recall[label] = knn_recall(real, fake)
                 frechet[label] = frechet_distance(real, fake)
-        return MonitorReading(spread, recall, frechet, self.collapse_spread)
+        return MonitorReading(spread, recall, frechet, self.collapse_spread,
+                              nearest_neighbour_accuracy(images, labels, self.real_images, self.real_labels))

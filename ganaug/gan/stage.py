@@ -35,6 +35,7 @@ from ganaug.store import ArtifactRef, DatasetRef, LoadedDataset, read_dataset
 log = logging.getLogger(__name__)
 
 VAL_MONITOR_IMAGES = 1024  # validation images scored by D at each metrics step
+SELECTION_METRIC = "val_nn_cas"  # the collapse monitor's score that picks best.pt (higher is better)
 
 
 class GanResult(BaseModel):
@@ -221,8 +222,9 @@ class _Monitor:
                 log.warning("step %d: class(es) %s collapsed: within-class spread below %.2f of the real val "
                             "spread (samples of a class look alike); see samples_*.png", step,
                             ", ".join(row["collapsed"]), self.cfg.collapse_spread)
-            score = row["val_frechet"]
-            improved = math.isfinite(score) and (self.best is None or score < self.best["score"])
+            # Higher is better; on a tie the later checkpoint wins (it has trained longer on the same evidence).
+            score = row[SELECTION_METRIC]
+            improved = math.isfinite(score) and (self.best is None or score >= self.best["score"])
             if improved:
                 self.best = {"step": step, "score": score, "checkpoint_id": None}
         self.history.append(row)
@@ -248,8 +250,8 @@ class _Monitor:
         return None if self.best is None else {"step": self.best["step"], "score": self.best["score"]}
 
     def _write_best(self, state: dict[str, Any], best: dict[str, Any]) -> None:
-        selection = {"metric": "val_frechet", "step": best["step"], "score": best["score"],
-                     "rule": "lowest class-averaged Fréchet distance to real val images (collapse monitor features)"}
+        selection = {"metric": SELECTION_METRIC, "step": best["step"], "score": best["score"],
+                     "rule": "highest accuracy on real val images of a 1-nearest-neighbour classifier fit on the samples"}
         _, best["checkpoint_id"] = write_best_checkpoint(state, self.cfg, self.meta, self.paths.checkpoints, selection)
 
     def _restore_best(self) -> None:
@@ -272,7 +274,7 @@ class _Monitor:
             _, checkpoint_id = write_best_checkpoint(state, self.cfg, self.meta, self.paths.checkpoints, selection)
             return {"step": selection["step"], "score": None, "metric": None, "checkpoint_id": checkpoint_id}
         checkpoint_id = self.best.get("checkpoint_id") or content_hash(read_checkpoint(self.paths.best_checkpoint))
-        return {"step": self.best["step"], "score": self.best["score"], "metric": "val_frechet", "checkpoint_id": checkpoint_id}
+        return {"step": self.best["step"], "score": self.best["score"], "metric": SELECTION_METRIC, "checkpoint_id": checkpoint_id}
 
     def _diverged(self, step: int, what: list[str]) -> None:
         path = self.paths.last_checkpoint

@@ -20,9 +20,10 @@ def test_defaults_are_valid_and_round_trip_through_json() -> None:
 
 def test_widths_follow_the_image_size_unless_given() -> None:
     assert default_widths(8, 8) == (32, 32)  # the 8x8 networks measured on digits: G 64 -> 32, D 32 -> 64
-    assert default_widths(28, 28)[0] >= 64 and default_widths(32, 32) == default_widths(28, 28)
+    assert default_widths(28, 28) == (32, 32) == default_widths(32, 32)
     assert GanConfig(g_width=16, d_width=8).widths(28, 28) == (16, 8)
     # The generator widens towards its base instead of thinning out towards the image.
+    assert generator_channels(2, 32) == [128, 64, 32]  # 28x28: no thinning out to 16 channels at the image
     assert generator_channels(2, 64) == [256, 128, 64]
     assert generator_channels(4, 64) == [512, 512, 256, 128, 64]
     assert discriminator_channels(3, 32) == [32, 64, 128, 256]
@@ -41,6 +42,7 @@ def test_widths_follow_the_image_size_unless_given() -> None:
     ({"ada_target": 0.6}, "ada_target adapts the probability of the DiffAugment operations; set diffaugment too"),
     ({"ada_target": 1.5, "diffaugment": ["translation"]}, "ada_target: Input should be less than 1"),
     ({"lecam_weight": 0}, "lecam_weight: Input should be greater than 0"),
+    ({"mode_seeking": 0}, "mode_seeking: Input should be greater than 0"),
     ({"ema_statistics": "averaged"}, "ema_statistics: Input should be 'standing' or 'copied'"),
     ({"monitor_every": 0}, "monitor_every: Input should be greater than or equal to 1"),
     ({"monitor_per_class": 2}, "monitor_per_class: Input should be greater than or equal to 8"),

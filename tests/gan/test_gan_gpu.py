@@ -44,5 +44,5 @@ def test_cuda_stabilisers_and_monitor_with_bf16(tiny_dataset: DatasetRef, tiny_c
     assert result.best_step in (3, 6) and result.best_score is not None
     assert 0.0 <= result.final_metrics["augment_p"] <= 1.0 and result.final_metrics["recall"] is not None
     generator, info = load_generator(result.best_checkpoint_path, device="cuda")
-    assert info["selection"]["metric"] == "val_frechet"
+    assert info["selection"]["metric"] == "val_nn_cas"
     assert torch.isfinite(sample(generator, torch.tensor([0, 1, 2]), seed=0)).all()

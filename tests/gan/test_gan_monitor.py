@@ -20,6 +20,7 @@ from ganaug.gan.monitor import (
     MonitorReading,
     frechet_distance,
     knn_recall,
+    nearest_neighbour_accuracy,
     reading_summary,
     within_class_spread,
 )
@@ -59,7 +60,7 @@ def test_two_halves_of_real_data_read_as_healthy() -> None:
     reading = monitor.compare(other[pick], other_labels[pick])
     row = reading.row()
     assert 0.85 < row["spread"] < 1.15 and row["min_class_spread"] > 0.7
-    assert row["recall"] > 0.8 and reading.collapsed == []
+    assert row["recall"] > 0.8 and reading.collapsed == [] and row["val_nn_cas"] > 0.9
     collapsed = monitor.compare(other[pick][:: 50].repeat_interleave(50, 0), other_labels[pick])
     assert collapsed.row()["val_frechet"] > 5 * row["val_frechet"]
 
@@ -74,6 +75,10 @@ def test_metric_functions_on_values_computed_by_hand() -> None:
     assert knn_recall(torch.tensor([[0.5], [5.0], [10.9], [20.0]]), fake, k=1) == 0.5
     a = torch.randn(200, 3, generator=torch.Generator().manual_seed(0))
     a = a - a.mean(dim=0)  # zero mean: scaling changes only the covariance
+    # 1-NN: the train points 0 (class 0) and 10 (class 1); 4 -> 0 right, 6 -> 1 wrong, 9 -> 1 right.
+    accuracy = nearest_neighbour_accuracy(torch.tensor([[0.0], [10.0]]), torch.tensor([0, 1]),
+                                          torch.tensor([[4.0], [6.0], [9.0]]), torch.tensor([0, 0, 1]))
+    assert accuracy == pytest.approx(2 / 3)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
     assert frechet_distance(a, a + torch.tensor([3.0, 0.0, 0.0])) == pytest.approx(9.0, rel=1e-6)
     assert frechet_distance(a, 2 * a) == pytest.approx(torch.cov(a.T).trace().item(), rel=1e-6)  # tr(S + 4S - 2*2S)
@@ -97,7 +102,7 @@ def test_training_records_monitor_readings(tiny_dataset: DatasetRef, tiny_cfg: G
     assert measured == [3, 6]
     for column in MONITOR_COLUMNS:
         assert all(math.isnan(v) for s, v in zip(table["step"], table[column]) if s not in (3, 6))
-    assert 0.0 <= table["recall"][1] <= 1.0 and table["val_frechet"][1] >= 0.0
+    assert 0.0 <= table["recall"][1] <= 1.0 and table["val_frechet"][1] >= 0.0 and 0.0 <= table["val_nn_cas"][1] <= 1.0
     assert [m["step"] for m in seen if "collapsed" in m] == [3, 6]
     assert reading_summary(seen[1]).startswith("spread ") and reading_summary(seen[0]) == ""
 

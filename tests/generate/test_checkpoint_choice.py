@@ -15,20 +15,20 @@ from ganaug.gan.monitor import CollapseMonitor, MonitorReading
 from ganaug.generate import GenerateConfig, checkpoint_choice, generate, generate_from_checkpoint
 from ganaug.store import SYNTHETIC_SCHEMA, read_dataset
 
-# Scripted val scores at steps 2, 4, 6, 8, 10: the best (lowest) is at step 4.
-SCORES = [3.0, 1.0, 2.0, 5.0, 4.0]
+# Scripted val scores (1-NN CAS) at steps 2, 4, 6, 8, 10: the best (highest) is at step 4.
+SCORES = [0.3, 0.9, 0.8, 0.5, 0.6]
 
 
 @pytest.fixture
 def scripted_monitor(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Replace the collapse monitor's measurement with scripted Fréchet distances; returns the measured steps."""
+    """Replace the collapse monitor's measurement with scripted scores; returns the measured steps."""
     calls: list[int] = []
 
     def measure(self: CollapseMonitor, generator: torch.nn.Module) -> MonitorReading:
         score = SCORES[len(calls)]
         calls.append(len(calls))
         ones = torch.ones(self.num_classes)
-        return MonitorReading(ones, ones, ones * score, self.collapse_spread)
+        return MonitorReading(ones, ones, ones, self.collapse_spread, nn_cas=score)
 
     monkeypatch.setattr(CollapseMonitor, "measure", measure)
     return calls
@@ -38,14 +38,14 @@ def test_best_checkpoint_is_the_lowest_val_score_and_generate_samples_it(tmp_pat
     dataset = write_bar_dataset(tmp_path / "dataset.parquet", train_counts=[8, 8, 8])
     gan = train_gan(dataset, tiny_gan_config(monitor_every=2, metrics_every=2), tmp_path / "run")
     assert len(scripted_monitor) == 5
-    assert (gan.best_step, gan.best_score, gan.selection_metric) == (4, 1.0, "val_frechet")
+    assert (gan.best_step, gan.best_score, gan.selection_metric) == (4, 0.9, "val_nn_cas")
     best = read_checkpoint(gan.best_checkpoint_path)
-    assert best["step"] == 4 and best["selection"]["metric"] == "val_frechet" and best["selection"]["score"] == 1.0
+    assert best["step"] == 4 and best["selection"]["metric"] == "val_nn_cas" and best["selection"]["score"] == 0.9
     assert read_checkpoint(gan.checkpoint_path)["step"] == 10
 
     ref = generate(gan, dataset, GenerateConfig(mode="per_class", per_class=2, device="cpu"), tmp_path / "best")
     choice = checkpoint_choice(ref)
-    assert (choice["file"], choice["step"], choice["metric"], choice["score"]) == ("best.pt", 4, "val_frechet", 1.0)
+    assert (choice["file"], choice["step"], choice["metric"], choice["score"]) == ("best.pt", 4, "val_nn_cas", 0.9)
     assert choice["checkpoint_id"] == gan.best_checkpoint_id
     assert set(read_dataset(ref, SYNTHETIC_SCHEMA).extra_columns["checkpoint_id"]) == {gan.best_checkpoint_id}
 
