@@ -35,6 +35,7 @@ class PipelineSummary(BaseModel):
     gan_steps: int
     synthetic_rows: int
     evaluation: list[dict[str, Any]]
+    verdicts: list[str] = []
     best_arch: str
     best_val_accuracy: float
     test_accuracy_real: float
@@ -74,6 +75,7 @@ def pipeline(config: PipelineConfig = PipelineConfig()) -> PipelineSummary:
         gan_steps=gan.steps,
         synthetic_rows=synthetic.rows,
         evaluation=[row.model_dump(mode="json") for row in evaluation.summary],
+        verdicts=[selection.statement for selection in evaluation.selections],
         best_arch=search.best_arch.to_json(),
         best_val_accuracy=search.best_fitness,
         test_accuracy_real=search.test_accuracy_real,
@@ -83,7 +85,7 @@ def pipeline(config: PipelineConfig = PipelineConfig()) -> PipelineSummary:
     )
     run_summary_markdown(
         Path(summary.run_dir), stages,
-        [f"Evaluation report: `{summary.report_path}`", "", f"NAS report: `{summary.nas_report_path}`",
+        [*[f"**{verdict}**" for verdict in summary.verdicts], "", f"Evaluation report: `{summary.report_path}`", "", f"NAS report: `{summary.nas_report_path}`",
          "", f"Best architecture: `{summary.best_arch}` (val accuracy {summary.best_val_accuracy:.4f}, "
          f"test accuracy {summary.test_accuracy_real:.4f} on real data)"],
     )

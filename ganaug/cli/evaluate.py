@@ -117,6 +117,8 @@ def evaluate_command(
         folder = find_run_dir(run_dir, runs_root, needs)
         result = _run_stage(folder, synthetic, cfg)
         console.print(protocol_table(result))
+        for selection in result.selections:
+            console.print(f"[bold]{selection.statement}[/]")
         if result.generative_metrics:
             metrics = result.generative_metrics
             console.print("generative metrics: " + ", ".join(

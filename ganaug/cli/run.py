@@ -109,6 +109,8 @@ def run_command(
         seconds = time.perf_counter() - started
         for table in _summary_tables(summary):
             console.print(table)
+        for verdict in summary.verdicts:
+            console.print(f"[bold]{verdict}[/]")
         console.print(f"best architecture: {summary.best_arch}")
         console.print(f"  val accuracy {summary.best_val_accuracy:.4f}, test accuracy {summary.test_accuracy_real:.4f} "
                       f"(real)" + (f", {summary.test_accuracy_augmented:.4f} (augmented)"

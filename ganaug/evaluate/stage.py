@@ -17,7 +17,7 @@ from ganaug.evaluate.config import EvaluateConfig
 from ganaug.evaluate.data import ProtocolData, load_protocol_data
 from ganaug.evaluate.metrics import generative_metrics
 from ganaug.evaluate.protocols import RunSpec, build_run_specs, check_synthetic_supply, run_protocol
-from ganaug.evaluate.stats import SummaryRow, summarize
+from ganaug.evaluate.stats import Selection, SummaryRow, select_use, summarize
 from ganaug.evaluate.table import EVALUATION_FILE, write_evaluation
 from ganaug.store import DatasetRef, SyntheticRef
 
@@ -34,6 +34,7 @@ class EvaluationResult(BaseModel):
     report_path: str
     plot_path: str | None
     summary: list[SummaryRow]
+    selections: list[Selection] = []
     generative_metrics: dict[str, Any] | None
     runs: int
     seconds: float
@@ -99,7 +100,10 @@ def finish_evaluation(
     from ganaug.report.markdown import PLOT_FILE, write_report  # the report imports this package
 
     metrics = generative_metrics(data, cfg) if cfg.generative_metrics and data.synthetic_images is not None else None
-    summary = summarize(rows, cfg.confidence)
+    from ganaug.report.plots import protocol_label
+
+    summary = summarize(rows, cfg.confidence, cfg.selection_metric)
+    selections = select_use(summary, protocol_label)
     meta = {
         "config": cfg.model_dump(mode="json"),
         "dataset": dataset.model_dump(mode="json"),
@@ -108,6 +112,8 @@ def finish_evaluation(
         "generative_metrics": metrics,
         "notes": data.notes,
         "confidence": cfg.confidence,
+        "selection_metric": cfg.selection_metric,
+        "selections": [selection.model_dump(mode="json") for selection in selections],
     }
     out = Path(out)
     evaluation_path = write_evaluation(out / EVALUATION_FILE, rows, meta)
@@ -118,6 +124,7 @@ def finish_evaluation(
         report_path=str(report_path),
         plot_path=str(plot_path),
         summary=summary,
+        selections=selections,
         generative_metrics=metrics,
         runs=len(rows),
         seconds=round(seconds, 3),

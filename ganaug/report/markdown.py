@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ganaug.errors import DataError
-from ganaug.evaluate.stats import Interval, SummaryRow, per_class_gains, summarize
+from ganaug.evaluate.stats import Interval, SummaryRow, per_class_gains, select_use, summarize
 from ganaug.evaluate.table import EVALUATION_FILE, read_evaluation
 from ganaug.report.plots import accuracy_plot, protocol_label, sample_grid
 from ganaug.store import SYNTHETIC_SCHEMA, atomic_write_text, read_dataset
@@ -75,6 +75,10 @@ def training_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _regime(fraction: float) -> str:
+    return "" if fraction >= 1.0 else f"{fraction:.0%} of the train split: "
+
+
 def _metrics_markdown(metrics: dict[str, Any]) -> str:
     names = [
         ("frechet_distance", "Fréchet distance (classifier features; lower is better)"),
@@ -119,7 +123,9 @@ def _evaluation_section(run_dir: Path) -> tuple[list[str], dict[str, Any] | None
         return [], None
     rows, meta = read_evaluation(path)
     confidence = float(meta.get("confidence", 0.95))
-    summary = summarize(rows, confidence)
+    metric = str(meta.get("selection_metric", "accuracy"))
+    summary = summarize(rows, confidence, metric)
+    selections = select_use(summary, protocol_label)
     accuracy_plot(summary, run_dir / PLOT_FILE)
     parts = [
         "## Does the synthetic data help?",
@@ -127,6 +133,9 @@ def _evaluation_section(run_dir: Path) -> tuple[list[str], dict[str, Any] | None
         "Differences are paired by seed (same real subset and initialisation seed); "
         "'helps'/'hurts' means the confidence interval excludes zero.",
         summary_markdown(summary, confidence),
+        *[f"**{_regime(s.train_fraction)}{s.statement[0].upper()}{s.statement[1:]}.**" for s in selections],
+        *([f"The best use is chosen on val ({metric}); the intervals pair seeds on the test {metric}."]
+          if selections else []),
         f"![accuracy per protocol and regime]({PLOT_FILE})",
         "### How each classifier was trained",
         "Budgets are optimizer steps with a one-cycle learning-rate schedule; the weights of the best val "
