@@ -83,7 +83,8 @@ def _run_stage(folder: Path, synthetic: Path | None, cfg: Any) -> Any:
 def evaluate_command(
     run_dir: Path = typer.Option(None, "--run-dir", help="Run folder with dataset.parquet (and synthetic.parquet); default: newest under --runs-root."),
     synthetic: Path = typer.Option(None, "--synthetic", help="Synthetic table (default: <run-dir>/synthetic.parquet)."),
-    protocols: str = typer.Option(None, "--protocols", "-p", help="Comma-separated: real, augmented, synthetic, classic."),
+    protocols: str = typer.Option(None, "--protocols", "-p", help="Comma-separated: real, classic, augmented, synthetic, weighted, pretrain, augmented_classic, soft, balanced, oversampled."),
+    selection_metric: str = typer.Option(None, "--selection-metric", help="accuracy or macro_f1: what picks the best use of synthetic data on val."),
     ratios: str = typer.Option(None, "--ratios", help="Comma-separated synthetic-to-real ratios of the augmented protocol."),
     train_fractions: str = typer.Option(None, "--train-fractions", help="Comma-separated shares of the real train split kept (low-data regimes)."),
     seeds: int = typer.Option(None, "--seeds", help="Seeds per protocol, ratio and regime."),
@@ -103,7 +104,7 @@ def evaluate_command(
             "protocols": _split_list("--protocols", protocols, str), "ratios": _split_list("--ratios", ratios, float),
             "train_fractions": _split_list("--train-fractions", train_fractions, float), "seeds": seeds,
             "arch": load_arch(arch) if arch is not None else None, "generative_metrics": generative_metrics,
-            "workers": parallel,
+            "workers": parallel, "selection_metric": selection_metric,
         }
         cfg = build_config(EvaluateConfig, config, overrides)
         train_overrides = {k: v for k, v in {"steps": steps, "device": device}.items() if v is not None}
