@@ -77,3 +77,24 @@ def test_train_command_rejects_bad_options_before_writing(run_dir: Path, tmp_pat
     result = CliRunner().invoke(app, ["train", "--run-dir", str(run_dir), "-c", str(bad)])
     assert result.exit_code == 2 and "stepz: unknown option" in result.output
     assert not (run_dir / "gan").exists() and not (run_dir / "run.json").exists()
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--monitor-every", "0"], "monitor_every"),
+    (["--g-width", "4"], "g_width"),
+    (["--ema-statistics", "averaged"], "ema_statistics"),
+])
+def test_train_command_rejects_bad_new_options_with_exit_2(run_dir: Path, options: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["train", "--run-dir", str(run_dir), *options])
+    assert result.exit_code == 2 and message in result.output
+    assert not (run_dir / "gan").exists()
+
+
+def test_train_command_shows_the_monitor_and_the_best_checkpoint(run_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "gan.yaml"
+    config.write_text(TINY_YAML + "monitor_every: 2\n")
+    result = CliRunner().invoke(app, ["train", "--run-dir", str(run_dir), "--config", str(config), "--steps", "4"])
+    assert result.exit_code == 0, result.output
+    assert "best checkpoint" in result.output and "best.pt" in result.output and "val_nn_cas" in result.output
+    stage = json.loads((run_dir / "run.json").read_text())["stages"]["train_gan"]
+    assert stage["notes"]["result"]["best_step"] in (2, 4)
