@@ -1,12 +1,18 @@
-"""Does GAN augmentation help a downstream classifier? Ingest -> GAN -> generate -> evaluate per regime.
+"""Does GAN data help a downstream classifier, and which use of it? Ingest -> GAN -> generate -> evaluate per regime.
 
-Each regime ingests the dataset with `train_fraction` (so the GAN, like the classifiers, only
-ever sees the kept real training images), trains the GAN, generates synthetic images and runs
-the real / classic / augmented / synthetic protocols with several seeds, scored on the real test
-split. Prints one protocol table (paired 95% confidence intervals) per regime.
+Each regime ingests the dataset (MNIST and Fashion-MNIST with their official 10k test sets) keeping
+a few labelled images per class, trains the GAN on them (default GanConfig), generates synthetic
+images and runs the baselines (real, classic affine augmentation, and for imbalanced regimes the
+oversampled real images with augmentation) next to every way of using the synthetic images, over
+several seeds. The best use is chosen on val (accuracy; macro-F1 in imbalanced regimes) and its
+paired test differences are printed, or the plain verdict that nothing helped.
 
-    python bench/augmentation.py                       # digits at 10% and 100% of the train split
-    python bench/augmentation.py --regimes mnist-1     # MNIST (IDX files in ../shared/datasets/mnist) at 1%
+    python bench/augmentation.py --regimes mnist-imb --seeds 5
+    python bench/augmentation.py --regimes digits-10,digits-100 --seeds 3          # quick, built-in data
+
+MNIST comes from ../shared/datasets/mnist (beside the project); Fashion-MNIST from Debian's
+`dataset-fashion-mnist` package (/usr/share/datasets/fashion-mnist). Results are appended to
+--out/results.jsonl as each regime finishes.
 """
 
 from __future__ import annotations
@@ -26,72 +32,85 @@ from ganaug.gan import GanConfig, train_gan
 from ganaug.generate import GenerateConfig, generate
 from ganaug.report.markdown import summary_markdown
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
-REGIMES = {
-    "digits-10": dict(source="digits", train_fraction=0.1),
-    "digits-100": dict(source="digits", train_fraction=None),
-    "mnist-1": dict(source="idx", path=MNIST / "train-images-idx3-ubyte.gz",
-                    labels_path=MNIST / "train-labels-idx1-ubyte.gz", train_fraction=0.01,
-                    val_fraction=0.02, test_fraction=0.1),  # 1,200 val / 6,000 test images keep CPU scoring cheap
-}
+ROOT = Path(__file__).resolve().parents[2]
+FOLDERS = {"mnist": ROOT / "shared" / "datasets" / "mnist", "fashion": Path("/usr/share/datasets/fashion-mnist")}
+RARE = {"2": 10, "5": 10, "8": 10}  # imbalanced regimes: three classes keep 10 images, the others 100
+BALANCED_USES = ["real", "classic", "augmented", "weighted", "augmented_classic", "pretrain", "synthetic"]
+IMBALANCED_USES = [*BALANCED_USES, "balanced", "oversampled"]
 
 
-def run_regime(name: str, args: argparse.Namespace, root: Path) -> dict:
-    """One regime end to end; returns timings, generative metrics and the summary rows."""
-    out = root / name
-    timings = {}
+def regime_config(name: str) -> tuple[IngestConfig, bool]:
+    """(ingest config, imbalanced?) of a regime name such as mnist-100, fashion-imb or digits-10."""
+    data, _, size = name.partition("-")
+    if data == "digits":
+        return IngestConfig(train_fraction=None if size == "100" else int(size) / 100), False
+    folder = FOLDERS[data]
+    files = {"path": folder / "train-images-idx3-ubyte.gz", "labels_path": folder / "train-labels-idx1-ubyte.gz",
+             "test_path": folder / "t10k-images-idx3-ubyte.gz", "test_labels_path": folder / "t10k-labels-idx1-ubyte.gz"}
+    if size == "imb":
+        return IngestConfig(source="idx", train_per_class=100, imbalance=RARE, **files), True
+    return IngestConfig(source="idx", train_per_class=int(size), **files), False
+
+
+def run_regime(name: str, args: argparse.Namespace) -> dict:
+    """One regime end to end; returns timings, generative metrics, the summary rows and the verdicts."""
+    out = args.out / name
+    ingest_cfg, imbalanced = regime_config(name)
+    timings: dict[str, float] = {}
     started = time.perf_counter()
-    dataset = ingest(IngestConfig(seed=args.seed, **REGIMES[name]), out)
+    dataset = ingest(ingest_cfg, out)
     timings["ingest"] = time.perf_counter() - started
-    steps = args.mnist_gan_steps if name.startswith("mnist") else args.gan_steps
-    gan_cfg = GanConfig(steps=steps, g_width=args.g_width, d_width=args.d_width, device="cpu", seed=args.seed,
-                        checkpoint_every=None, grid_every=None)
+    gan_cfg = GanConfig(device=args.device, seed=args.seed, **({"steps": args.gan_steps} if args.gan_steps else {}))
     started = time.perf_counter()
     gan = train_gan(dataset, gan_cfg, out)
     timings["gan"] = time.perf_counter() - started
     started = time.perf_counter()
-    synthetic = generate(gan, dataset, GenerateConfig(mode="ratio", ratio=max(args.ratios), seed=args.seed, device="cpu"), out)
+    most = 100 if imbalanced or not ingest_cfg.train_per_class else ingest_cfg.train_per_class
+    per_class = max(1, round(most * max(args.ratios)))  # enough for every ratio, and to fill rare classes up
+    synthetic = generate(gan, dataset, GenerateConfig(mode="per_class", per_class=per_class, seed=args.seed,
+                                                      device=args.device), out)
     timings["generate"] = time.perf_counter() - started
-    cfg = EvaluateConfig(ratios=args.ratios, seeds=args.seeds, base_seed=args.seed,
-                         train=TrainConfig(steps=args.steps, device="cpu"))
+    cfg = EvaluateConfig(protocols=IMBALANCED_USES if imbalanced else BALANCED_USES, ratios=args.ratios,
+                         seeds=args.seeds, base_seed=args.seed, train=TrainConfig(steps=args.steps),
+                         selection_metric="macro_f1" if imbalanced else "accuracy")
     started = time.perf_counter()
     result = evaluate(dataset, synthetic, cfg, out)
     timings["evaluate"] = time.perf_counter() - started
-    print(f"\n## {name}: {dataset.rows} images; GAN {steps} steps (g_width {args.g_width}, d_width {args.d_width})")
+    print(f"\n## {name}: {dataset.rows} images; GAN {gan.steps} steps on {gan.device}; selection on val {cfg.selection_metric}")
     print(summary_markdown(result.summary))
+    for selection in result.selections:
+        print(f"**{selection.statement}**")
     metrics = result.generative_metrics or {}
     print("generative metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
-    print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
-    return {"regime": name, "gan_steps": steps, "timings": timings, "generative_metrics": metrics,
-            "summary": [row.model_dump(mode="json") for row in result.summary], "report": result.report_path}
+    print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()), flush=True)
+    return {"regime": name, "gan_steps": gan.steps, "timings": timings, "generative_metrics": metrics,
+            "summary": [row.model_dump(mode="json") for row in result.summary],
+            "verdicts": [s.model_dump(mode="json") for s in result.selections], "report": result.report_path}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--regimes", default="digits-10,digits-100", help=f"comma-separated, of {sorted(REGIMES)}")
+    parser.add_argument("--regimes", default="mnist-imb,mnist-10,mnist-100,fashion-imb,fashion-10,fashion-100",
+                        help="comma-separated: digits-10, digits-100, {mnist,fashion}-{10,100,imb}")
     parser.add_argument("--out", type=Path, default=Path("data/runs/bench-augmentation"), help="work folder (git-ignored)")
-    parser.add_argument("--gan-steps", type=int, default=1500, help="GAN generator steps (digits)")
-    parser.add_argument("--mnist-gan-steps", type=int, default=600, help="GAN generator steps (MNIST)")
-    parser.add_argument("--g-width", type=int, default=64)
-    parser.add_argument("--d-width", type=int, default=32)
-    parser.add_argument("--ratios", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 1.0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--gan-steps", type=int, default=None, help="GAN generator steps (default: GanConfig's)")
+    parser.add_argument("--ratios", type=lambda s: [float(x) for x in s.split(",")], default=[1.0])
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=None, help="Classifier steps (default: two per real training image, 1,000 to 20,000).")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", default="auto", help="GAN and generation device: auto, cpu, cuda")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    results = []
-    for name in args.regimes.split(","):
-        if name not in REGIMES:
-            parser.error(f"unknown regime {name!r}; choose from {sorted(REGIMES)}")
-        if name.startswith("mnist") and not MNIST.is_dir():
-            print(f"\n## {name}: skipped, {MNIST} not found")
-            continue
-        results.append(run_regime(name, args, args.out))
+    torch.set_num_threads(2)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nresults: {args.out / 'results.json'}")
+    for name in args.regimes.split(","):
+        data = name.partition("-")[0]
+        if data in FOLDERS and not FOLDERS[data].is_dir():
+            print(f"\n## {name}: skipped, {FOLDERS[data]} not found")
+            continue
+        result = run_regime(name, args)
+        with (args.out / "results.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(result, default=str) + "\n")
+    print(f"\nresults: {args.out / 'results.jsonl'}")
 
 
 if __name__ == "__main__":
