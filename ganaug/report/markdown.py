@@ -42,7 +42,8 @@ def verdict(interval: Interval | None) -> str:
 
 def summary_markdown(summary: list[SummaryRow], confidence: float = 0.95) -> str:
     """The protocol table with paired differences and their confidence intervals."""
-    level = f"{confidence:.0%} CI"
+    metric = summary[0].metric if summary else "accuracy"
+    level = f"{confidence:.0%} CI" if metric == "accuracy" else f"{metric}, {confidence:.0%} CI"
     lines = [
         f"| train kept | protocol | real imgs | synthetic imgs | seeds | accuracy (mean ± std) | macro-F1 "
         f"| vs real ({level}) | | vs classic ({level}) | |",
