@@ -59,3 +59,19 @@ def test_debug_shows_the_exception(tmp_path: Path) -> None:
 def test_bad_imbalance_flag(tmp_path: Path, flag: list[str]) -> None:
     result = runner.invoke(app, ["ingest", *flag, "--runs-root", str(tmp_path)])
     assert result.exit_code == 2 and "--imbalance expects CLASS=COUNT" in result.output
+
+
+def test_a_boolean_for_a_number_is_refused_not_read_as_one(tmp_path: Path) -> None:
+    config = tmp_path / "ingest.yaml"
+    config.write_text("train_per_class: true\n")
+    result = runner.invoke(app, ["ingest", "-c", str(config), "--runs-root", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "train_per_class: expected a number, got the boolean true" in result.output
+    assert files_under(tmp_path / "runs") == []
+
+
+def test_a_key_given_twice_in_a_yaml_file_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "ingest.yaml"
+    config.write_text("seed: 1\ntrain_per_class: 4\nseed: 2\n")
+    result = runner.invoke(app, ["ingest", "-c", str(config), "--runs-root", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "duplicate key 'seed'" in result.output and "line 3" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -46,7 +46,7 @@ def summary_markdown(summary: list[SummaryRow], confidence: float = 0.95) -> str
     level = f"{confidence:.0%} CI" if metric == "accuracy" else f"{metric}, {confidence:.0%} CI"
     lines = [
         f"| train kept | protocol | real imgs | synthetic imgs | seeds | accuracy (mean ± std) | macro-F1 "
-        f"| vs real ({level}) | | vs classic ({level}) | |",
+        f"| vs real ({level}) | verdict | vs classic ({level}) | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary:
