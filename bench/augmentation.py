@@ -70,7 +70,10 @@ def run_regime(name: str, args: argparse.Namespace) -> dict:
     synthetic = generate(gan, dataset, GenerateConfig(mode="per_class", per_class=per_class, seed=args.seed,
                                                       device=args.device), out)
     timings["generate"] = time.perf_counter() - started
-    cfg = EvaluateConfig(protocols=IMBALANCED_USES if imbalanced else BALANCED_USES, ratios=args.ratios,
+    protocols = IMBALANCED_USES if imbalanced else BALANCED_USES
+    if args.protocols:
+        protocols = [p for p in protocols if p in args.protocols.split(",")]
+    cfg = EvaluateConfig(protocols=protocols, ratios=args.ratios,
                          seeds=args.seeds, base_seed=args.seed, train=TrainConfig(steps=args.steps),
                          selection_metric="macro_f1" if imbalanced else "accuracy")
     started = time.perf_counter()
@@ -98,6 +101,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=None, help="Classifier steps (default: two per real training image, 1,000 to 20,000).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--protocols", default=None, help="comma-separated subset of the protocols to run (default: all that apply)")
     parser.add_argument("--device", default="auto", help="GAN and generation device: auto, cpu, cuda")
     args = parser.parse_args()
     torch.set_num_threads(2)
