@@ -63,8 +63,13 @@ def pipeline(config: PipelineConfig = PipelineConfig()) -> PipelineSummary:
             config=config.evaluate, orchestration=settings, dataset=dataset, synthetic=synthetic
         )
         stages["evaluate"] = stage_outcome(run, "evaluate")
+        chosen = next((s for s in evaluation.selections if s.train_fraction >= 1.0), None)
+        search_config = config.search.following(chosen.protocol if chosen else None, chosen.ratio if chosen else None,
+                                                bool(chosen and chosen.helped))
+        logger.info("search trains on: %s%s", search_config.train_data,
+                    f" x{search_config.synthetic_ratio:g}" if search_config.synthetic_ratio else "")
         search = search_flow.with_options(task_runner=runner)(
-            config=config.search, orchestration=settings, dataset=dataset, synthetic=synthetic
+            config=search_config, orchestration=settings, dataset=dataset, synthetic=synthetic
         )
         stages["search"] = stage_outcome(run, "search")
     summary = PipelineSummary(

@@ -285,6 +285,6 @@ def search_flow(config: SearchConfig = SearchConfig(), orchestration: Orchestrat
     use_torch_threads(orchestration)
     run = run_folder(orchestration, must_exist=dataset is None)
     dataset = dataset or recorded_dataset(run)
-    if synthetic is None and config.train_data == "augmented":
+    if synthetic is None and config.train_data in ("augmented", "balanced"):
         synthetic = recorded_synthetic(run)
     return search_stage(dataset, synthetic, config, run, orchestration)[0]

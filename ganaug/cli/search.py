@@ -65,7 +65,7 @@ def search_command(
     steps: int = typer.Option(None, "--steps", help="Optimizer steps per full-fidelity trial (default: as in evaluation)."),
     mode: str = typer.Option(None, "--mode", help="full, proxy or proxy-then-verify."),
     objective: list[str] = typer.Option(None, "--objective", help="Extra objective to minimise: params or latency (repeatable)."),
-    train_data: str = typer.Option(None, "--train-data", help="augmented (real + synthetic) or real."),
+    train_data: str = typer.Option(None, "--train-data", help="augmented (real + synthetic), real, or balanced (synthetic fills every class up to the largest)."),
     correlation_sample: int = typer.Option(None, "--correlation-sample", help="Architectures scored at both fidelities."),
     pruner: str = typer.Option(None, "--pruner", help="auto, median, halving or none."),
     storage: str = typer.Option(None, "--storage", help="journal, sqlite or memory."),

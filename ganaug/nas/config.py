@@ -56,7 +56,17 @@ class SearchConfig(StrictModel):
     tournament_size: int = Field(3, ge=1, le=10_000, description="Aging evolution: candidates drawn per tournament.")
     crossover_prob: float = Field(0.3, ge=0.0, le=1.0, description="Aging evolution: chance a child has two parents (uniform crossover) before mutating.")
     objectives: list[Objective] = Field([], max_length=2, description="Extra objectives to minimise beside val accuracy: params and/or latency (CPU ms per batch); non-empty = Pareto front.")
-    train_data: Literal["augmented", "real"] = Field("augmented", description="Training set of full-fidelity trials: real + synthetic, or real only.")
+    train_data: Literal["augmented", "real", "balanced"] = Field(
+        "augmented",
+        description="Training set of full-fidelity trials: real + synthetic (at synthetic_ratio), real only, or real + synthetic filling every class up to the largest. The pipeline sets it (and synthetic_ratio) from the evaluation's best use of synthetic data.",
+    )
+    follow_evaluation: bool = Field(
+        True,
+        description="In the pipeline, train trials on the data of the evaluation's best use of synthetic data (real only when none helped); false = train_data as given.",
+    )
+    synthetic_ratio: float | None = Field(
+        None, gt=0.0, le=100.0, description="train_data='augmented': synthetic images per real image, per class; None = every synthetic image."
+    )
     steps: int | None = Field(None, ge=1, le=1_000_000, description="Full fidelity: optimizer steps per trial; None = as in evaluation (two per training image, 1,000 to 20,000).")
     patience: int | None = Field(None, ge=1, le=1000, description="Stop a trial after this many val evaluations (10 per trial) without improvement; None = train all steps.")
     batch_size: int = Field(64, ge=1, le=8192, description="Mini-batch size for trials and the final retraining.")
@@ -87,6 +97,21 @@ class SearchConfig(StrictModel):
         if self.tournament_size > self.population_size:
             raise ValueError(f"tournament_size ({self.tournament_size}) must not exceed population_size ({self.population_size})")
         return self
+
+    def following(self, protocol: str | None, ratio: float | None, helped: bool) -> SearchConfig:
+        """This config with the training data of the evaluation's chosen use of synthetic data.
+
+        Data-level choices carry over (the mix and its ratio, or filling classes up); how a strategy
+        trains (loss weights, pre-training, soft targets, affine augmentation) does not: trials
+        train on its images plainly.
+        """
+        if not self.follow_evaluation:
+            return self
+        if not helped or protocol is None:
+            return self.model_copy(update={"train_data": "real", "synthetic_ratio": None})
+        if protocol == "balanced":
+            return self.model_copy(update={"train_data": "balanced", "synthetic_ratio": None})
+        return self.model_copy(update={"train_data": "augmented", "synthetic_ratio": ratio})
 
     def directions(self) -> list[str]:
         """Optuna directions: maximise accuracy, minimise each extra objective."""

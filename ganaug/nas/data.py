@@ -32,14 +32,27 @@ class SearchData:
     def trial_data(self, train: Pair) -> TrialData:
         return TrialData(train[0], train[1], self.val[0], self.val[1], self.num_classes)
 
-    def augmented(self) -> Pair:
+    def augmented(self, per_class: np.ndarray | None = None, seed: int = 0) -> Pair:
+        """Real train images plus synthetic ones: `per_class` of each class (seeded draw), or all of them."""
         if self.synthetic is None:
             return self.real_train
-        return torch.cat([self.real_train[0], self.synthetic[0]]), torch.cat([self.real_train[1], self.synthetic[1]])
+        x, y = self.synthetic
+        if per_class is not None:
+            order = torch.from_numpy(np.random.default_rng([seed, 31]).permutation(len(y)))
+            index = torch.cat([order[y[order] == label][: int(count)] for label, count in enumerate(per_class)])
+            x, y = x[index], y[index]
+        return torch.cat([self.real_train[0], x]), torch.cat([self.real_train[1], y])
 
     def full(self, cfg: SearchConfig) -> TrialData:
-        """Full fidelity: the real (+ synthetic) training split."""
-        return self.trial_data(self.augmented() if cfg.train_data == "augmented" else self.real_train)
+        """Full fidelity: the real training split, with synthetic images as `train_data` says."""
+        if cfg.train_data == "real":
+            return self.trial_data(self.real_train)
+        counts = np.bincount(self.real_train[1].numpy(), minlength=self.num_classes)
+        if cfg.train_data == "balanced":
+            return self.trial_data(self.augmented((counts.max() - counts) * (counts > 0), cfg.seed))
+        if cfg.synthetic_ratio is None:
+            return self.trial_data(self.augmented())
+        return self.trial_data(self.augmented(np.round(counts * cfg.synthetic_ratio).astype(np.int64), cfg.seed))
 
     def proxy(self, cfg: SearchConfig) -> TrialData:
         """Proxy fidelity: `proxy_per_class` images per class drawn (seeded) from `proxy_source`."""
@@ -63,8 +76,8 @@ class SearchData:
 
 def needs_synthetic(cfg: SearchConfig) -> str | None:
     """The option that needs synthetic data, if any."""
-    if cfg.train_data == "augmented":
-        return "train_data='augmented'"
+    if cfg.train_data in ("augmented", "balanced"):
+        return f"train_data='{cfg.train_data}'"
     uses_proxy = cfg.mode != "full" or cfg.correlation_sample is not None
     if uses_proxy and cfg.proxy_source in ("synthetic", "augmented"):
         return f"proxy_source='{cfg.proxy_source}'"

@@ -98,7 +98,8 @@ def report_markdown(result: SearchResult, rows: Sequence[dict[str, Any]], plot_l
     lines = [
         "## Architecture search", "",
         f"Strategy **{result.strategy}**, mode **{result.mode}**, {result.n_trials} search trials "
-        f"({result.n_complete} complete, {result.n_pruned} pruned, {result.n_failed} failed); objectives: {objectives}.",
+        f"({result.n_complete} complete, {result.n_pruned} pruned, {result.n_failed} failed); objectives: {objectives}; "
+        f"trials trained on: {result.train_data}.",
         "",
         f"**Best architecture**: trial {result.best_trial} ({result.best_fidelity} fidelity), "
         f"val accuracy {result.best_fitness:.4f}, {result.best_parameter_count:,} parameters.", "",

@@ -79,6 +79,7 @@ class SearchResult(BaseModel):
     pareto_trials: list[int]
     proxy: ProxyCorrelation | None = None
     seconds: float = 0.0
+    train_data: str = "augmented"  # what full-fidelity trials trained on, e.g. "augmented x1"
 
     @property
     def best_arch_json(self) -> str:

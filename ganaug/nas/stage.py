@@ -163,6 +163,7 @@ def _finish(study: optuna.Study, cfg: SearchConfig, data: SearchData, folder: Pa
     plots = [plot_fitness(rows, folder / "fitness.png"), plot_pareto(rows, cost_column, folder / "pareto.png")]
     result = SearchResult(
         strategy=cfg.strategy, mode=cfg.mode, objectives=list(cfg.objectives),
+        train_data=cfg.train_data + (f" x{cfg.synthetic_ratio:g}" if cfg.train_data == "augmented" and cfg.synthetic_ratio else ""),
         trials_path=str(folder / "trials.parquet"), best_path=str(folder / "best.json"),
         report_path=str(folder / "report.md"), plot_paths=[str(p) for p in plots],
         best_trial=best["number"], best_arch=arch, best_fitness=best["fitness"], best_fidelity=best["fidelity"],

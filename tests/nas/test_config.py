@@ -68,3 +68,28 @@ def test_proxy_subset_larger_than_a_class_is_a_config_error(tmp_path: Path, tiny
     with pytest.raises(ConfigError, match="proxy_per_class=50"):
         search(dataset, synthetic, cfg, tmp_path)
     assert not (tmp_path / "nas").exists()
+
+
+def test_search_follows_the_evaluations_choice_of_data() -> None:
+    from ganaug.nas.config import SearchConfig
+
+    base = SearchConfig()
+    assert base.following("weighted", 0.5, helped=True).model_dump(include={"train_data", "synthetic_ratio"}) == {
+        "train_data": "augmented", "synthetic_ratio": 0.5}
+    assert base.following("balanced", None, helped=True).train_data == "balanced"
+    assert base.following("augmented", 1.0, helped=False).train_data == "real"  # nothing helped: real data
+    fixed = SearchConfig(follow_evaluation=False, train_data="augmented")
+    assert fixed.following("balanced", None, helped=True) == fixed
+
+
+def test_balanced_and_ratio_training_sets_for_trials(tiny_data) -> None:
+    from ganaug.nas.config import SearchConfig
+    from ganaug.nas.data import load_search_data
+
+    dataset, synthetic = tiny_data
+    data = load_search_data(dataset, synthetic, SearchConfig())
+    real_counts = data.real_train[1].bincount(minlength=10)
+    half = data.full(SearchConfig(synthetic_ratio=0.5)).train_y.bincount(minlength=10)
+    assert (half == real_counts + (real_counts.double() * 0.5).round().long()).all()
+    balanced = data.full(SearchConfig(train_data="balanced")).train_y.bincount(minlength=10)
+    assert (balanced == real_counts.max()).all()
