@@ -208,8 +208,19 @@ def _fan_out_task(name: str) -> Task[..., Any]:
         return work(*args, **kwargs)
 
     call.__name__ = call.__qualname__ = name  # names the task in the UI and its key on a Dask scheduler
-    return task(call, name=name, task_run_name=name, cache_policy=StagePolicy(stage=name), persist_result=True,
-                result_serializer="pickle")
+    return task(call, name=name, task_run_name=functools.partial(_fan_out_run_name, name),
+                cache_policy=StagePolicy(stage=name), persist_result=True, result_serializer="pickle")
+
+
+def _fan_out_run_name(name: str) -> str:
+    """`nas_trial 16k3max-32k5none | batch relu ...`: the task's name and the architecture it trains."""
+    from prefect.runtime import task_run
+
+    from ganaug.classifier import ArchSpec
+    from ganaug.nas.report import arch_summary
+
+    args = task_run.parameters.get("args") or ()
+    return f"{name} {arch_summary(args[0])}" if args and isinstance(args[0], ArchSpec) else name
 
 
 def fan_out_task(work: Callable[..., Any]) -> Task[..., Any]:
