@@ -226,73 +226,92 @@ def train_classifier(
     """Train `spec` on `train` for the step budget; keep the weights of the best val evaluation."""
     cfg = cfg or TrainConfig()
     options = options or SampleOptions()
-    x_train, y_train = train
-    _check_data(x_train, y_train, "training")
-    _check_options(options, len(x_train), num_classes)
-    if len(x_train) < 2:
+    _check_data(*train, "training")
+    _check_options(options, len(train[0]), num_classes)
+    if len(train[0]) < 2:
         raise DataError("the training set needs at least 2 images (batch norm cannot normalise one)")
     if val is not None:
         _check_data(*val, "validation")
         val = _val_subset(val, cfg.val_max_samples)
-    device = select_device(cfg.device)
-    dtype = autocast_dtype(cfg.precision, device)
-    steps = cfg.steps_for(len(x_train))
-    eval_every = cfg.eval_interval(steps)
-    generator = torch.Generator().manual_seed(seed)
-    _, channels, height, width = x_train.shape
-    with _INIT_LOCK:
-        torch.manual_seed(seed)
-        model = build_classifier(spec, channels, height, width, num_classes)
-    if options.init_state is not None:
-        model.load_state_dict(options.init_state)
-    # channels-last convolutions are faster with oneDNN (CPU) and cuDNN (GPU)
-    model = model.to(device, memory_format=torch.channels_last)
-    model.dropout.generator = torch.Generator(device=device).manual_seed(seed + 1)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(steps, cfg.warmup))
-    x_dev = x_train.to(device).contiguous(memory_format=torch.channels_last)
-    y_dev = y_train.to(device)
-    weights = options.weights.to(device) if options.weights is not None else None
-    soft = options.soft_targets.to(device) if options.soft_targets is not None else None
-    val_dev = (val[0].to(device).contiguous(memory_format=torch.channels_last), val[1]) if val is not None else None
-    batches = _Batches(len(x_dev), cfg.batch_size, generator, device)
-    best = (-1.0, 0, copy.deepcopy(model.state_dict()))
-    history: list[dict[str, float]] = []
-    started = time.perf_counter()
-    loss_sum, loss_count, evaluations_since_best, step = torch.zeros((), device=device), 0, 0, 0
-    for step in range(1, steps + 1):
-        model.train()
-        index = batches.next()
-        images = x_dev[index]
-        if augment is not None:
-            images = augment(images, generator)
-        with _autocast(device, dtype):
-            logits = model(images)
-        loss = _loss(logits.float(), y_dev[index], weights[index] if weights is not None else None,
-                     soft[index] if soft is not None else None)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        loss_sum, loss_count = loss_sum + loss.detach(), loss_count + 1
-        if step % eval_every and step != steps:
+    run = _Run(spec, train, val, num_classes, cfg, seed, options)
+    for step in range(1, run.steps + 1):
+        run.train_step(augment)
+        if step % run.eval_every and step != run.steps:
             continue
-        val_acc = accuracy_of(model, val_dev, dtype) if val_dev is not None else float("nan")
-        history.append({"step": step, "train_loss": float(loss_sum / loss_count), "val_accuracy": val_acc,
-                        "lr": scheduler.get_last_lr()[0]})
-        loss_sum, loss_count = torch.zeros((), device=device), 0
-        if val_dev is None or val_acc >= best[0]:  # on a tie the later, further annealed weights win
-            best, evaluations_since_best = (val_acc, step, copy.deepcopy(model.state_dict())), 0
-        else:
-            evaluations_since_best += 1
+        val_accuracy = run.evaluate(step)
         if on_eval is not None:
-            on_eval(step, val_acc)
-        if cfg.patience is not None and evaluations_since_best >= cfg.patience:
+            on_eval(step, val_accuracy)
+        if cfg.patience is not None and run.evaluations_since_best >= cfg.patience:
             break
-    model.load_state_dict(best[2])
-    model.eval()
-    log.debug("trained %s for %d steps, best val accuracy %.4f at step %d", spec.to_json(), step, best[0], best[1])
-    return TrainedClassifier(model, best[1], best[0], step, time.perf_counter() - started, history)
+    return run.finish(spec)
+
+
+class _Run:
+    """One classifier's training state: model, optimizer, schedule, batches, best checkpoint, history."""
+
+    def __init__(self, spec: ArchSpec, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor] | None,
+                 num_classes: int, cfg: TrainConfig, seed: int, options: SampleOptions) -> None:
+        x_train, y_train = train
+        self.device = device = select_device(cfg.device)
+        self.dtype = autocast_dtype(cfg.precision, device)
+        self.steps = cfg.steps_for(len(x_train))
+        self.eval_every = cfg.eval_interval(self.steps)
+        self.generator = torch.Generator().manual_seed(seed)
+        with _INIT_LOCK:
+            torch.manual_seed(seed)
+            model = build_classifier(spec, *x_train.shape[1:], num_classes)
+        if options.init_state is not None:
+            model.load_state_dict(options.init_state)
+        # channels-last convolutions are faster with oneDNN (CPU) and cuDNN (GPU)
+        self.model = model.to(device, memory_format=torch.channels_last)
+        self.model.dropout.generator = torch.Generator(device=device).manual_seed(seed + 1)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, one_cycle(self.steps, cfg.warmup))
+        self.x = x_train.to(device).contiguous(memory_format=torch.channels_last)  # (N, C, H, W)
+        self.y = y_train.to(device)
+        self.weights = options.weights.to(device) if options.weights is not None else None
+        self.soft = options.soft_targets.to(device) if options.soft_targets is not None else None
+        self.val = (val[0].to(device).contiguous(memory_format=torch.channels_last), val[1]) if val is not None else None
+        self.batches = _Batches(len(self.x), cfg.batch_size, self.generator, device)
+        self.best = (-1.0, 0, copy.deepcopy(self.model.state_dict()))
+        self.history: list[dict[str, float]] = []
+        self.evaluations_since_best, self.step = 0, 0
+        self.loss_sum, self.loss_count = torch.zeros((), device=device), 0
+        self.started = time.perf_counter()
+
+    def train_step(self, augment: BatchAugment | None) -> None:
+        self.model.train()
+        index = self.batches.next()
+        images = self.x[index] if augment is None else augment(self.x[index], self.generator)
+        with _autocast(self.device, self.dtype):
+            logits = self.model(images)
+        loss = _loss(logits.float(), self.y[index], self.weights[index] if self.weights is not None else None,
+                     self.soft[index] if self.soft is not None else None)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.loss_sum, self.loss_count, self.step = self.loss_sum + loss.detach(), self.loss_count + 1, self.step + 1
+
+    def evaluate(self, step: int) -> float:
+        """Score val, record the history line, keep the weights when they are the best so far."""
+        val_accuracy = accuracy_of(self.model, self.val, self.dtype) if self.val is not None else float("nan")
+        self.history.append({"step": step, "train_loss": float(self.loss_sum / max(self.loss_count, 1)),
+                             "val_accuracy": val_accuracy, "lr": self.scheduler.get_last_lr()[0]})
+        self.loss_sum, self.loss_count = torch.zeros((), device=self.device), 0
+        if self.val is None or val_accuracy >= self.best[0]:  # on a tie the later, further annealed weights win
+            self.best, self.evaluations_since_best = (val_accuracy, step, copy.deepcopy(self.model.state_dict())), 0
+        else:
+            self.evaluations_since_best += 1
+        return val_accuracy
+
+    def finish(self, spec: ArchSpec) -> TrainedClassifier:
+        accuracy_kept, best_step, state = self.best
+        self.model.load_state_dict(state)
+        self.model.eval()
+        log.debug("trained %s for %d steps, best val accuracy %.4f at step %d", spec.to_json(), self.step, accuracy_kept, best_step)
+        return TrainedClassifier(self.model, best_step, accuracy_kept, self.step, time.perf_counter() - self.started,
+                                 self.history)
 
 
 def _loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None,
