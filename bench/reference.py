@@ -134,15 +134,22 @@ def run_cell(name: str, seeds: int, root: Path) -> dict:
     return result
 
 
+def _steps(pairs: list) -> str:
+    """'1800, 2000, 2000 of 2000' from [(best step, steps run), ...]."""
+    return f"{', '.join(str(best) for best, _ in pairs)} of {pairs[0][1]}" if pairs else ""
+
+
 def table(results: list[dict]) -> str:
     mean = statistics.fmean
-    lines = ["| regime | train images | reference | ganaug real | diff | reference + affine | ganaug classic | diff |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| regime | train images | reference | ganaug real | diff | reference + affine | ganaug classic | diff "
+             "| ganaug best val step (real; classic) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         d1 = mean(r["ganaug_real"]) - mean(r["reference"])
         d2 = mean(r["ganaug_classic"]) - mean(r["reference_affine"])
         lines.append(f"| {r['regime']} | {r['train_images']} | {mean(r['reference']):.4f} | {mean(r['ganaug_real']):.4f} | "
-                     f"{d1:+.4f} | {mean(r['reference_affine']):.4f} | {mean(r['ganaug_classic']):.4f} | {d2:+.4f} |")
+                     f"{d1:+.4f} | {mean(r['reference_affine']):.4f} | {mean(r['ganaug_classic']):.4f} | {d2:+.4f} "
+                     f"| {_steps(r['ganaug_real_steps'])}; {_steps(r['ganaug_classic_steps'])} |")
     return "\n".join(lines)
 
 
@@ -151,9 +158,13 @@ def main() -> None:
     parser.add_argument("--regimes", default="mnist-100,mnist-10,fashion-100")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench/results/reference.jsonl"))
+    parser.add_argument("--table-only", action="store_true", help="Print the table of the cells already in --out, train nothing.")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads of the reference loop (1: ganaug's runs also use one thread each)")
     args = parser.parse_args()
+    if args.table_only:
+        print(table([json.loads(line) for line in args.out.read_text(encoding="utf-8").splitlines() if line.strip()]))
+        return
     torch.set_num_threads(args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results = []
