@@ -126,7 +126,7 @@ def test_a_collapsed_class_is_warned_about(tiny_dataset: DatasetRef, tiny_cfg: G
 
 @pytest.mark.slow
 def test_default_widths_at_28x28_keep_the_ema_generator_diverse(tmp_path: Path) -> None:
-    """~200 steps of the default networks on 28x28 digits: the EMA generator's spread stays >= 0.4 x real."""
+    """200 steps of the defaults on 28x28 digits: the EMA generator's spread stays >= 0.4 x real and its recall high."""
     import numpy as np
     from PIL import Image
 
@@ -142,8 +142,11 @@ def test_default_widths_at_28x28_keep_the_ema_generator_diverse(tmp_path: Path) 
         splits[members[150:]] = "val"
     meta = DatasetMeta(height=28, width=28, channels=1, class_names=[str(i) for i in range(10)], ingestion_source="tests")
     dataset = write_dataset(tmp_path / "dataset.parquet", big, data.target, splits.astype(str), meta)
-    # Batches of 16 keep the test near a minute on one core; widths, learning rates and EMA are the defaults.
-    cfg = GanConfig(steps=200, batch_size=16, monitor_every=100, checkpoint_every=None, grid_every=None, device="cpu", seed=0)
+    cfg = GanConfig(steps=200, monitor_every=100, checkpoint_every=None, grid_every=None, device="cpu", seed=0)
     result = train_gan(dataset, cfg, tmp_path / "run")
     table = pq.read_table(result.metrics_path).to_pydict()
     assert table["step"][-1] == 200 and table["spread"][-1] >= 0.4, table["spread"]
+    # On these enlarged digits the collapsing configurations still keep spread ~0.6 at step 200, but
+    # their recall is already low (0.16 for the issue's networks with copied EMA statistics, 0.51 for
+    # the wider G without mode seeking; the defaults: 0.95), so recall is what this test pins.
+    assert table["recall"][-1] >= 0.7, table["recall"]
