@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from genhelpers import CLASSES, write_bar_dataset
 
 from ganaug.errors import CheckpointError, ConfigError, DataError
-from ganaug.generate import GenerateConfig, generate, requested_counts
+from ganaug.generate import GenerateConfig, _Scorer, generate, requested_counts
 from ganaug.store import SYNTHETIC_SCHEMA, read_dataset
 
 FAST_FILTER = {"steps": 30, "batch_size": 16, "lr": 0.01, "device": "cpu"}
@@ -78,8 +79,12 @@ def test_same_seed_same_file_other_seed_other_images(tmp_path, gan_run):
     assert not np.array_equal(images[0], images[3])  # the EMA generator is the default
 
 
-def test_confidence_filter_keeps_confident_samples_and_stores_the_score(tmp_path, gan_run):
+def test_confidence_filter_keeps_confident_samples_and_stores_the_score(tmp_path, gan_run, monkeypatch):
     dataset, gan = gan_run
+    # A 10-step GAN draws little that a classifier recognises as its class, so the classifier's
+    # confidences are replaced by seeded uniform ones: this test is about keeping, ranking and storing.
+    draws = torch.Generator().manual_seed(0)
+    monkeypatch.setattr(_Scorer, "confidence", lambda self, images, labels: torch.rand(len(images), generator=draws))
     cfg = GenerateConfig(mode="per_class", per_class=4, min_confidence=0.2, rank_by="confidence",
                          filter_train=FAST_FILTER, device="cpu")
     loaded = read_dataset(generate(gan, dataset, cfg, tmp_path), SYNTHETIC_SCHEMA)
