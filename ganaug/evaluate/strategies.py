@@ -9,6 +9,8 @@ equal cost of the final classifier.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -66,8 +68,11 @@ class _Fit:
         first = max(1, round(steps * self.cfg.strategy.pretrain_share))
         pretrained = self((x[synthetic], y[synthetic]), train_cfg.model_copy(update={"steps": first}), augment)
         tuned_cfg = train_cfg.model_copy(update={"steps": max(1, steps - first)})
-        return self((x[~synthetic], y[~synthetic]), tuned_cfg, augment,
-                    SampleOptions(init_state=pretrained.model.state_dict()))
+        tuned = self((x[~synthetic], y[~synthetic]), tuned_cfg, augment, SampleOptions(init_state=pretrained.model.state_dict()))
+        # steps count from the start of pre-training, so the run reports its whole budget
+        return dataclasses.replace(tuned, best_step=first + tuned.best_step, steps_run=first + tuned.steps_run,
+                                   seconds=pretrained.seconds + tuned.seconds,
+                                   history=[*pretrained.history, *({**h, "step": first + h["step"]} for h in tuned.history)])
 
     def soft(self, train: Tensors, synthetic: torch.Tensor, train_cfg: TrainConfig,
              augment: BatchAugment | None) -> tuple[TrainedClassifier, int]:

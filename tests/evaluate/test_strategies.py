@@ -54,6 +54,7 @@ def test_pretrain_spends_its_share_on_synthetic_then_fine_tunes_on_real_from_tho
     assert (first["steps"], second["steps"]) == (10, 30)  # 25% of the 40-step budget
     assert len(first["train"][1]) == 24 and len(second["train"][1]) == 24  # 24 synthetic, then the 24 real
     assert second["options"].init_state is not None and row["n_synthetic"] == 24
+    assert row["steps_run"] == 40 and 10 < row["best_step"] <= 40  # the whole budget, fine-tuning after step 10
 
 
 def test_soft_targets_mix_label_and_teacher_and_confidence_filter_drops(data, calls):
