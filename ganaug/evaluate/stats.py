@@ -160,12 +160,17 @@ def select_use(summary: list[SummaryRow], label: Any = None) -> list[Selection]:
     return selections
 
 
-def _signed(interval: Interval | None) -> str:
+def format_interval(interval: Interval | None) -> str:
+    """`+0.012 [-0.003, +0.027]`, or the mean alone with a single seed."""
     if interval is None:
-        return "n/a"
+        return ""
     if interval.low is None or interval.high is None:
-        return f"{interval.mean:+.3f} (1 seed)"
+        return f"{interval.mean:+.3f} (1 seed, no CI)"
     return f"{interval.mean:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}]"
+
+
+def _signed(interval: Interval | None) -> str:
+    return format_interval(interval) or "n/a"
 
 
 def per_class_gains(rows: list[dict[str, Any]], num_classes: int) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ganaug.errors import DataError
-from ganaug.evaluate.stats import Interval, SummaryRow, per_class_gains, select_use, summarize
+from ganaug.evaluate.stats import Interval, SummaryRow, format_interval, per_class_gains, select_use, summarize
 from ganaug.evaluate.table import EVALUATION_FILE, read_evaluation
 from ganaug.report.plots import accuracy_plot, protocol_label, sample_grid
 from ganaug.store import SYNTHETIC_SCHEMA, atomic_write_text, read_dataset
@@ -18,15 +18,6 @@ log = logging.getLogger(__name__)
 REPORT_FILE = "report.md"
 PLOT_FILE = "evaluation_accuracy.png"
 GRID_FILE = "samples_real_vs_synthetic.png"
-
-
-def format_interval(interval: Interval | None) -> str:
-    """`+0.012 [-0.003, +0.027]`, or the mean alone with a single seed."""
-    if interval is None:
-        return ""
-    if interval.low is None or interval.high is None:
-        return f"{interval.mean:+.3f} (1 seed, no CI)"
-    return f"{interval.mean:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}]"
 
 
 def verdict(interval: Interval | None) -> str:
