@@ -2,7 +2,7 @@
 
 Trains the GAN with the default config (or overrides), keeping a checkpoint every
 --checkpoint-every steps. For each checkpoint, samples --per-class images per class from the EMA
-generator, trains the project's default classifier on those samples only (early stopping on a
+generator, trains the project's default classifier on those samples only (best checkpoint on a
 separate synthetic validation set), and scores it on the real test split. The same classifier
 trained on the real train split is printed as the reference.
 

@@ -5,7 +5,7 @@ MNIST ingested with `train_per_class: 100`) and scores the best checkpoint (chos
 collapse monitor) and the last one:
 
 - CAS: the project's classifier (`ArchSpec()`) trained only on --per-class samples per class of the
-  EMA generator (early stopping on a separate synthetic val set), accuracy on the real test split;
+  EMA generator (best checkpoint on a separate synthetic val set), accuracy on the real test split;
 - GAN-test: accuracy on those samples of the same classifier trained on the real train split;
 - precision / recall (Kynkäänniemi et al. 2019, k=5) of the samples against the real test split, in
   the penultimate-layer features of that real-trained classifier (as the evaluation report does);

@@ -50,7 +50,7 @@ class GenerateConfig(StrictModel):
     oversample: float = Field(2.0, ge=1.0, le=100.0, description="Candidates drawn per kept image in each filtering round.")
     max_candidates: float = Field(20.0, ge=1.0, le=1000.0, description="Give up (error) after this many candidates per requested image fail the filter.")
     filter_arch: ArchSpec = Field(default_factory=ArchSpec, description="Architecture of the confidence classifier.")
-    filter_train: TrainConfig = Field(default_factory=TrainConfig, description="Training of the confidence classifier (early stopping on val).")
+    filter_train: TrainConfig = Field(default_factory=TrainConfig, description="Training of the confidence classifier (step budget, best val checkpoint).")
     batch_size: int = Field(1024, ge=1, le=65536, description="Samples per generator forward pass.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the noise (and of the confidence classifier).")
     device: DeviceChoice = Field("auto", description="Device: auto (cuda, mps, cpu), cpu, cuda or mps.")

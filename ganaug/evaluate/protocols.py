@@ -1,7 +1,7 @@
 """Protocol runs: independent (regime, protocol, ratio, seed) specs and the pure function that runs one.
 
 The test split is only ever scored: training sets are built from train rows (and synthetic
-rows), early stopping uses the val split, and `compose_training_set` checks both by row number.
+rows), checkpoints are chosen on the val split, and `compose_training_set` checks both by row number.
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def score(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[s
 
 
 def run_protocol(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> dict[str, Any]:
-    """Train one classifier for `spec`, early-stop on val, score on the real test split; one result row."""
+    """Train one classifier for `spec`, keep its best val checkpoint, score on the real test split; one result row."""
     started = time.perf_counter()
     training = compose_training_set(spec, data, cfg)
     with cpu_threads(1):  # a no-op under run_all; keeps a run on a process/Dask worker like one on a thread
