@@ -7,21 +7,18 @@ rows), checkpoints are chosen on the val split, and `compose_training_set` check
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict
-from torch.nn import functional as F
 
 from ganaug.classifier import predict_logits
 from ganaug.classifier.train import cpu_threads
 from ganaug.data.tensors import images_to_tensor
 from ganaug.errors import ConfigError, GanAugError
-from ganaug.evaluate.config import SYNTHETIC_PROTOCOLS, ClassicAugmentConfig, EvaluateConfig, Protocol
+from ganaug.evaluate.config import SYNTHETIC_PROTOCOLS, EvaluateConfig, Protocol
 from ganaug.evaluate.augment import classic_augment, elastic_field  # noqa: F401 - part of this module's API
 from ganaug.evaluate.data import ProtocolData
 from ganaug.evaluate.strategies import train_run
