@@ -89,15 +89,14 @@ def combine_with_test(main: RawImages, test: RawImages, cfg: IngestConfig) -> Ra
             f"test set {cfg.test_path} holds {test.images.shape[2]}x{test.images.shape[3]} images but {cfg.path} holds "
             f"{main.images.shape[2]}x{main.images.shape[3]}; both must have one size (set resize for image folders)"
         )
-    labels: np.ndarray = np.concatenate([np.asarray(main.labels), np.asarray(test.labels)])
-    class_names = main.class_names
+    test_labels = np.asarray(test.labels)
     if main.class_names is not None and test.class_names is not None:  # folders: classes are folder names
         unknown = sorted(set(test.class_names) - set(main.class_names))
         if unknown:
             raise DataError(f"test set {cfg.test_path} has classes {unknown[:5]} that {cfg.path} does not contain")
         index = {name: code for code, name in enumerate(main.class_names)}
         test_labels = np.array([index[test.class_names[code]] for code in test.labels], dtype=np.int64)
-        labels = np.concatenate([main.labels, test_labels])
+    labels = np.concatenate([np.asarray(main.labels), test_labels])
     channels = max(main.images.shape[1], test.images.shape[1]) if cfg.channels is None else cfg.channels
     main_images = convert_channels(main.images, channels, main.description)
     test_images = convert_channels(test.images, channels, test.description)
@@ -111,7 +110,7 @@ def combine_with_test(main: RawImages, test: RawImages, cfg: IngestConfig) -> Ra
         description=main.description,
         sample_ids=[*main.sample_ids, *(f"test:{sample}" for sample in test.sample_ids)],
         pixel_max=main.pixel_max,
-        class_names=class_names,
+        class_names=main.class_names,
         input_files=[*main.input_files, *test.input_files],
         notes={**main.notes, "fixed_test": np.arange(len(labels)) >= len(main.labels), "test_description": test.description},
     )

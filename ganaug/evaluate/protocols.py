@@ -194,7 +194,8 @@ def run_protocol(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> dict
     started = time.perf_counter()
     training = compose_training_set(spec, data, cfg)
     with cpu_threads(1):  # a no-op under run_all; keeps a run on a process/Dask worker like one on a thread
-        trained, n_synthetic = train_run(spec, training, data, cfg)
+        real_count = len(real_subset(data, spec.train_fraction, spec.seed))
+        trained, n_synthetic = train_run(spec, training, data, cfg, real_count)
         logits = predict_logits(trained.model, images_to_tensor(data.test_images))
         val_logits = predict_logits(trained.model, images_to_tensor(data.val_images))
     row = {

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ganaug.classifier import SampleOptions, TrainedClassifier, predict_logits, train_classifier
-from ganaug.classifier.train import BatchAugment, TrainConfig, auto_steps
+from ganaug.classifier.train import BatchAugment, TrainConfig
 from ganaug.data.tensors import images_to_tensor
 from ganaug.evaluate.augment import classic_augment
 from ganaug.evaluate.config import CLASSIC_PROTOCOLS, EvaluateConfig
@@ -24,16 +24,13 @@ from ganaug.evaluate.data import ProtocolData
 Tensors = tuple[torch.Tensor, torch.Tensor]
 
 
-def run_budget(cfg: EvaluateConfig, real_count: int) -> TrainConfig:
-    """The run's training config: the configured steps, or the default budget for the real images kept."""
-    return cfg.train if cfg.train.steps is not None else cfg.train.model_copy(update={"steps": auto_steps(real_count)})
+def train_run(spec, training, data: ProtocolData, cfg: EvaluateConfig,  # noqa: ANN001
+              real_count: int) -> tuple[TrainedClassifier, int]:
+    """Train the classifier of one run (a `RunSpec` on its `TrainingSet`); returns it and the synthetic images used.
 
-
-def train_run(spec, training, data: ProtocolData, cfg: EvaluateConfig) -> tuple[TrainedClassifier, int]:  # noqa: ANN001
-    """Train the classifier of one run (a `RunSpec` on its `TrainingSet`); returns it and the synthetic images used."""
-    from ganaug.evaluate.protocols import real_subset  # protocols imports this module
-
-    train_cfg = run_budget(cfg, len(real_subset(data, spec.train_fraction, spec.seed)))
+    `real_count`, the real images the run's regime keeps, sets the default step budget for every protocol.
+    """
+    train_cfg = cfg.train.model_copy(update={"steps": cfg.train.steps_for(real_count)})
     x, y = images_to_tensor(training.images), torch.from_numpy(training.labels)
     synthetic = torch.from_numpy(training.sources == "synthetic")
     val = (images_to_tensor(data.val_images), torch.from_numpy(data.val_labels))
