@@ -160,7 +160,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 generator.load_state_dict(state)
                 row["curve"].append({"step": step, "seconds": seconds, **score(generator.to(device).eval())})
         else:
-            result = train_gan(job["dataset"], cfg, out / f"{job['name']}_s{job['seed']}")
+            result = train_gan(job["dataset"], cfg, out / f"{job['dataset_key']}_{job['name']}_s{job['seed']}")
             row.update(train_seconds=result.seconds, best_step=result.best_step, best_score=result.best_score,
                        monitor=result.final_metrics)
             row["best"] = score(load_generator(result.best_checkpoint_path, use_ema=cfg.ema_decay is not None, device=device)[0])
@@ -174,7 +174,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                                 for step, path in periodic_checkpoints(Path(result.checkpoint_path).parent)]
             grid = Path(result.grid_path)
             if job.get("keep_grid") and grid.is_file():
-                (out / f"grid_{job['name']}_s{job['seed']}.png").write_bytes(grid.read_bytes())
+                (out / f"grid_{job['dataset_key']}_{job['name']}_s{job['seed']}.png").write_bytes(grid.read_bytes())
     except Exception as err:  # a failed job must not stop the sweep; its row says why
         row["error"] = f"{type(err).__name__}: {err}"[:500]
     row["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -219,7 +219,7 @@ def main() -> None:
                 break
             with results.open("a") as handle:
                 handle.write(json.dumps(row) + "\n")
-            brief = {k: row.get(k) for k in ("name", "seed", "error", "wall_seconds", "best_step")}
+            brief = {k: row.get(k) for k in ("dataset", "name", "seed", "error", "wall_seconds", "best_step")}
             brief.update({f"best_{k}": round(v, 4) for k, v in (row.get("best") or {}).items()})
             print(json.dumps(brief), flush=True)
     print(f"# sweep time {time.perf_counter() - started:.0f} s", flush=True)

@@ -12,15 +12,19 @@ from ganaug.configbase import StrictModel
 
 Protocol = Literal[
     "real", "augmented", "synthetic", "classic",
-    "weighted", "pretrain", "augmented_classic", "soft", "balanced", "oversampled",
+    "weighted", "pretrain", "augmented_classic", "soft", "balanced", "balanced_classic", "oversampled",
 ]
 PROTOCOLS: tuple[Protocol, ...] = ("real", "augmented", "synthetic", "classic")
 # Ways of using synthetic data that compete for "best use" (selected on val); synthetic-only is the
 # classification accuracy score, a measurement rather than a use.
-SYNTHETIC_USES: frozenset[str] = frozenset({"augmented", "weighted", "pretrain", "augmented_classic", "soft", "balanced"})
+SYNTHETIC_USES: frozenset[str] = frozenset(
+    {"augmented", "weighted", "pretrain", "augmented_classic", "soft", "balanced", "balanced_classic"}
+)
+# Protocols that fill every class up to the largest with synthetic images (no ratio).
+FILLING_PROTOCOLS = frozenset({"balanced", "balanced_classic"})
 SYNTHETIC_PROTOCOLS = SYNTHETIC_USES | {"synthetic"}
 # Protocols that train with the classic affine augmentation.
-CLASSIC_PROTOCOLS = frozenset({"classic", "augmented_classic", "oversampled"})
+CLASSIC_PROTOCOLS = frozenset({"classic", "augmented_classic", "oversampled", "balanced_classic"})
 SelectionMetric = Literal["accuracy", "macro_f1"]
 
 
@@ -57,7 +61,7 @@ class EvaluateConfig(StrictModel):
         description="Protocols to run: real, classic (affine), augmented (real + synthetic at each ratio), synthetic (only), "
                     "weighted (synthetic down-weighted in the loss), pretrain (on synthetic, then fine-tune on real), "
                     "augmented_classic (real + synthetic, affine on both), soft (synthetic targets from a real-trained teacher), "
-                    "balanced (synthetic fills every class up to the largest), oversampled (real images of smaller classes "
+                    "balanced (synthetic fills every class up to the largest), balanced_classic (the same, affine on all images), oversampled (real images of smaller classes "
                     "repeated up to the largest, with affine augmentation: the no-GAN baseline for imbalance).",
     )
     ratios: list[float] = Field(

@@ -18,7 +18,7 @@ from ganaug.classifier import predict_logits
 from ganaug.classifier.train import cpu_threads
 from ganaug.data.tensors import images_to_tensor
 from ganaug.errors import ConfigError, GanAugError
-from ganaug.evaluate.config import SYNTHETIC_PROTOCOLS, EvaluateConfig, Protocol
+from ganaug.evaluate.config import FILLING_PROTOCOLS, SYNTHETIC_PROTOCOLS, EvaluateConfig, Protocol
 from ganaug.evaluate.augment import classic_augment, elastic_field  # noqa: F401 - part of this module's API
 from ganaug.evaluate.data import ProtocolData
 from ganaug.evaluate.strategies import train_run
@@ -92,7 +92,7 @@ def synthetic_per_class(data: ProtocolData, real_labels: np.ndarray, ratio: floa
 
 def synthetic_wanted(spec: RunSpec, data: ProtocolData, real_labels: np.ndarray) -> np.ndarray:
     """Synthetic images per class that a run trains on (zeros for protocols without synthetic data)."""
-    if spec.protocol == "balanced":  # fill every class up to the largest
+    if spec.protocol in FILLING_PROTOCOLS:  # fill every class up to the largest
         counts = data.class_counts(real_labels)
         return (counts.max() - counts) * (counts > 0)
     if spec.protocol not in SYNTHETIC_PROTOCOLS or spec.ratio is None:

@@ -109,7 +109,7 @@ class SearchConfig(StrictModel):
             return self
         if not helped or protocol is None:
             return self.model_copy(update={"train_data": "real", "synthetic_ratio": None})
-        if protocol == "balanced":
+        if protocol in ("balanced", "balanced_classic"):
             return self.model_copy(update={"train_data": "balanced", "synthetic_ratio": None})
         return self.model_copy(update={"train_data": "augmented", "synthetic_ratio": ratio})
 

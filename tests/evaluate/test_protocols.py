@@ -52,6 +52,7 @@ def test_run_specs_cover_every_combination():
         ("weighted", 1.0, 1.0, [12, 8, 4], [12, 8, 4]),
         ("pretrain", 1.0, 0.5, [6, 4, 2], [6, 4, 2]),
         ("balanced", None, 1.0, [12, 8, 4], [0, 4, 8]),  # every class filled up to the largest
+        ("balanced_classic", None, 0.5, [6, 4, 2], [0, 2, 4]),
         ("oversampled", None, 1.0, [12, 12, 12], [0, 0, 0]),  # real images of smaller classes repeated
     ],
 )
@@ -96,7 +97,7 @@ def test_classifier_never_sees_test_images(data, monkeypatch):
 
     monkeypatch.setattr(strategies, "train_classifier", spy)
     every = ["real", "classic", "augmented", "synthetic", "weighted", "pretrain", "augmented_classic", "soft",
-             "balanced", "oversampled"]
+             "balanced", "balanced_classic", "oversampled"]
     cfg = tiny_eval_config(protocols=every, train=tiny_eval_config().train.model_copy(update={"steps": 5}))
     for spec in build_run_specs(cfg.model_copy(update={"seeds": 1})):
         protocols.run_protocol(spec, data, cfg)

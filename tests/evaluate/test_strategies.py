@@ -35,7 +35,7 @@ def calls(monkeypatch):
 
 def _run(protocol: str, data, calls, **strategy) -> tuple[dict, list[dict]]:
     cfg = tiny_eval_config(protocols=[protocol], strategy=StrategyConfig(**strategy))
-    ratio = {"balanced": None}.get(protocol, 1.0)
+    ratio = {"balanced": None, "balanced_classic": None}.get(protocol, 1.0)
     row = run_protocol(RunSpec(protocol=protocol, ratio=ratio, seed=0), data, cfg)
     return row, calls
 
@@ -69,11 +69,14 @@ def test_soft_targets_mix_label_and_teacher_and_confidence_filter_drops(data, ca
     assert (synthetic_targets.max(1).values >= 0.6 - 1e-6).all()  # the label keeps at least 1 - mix
 
 
-def test_augmented_classic_and_oversampled_use_affine_augmentation(data, calls):
+def test_augmented_classic_oversampled_and_balanced_classic_use_affine_augmentation(data, calls):
     _run("augmented_classic", data, calls)
     _run("oversampled", data, calls)
-    assert all(call["augment"] is not None for call in calls)
+    _run("balanced_classic", data, calls)
+    _run("balanced", data, calls)
+    assert [call["augment"] is not None for call in calls] == [True, True, True, False]
     assert np.bincount(calls[1]["train"][1].numpy()).tolist() == [12, 12, 12]
+    assert np.bincount(calls[2]["train"][1].numpy()).tolist() == [12, 12, 12]  # 12/8/4 real, filled up with synthetic
 
 
 def _rows(val: dict[str, float], test: dict[str, float]) -> list[dict]:

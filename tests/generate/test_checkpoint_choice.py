@@ -11,12 +11,14 @@ from genhelpers import tiny_gan_config, write_bar_dataset
 from ganaug.errors import ConfigError
 from ganaug.gan import train_gan
 from ganaug.gan.checkpoint import read_checkpoint
+from ganaug.gan.stage import near_best
 from ganaug.gan.monitor import CollapseMonitor, MonitorReading
 from ganaug.generate import GenerateConfig, checkpoint_choice, generate, generate_from_checkpoint
 from ganaug.store import SYNTHETIC_SCHEMA, read_dataset
 
-# Scripted val scores (1-NN CAS) at steps 2, 4, 6, 8, 10: the best (highest) is at step 4.
-SCORES = [0.3, 0.9, 0.8, 0.5, 0.6]
+# Scripted val scores (1-NN CAS) at steps 2, 4, 6, 8, 10: the best (highest) is at step 4, and every
+# later score falls short of it by more than the val subset's noise.
+SCORES = [0.3, 0.9, 0.5, 0.4, 0.6]
 
 
 @pytest.fixture
@@ -91,3 +93,14 @@ def test_missing_best_checkpoint_is_a_clear_error_and_writes_nothing(tmp_path: P
     old_record = gan.model_copy(update={"best_checkpoint_path": None})
     with pytest.raises(ConfigError, match="names no best checkpoint"):
         generate(old_record, dataset, GenerateConfig(device="cpu"), out)
+
+
+def test_a_later_checkpoint_within_the_val_noise_of_the_best_is_chosen() -> None:
+    # 500 val images: two binomial standard errors of 0.5 are 0.045.
+    best = {"step": 2000, "score": 0.50, "top": 0.50}
+    assert near_best(0.47, best, 500)  # 0.03 short: noise, the later checkpoint wins
+    assert not near_best(0.44, best, 500)  # 0.06 short: a real drop
+    assert near_best(0.44, best, 50)  # ... but not on 50 val images (noise 0.14)
+    assert near_best(0.51, best, 500) and near_best(0.3, None, 500)
+    # The bar is the best score seen, not the last chosen one, so small drops cannot add up.
+    assert not near_best(0.44, {"step": 2500, "score": 0.47, "top": 0.50}, 500)

@@ -77,6 +77,7 @@ def test_search_follows_the_evaluations_choice_of_data() -> None:
     assert base.following("weighted", 0.5, helped=True).model_dump(include={"train_data", "synthetic_ratio"}) == {
         "train_data": "augmented", "synthetic_ratio": 0.5}
     assert base.following("balanced", None, helped=True).train_data == "balanced"
+    assert base.following("balanced_classic", None, helped=True).train_data == "balanced"
     assert base.following("augmented", 1.0, helped=False).train_data == "real"  # nothing helped: real data
     fixed = SearchConfig(follow_evaluation=False, train_data="augmented")
     assert fixed.following("balanced", None, helped=True) == fixed
