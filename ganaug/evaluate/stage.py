@@ -109,6 +109,7 @@ def finish_evaluation(
         "dataset": dataset.model_dump(mode="json"),
         "synthetic": synthetic.model_dump(mode="json") if synthetic is not None else None,
         "class_names": data.class_names,
+        "class_train_counts": [int(n) for n in data.class_counts(data.train_labels)],
         "generative_metrics": metrics,
         "notes": data.notes,
         "confidence": cfg.confidence,

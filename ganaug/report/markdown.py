@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ganaug.errors import DataError
 from ganaug.evaluate.stats import Interval, SummaryRow, format_interval, per_class_gains, select_use, summarize
 from ganaug.evaluate.table import EVALUATION_FILE, read_evaluation
@@ -97,12 +99,27 @@ def _metrics_markdown(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _gains_markdown(rows: list[dict[str, Any]], class_names: list[str]) -> str:
+def _gains_markdown(rows: list[dict[str, Any]], class_names: list[str], train_counts: list[int] | None = None) -> str:
+    """Per-class recall of real-only and each protocol's gain over it; minority classes in bold.
+
+    A minority class has fewer than half the training images of the largest class (all training
+    images of the dataset, before any train_fraction).
+    """
     gains = per_class_gains(rows, len(class_names))
     if not gains:
         return ""
-    header = "| train kept | protocol | " + " | ".join(class_names) + " |"
-    lines = [header, "|" + "---|" * (len(class_names) + 2)]
+    names = list(class_names)
+    if train_counts and len(train_counts) == len(names):
+        largest = max(train_counts)
+        names = [f"**{name}** ({n})" if n < largest / 2 else f"{name} ({n})" for name, n in zip(names, train_counts)]
+    header = "| train kept | protocol | " + " | ".join(names) + " |"
+    lines = [header, "|" + "---|" * (len(names) + 2)]
+    for fraction in sorted({gain["train_fraction"] for gain in gains}):
+        real = [np.asarray(r["per_class_recall"], dtype=float) for r in rows
+                if r["protocol"] == "real" and r["train_fraction"] == fraction]
+        if real:
+            cells = " | ".join(f"{v:.3f}" for v in np.mean(real, axis=0)[:len(names)])
+            lines.append(f"| {fraction:.0%} | real (recall) | {cells} |")
     for gain in gains:
         cells = " | ".join(f"{v:+.3f}" for v in gain["gain"])
         lines.append(f"| {gain['train_fraction']:.0%} | {protocol_label(gain['protocol'], gain['ratio'])} | {cells} |")
@@ -134,9 +151,11 @@ def _evaluation_section(run_dir: Path) -> tuple[list[str], dict[str, Any] | None
         "evaluation are kept.",
         training_markdown(rows),
     ]
-    gains = _gains_markdown(rows, list(meta.get("class_names", [])))
+    gains = _gains_markdown(rows, list(meta.get("class_names", [])), meta.get("class_train_counts"))
     if gains:
-        parts += ["### Per-class recall gain over real-only (mean over seeds)", gains]
+        parts += ["### Per-class recall: real-only, and each protocol's gain over it (mean over seeds)",
+                  "Minority classes (under half the training images of the largest) in bold; training images in brackets.",
+                  gains]
     if meta.get("generative_metrics"):
         parts += ["## Generative metrics", _metrics_markdown(meta["generative_metrics"])]
     if meta.get("notes"):

@@ -61,3 +61,16 @@ def test_per_class_gains():
     gains = per_class_gains(rows, 2)
     assert len(gains) == 1
     assert gains[0]["gain"] == pytest.approx([0.3, -0.2])
+
+
+def test_per_class_table_gives_real_recall_and_bolds_minority_classes():
+    from ganaug.report.markdown import _gains_markdown
+
+    rows = [{"train_fraction": 1.0, "protocol": p, "ratio": r, "seed": s, "per_class_recall": rec}
+            for s in range(2)
+            for p, r, rec in (("real", None, [0.9, 0.4]), ("balanced", None, [0.9, 0.7]))]
+    lines = _gains_markdown(rows, ["a", "b"], [100, 10]).splitlines()
+    assert lines[0] == "| train kept | protocol | a (100) | **b** (10) |"
+    assert lines[2] == "| 100% | real (recall) | 0.900 | 0.400 |"
+    assert lines[3] == "| 100% | balanced | +0.000 | +0.300 |"
+    assert "**" not in _gains_markdown(rows, ["a", "b"], [100, 60]).splitlines()[0]
