@@ -9,6 +9,7 @@ The evaluation rule: ganaug within half a point of the reference in every cell.
 
     python bench/reference.py                                   # MNIST 100/class, 10/class, Fashion-MNIST 100/class
     python bench/reference.py --regimes mnist-100 --seeds 1     # one cell, quick
+    python bench/reference.py --regimes mnist-imb,fashion-imb,fashion-10   # the other augmentation-benchmark regimes
 
 MNIST comes from ../shared/datasets/mnist (beside the project); Fashion-MNIST from Debian's
 `dataset-fashion-mnist` package (/usr/share/datasets/fashion-mnist). Results are appended to
@@ -38,10 +39,14 @@ from ganaug.evaluate.stage import run_all
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-REGIMES = {  # name: (folder, training images per class, reference steps)
-    "mnist-100": (MNIST, 100, 2000),
-    "mnist-10": (MNIST, 10, 1000),
-    "fashion-100": (FASHION, 100, 2000),
+RARE = {"2": 10, "5": 10, "8": 10}  # imbalanced regimes (as in bench/augmentation.py): three classes keep 10 images
+REGIMES = {  # name: (folder, training images per class, reference steps, imbalance); steps = ganaug's budget
+    "mnist-100": (MNIST, 100, 2000, None),
+    "mnist-10": (MNIST, 10, 1000, None),
+    "mnist-imb": (MNIST, 100, 1460, RARE),
+    "fashion-100": (FASHION, 100, 2000, None),
+    "fashion-10": (FASHION, 10, 1000, None),
+    "fashion-imb": (FASHION, 100, 1460, RARE),
 }
 
 
@@ -105,8 +110,9 @@ def reference_accuracy(train_x, train_y, test_x, test_y, steps: int, seed: int, 
 
 
 def run_cell(name: str, seeds: int, root: Path) -> dict:
-    folder, per_class, reference_steps = REGIMES[name]
-    dataset = ingest(IngestConfig(source="idx", train_per_class=per_class, **idx_files(folder)), root / name)
+    folder, per_class, reference_steps, imbalance = REGIMES[name]
+    dataset = ingest(IngestConfig(source="idx", train_per_class=per_class, imbalance=imbalance, **idx_files(folder)),
+                     root / name)
     data = load_protocol_data(dataset, None)
     to_unit = lambda images: torch.from_numpy(images).float() / 255.0  # noqa: E731
     train_x, train_y = to_unit(data.train_images), torch.from_numpy(data.train_labels)
