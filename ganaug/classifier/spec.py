@@ -26,13 +26,17 @@ MAX_FLATTEN_SIDE = 8  # flatten maps of at most 8x8: larger maps are average-poo
 
 
 class ConvBlockSpec(StrictModel):
-    """One conv block: conv(kernel, 'same') -> norm -> activation [-> pool /2]."""
+    """One conv block: conv(kernel, 'same') -> norm -> activation [-> pool /2], or a residual block before the pool."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     channels: int = Field(32, ge=4, le=512, description="Output channels of the block's convolution.")
     kernel: Literal[3, 5] = Field(3, description="Convolution kernel size (odd; padding keeps the spatial size).")
     pool: Pool = Field("max", description="Pooling after the block, halving height and width; 'none' keeps them.")
+    residual: bool = Field(
+        False,
+        description="A residual block: two convolutions with a skip connection (1x1 projection when the channels change) before the pool.",
+    )
 
 
 class ArchSpec(StrictModel):
@@ -102,6 +106,26 @@ class SeededDropout(nn.Module):
         return x * keep / (1.0 - self.p)
 
 
+class ResidualBlock(nn.Module):
+    """conv -> norm -> act -> conv -> norm, plus the input (projected by a 1x1 conv when widths differ), -> act."""
+
+    def __init__(self, in_channels: int, block: ConvBlockSpec, norm: Norm, activation: Activation) -> None:
+        super().__init__()
+        pad, bias = block.kernel // 2, norm == "none"
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, block.channels, block.kernel, padding=pad, bias=bias), _norm(norm, block.channels),
+            _activation(activation),
+            nn.Conv2d(block.channels, block.channels, block.kernel, padding=pad, bias=bias), _norm(norm, block.channels),
+        )
+        self.skip: nn.Module = nn.Identity()
+        if in_channels != block.channels:
+            self.skip = nn.Sequential(nn.Conv2d(in_channels, block.channels, 1, bias=bias), _norm(norm, block.channels))
+        self.activation = _activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, H, W) -> (B, C_out, H, W)
+        return self.activation(self.body(x) + self.skip(x))
+
+
 class Classifier(nn.Module):
     """Feature extractor (conv blocks + GAP + hidden layer) and a linear output layer."""
 
@@ -110,11 +134,14 @@ class Classifier(nn.Module):
         layers: list[nn.Module] = []
         in_channels = channels
         for block in spec.blocks:
-            layers += [
-                nn.Conv2d(in_channels, block.channels, block.kernel, padding=block.kernel // 2, bias=spec.norm == "none"),
-                _norm(spec.norm, block.channels),
-                _activation(spec.activation),
-            ]
+            if block.residual:
+                layers.append(ResidualBlock(in_channels, block, spec.norm, spec.activation))
+            else:
+                layers += [
+                    nn.Conv2d(in_channels, block.channels, block.kernel, padding=block.kernel // 2, bias=spec.norm == "none"),
+                    _norm(spec.norm, block.channels),
+                    _activation(spec.activation),
+                ]
             if block.pool == "max":
                 layers.append(nn.MaxPool2d(2))
             elif block.pool == "avg":

@@ -67,6 +67,7 @@ def search_command(
     objective: list[str] = typer.Option(None, "--objective", help="Extra objective to minimise: params or latency (repeatable)."),
     train_data: str = typer.Option(None, "--train-data", help="augmented (real + synthetic), real, or balanced (synthetic fills every class up to the largest)."),
     correlation_sample: int = typer.Option(None, "--correlation-sample", help="Architectures scored at both fidelities."),
+    proxy: str = typer.Option(None, "--proxy", help="Proxy: training, synflow, naswot, grad_norm, params, flops, or auto (best measured Spearman)."),
     pruner: str = typer.Option(None, "--pruner", help="auto, median, halving or none."),
     storage: str = typer.Option(None, "--storage", help="journal, sqlite or memory."),
     resume: bool = typer.Option(None, "--resume/--no-resume", help="Continue a stored study (default) or start over."),
@@ -84,6 +85,7 @@ def search_command(
         overrides = {
             "strategy": strategy, "n_trials": trials, "parallel": parallel, "steps": steps, "mode": mode,
             "objectives": objective or None, "train_data": train_data, "correlation_sample": correlation_sample,
+            "proxy": proxy,
             "pruner": pruner, "storage": storage, "resume": resume, "seed": seed,
         }
         cfg = build_config(SearchConfig, config, overrides)
@@ -117,6 +119,6 @@ def _print_result(result: Any) -> None:
                   f"{result.test_accuracy_real:.4f}, test augmented {augmented}")
     if result.proxy is not None:
         p = result.proxy
-        console.print(f"proxy: Spearman {p.spearman}, Kendall {p.kendall}, {p.cost_ratio}x cheaper ({p.sample_size} archs)")
+        console.print(f"proxy {p.proxy}: Spearman {p.spearman}, Kendall {p.kendall}, {p.cost_ratio}x cheaper ({p.sample_size} archs)")
     for path in [result.trials_path, result.best_path, result.report_path, *result.plot_paths]:
         console.print(f"wrote [bold]{path}[/]", soft_wrap=True)

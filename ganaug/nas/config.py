@@ -13,6 +13,7 @@ Strategy = Literal["evolution", "random", "tpe", "nsga2"]
 Objective = Literal["params", "latency"]
 Mode = Literal["full", "proxy", "proxy-then-verify"]
 PrunerChoice = Literal["auto", "median", "halving", "none"]
+ProxyChoice = Literal["training", "synflow", "naswot", "grad_norm", "params", "flops", "auto"]
 StorageChoice = Literal["journal", "sqlite", "memory"]
 
 
@@ -21,19 +22,26 @@ class SpaceConfig(StrictModel):
 
     min_blocks: int = Field(1, ge=1, le=8, description="Fewest convolution blocks.")
     max_blocks: int = Field(3, ge=1, le=8, description="Most convolution blocks.")
-    channels: list[int] = Field([8, 16, 32], min_length=1, description="Output channels a block may have (4..512).")
+    channels: list[int] = Field([8, 16, 32, 64], min_length=1, description="Output channels a block may have (4..512).")
     kernels: list[Literal[3, 5]] = Field([3, 5], min_length=1, description="Convolution kernel sizes.")
     pools: list[Literal["max", "avg", "none"]] = Field(["max", "avg", "none"], min_length=1, description="Pooling after a block; pools beyond what the image size allows become 'none'.")
     norms: list[Literal["batch", "group", "none"]] = Field(["batch", "none"], min_length=1, description="Normalization after each convolution.")
     activations: list[Literal["relu", "gelu", "silu", "leaky_relu"]] = Field(["relu", "silu"], min_length=1, description="Activation functions.")
-    dropouts: list[float] = Field([0.0, 0.25], min_length=1, description="Dropout rates before the output layer (0..0.8).")
+    residual: list[bool] = Field([False, True], min_length=1, description="Whether a block may be plain (false) and/or residual (true: two convolutions and a skip connection).")
+    dropouts: list[float] = Field([0.0, 0.25, 0.5], min_length=1, description="Dropout rates before the output layer (0..0.8).")
     head_widths: list[int] = Field([0, 64, 128], min_length=1, description="Widths of the hidden dense layer (0 = none).")
+    head_inputs: list[Literal["flatten", "global_avg"]] = Field(["flatten"], min_length=1, description="What the dense head sees: the flattened last feature map and/or its global average.")
+    augment_strengths: list[float] = Field(
+        [0.0, 0.5, 1.0], min_length=1,
+        description="Affine augmentation strengths a trial may train with (0 = none, 1 = +-10 degrees, +-10% zoom and shift; 0..3).",
+    )
 
     @model_validator(mode="after")
     def _check_values(self) -> SpaceConfig:
         if self.min_blocks > self.max_blocks:
             raise ValueError(f"min_blocks ({self.min_blocks}) must not exceed max_blocks ({self.max_blocks})")
-        for name in ("channels", "kernels", "pools", "norms", "activations", "dropouts", "head_widths"):
+        for name in ("channels", "kernels", "pools", "norms", "activations", "residual", "dropouts", "head_widths",
+                     "head_inputs", "augment_strengths"):
             values = getattr(self, name)
             if len(set(values)) != len(values):
                 raise ValueError(f"{name} lists a value twice: {values}")
@@ -43,6 +51,8 @@ class SpaceConfig(StrictModel):
             raise ValueError(f"dropouts must lie in 0..0.8, got {self.dropouts}")
         if any(not 0 <= w <= 2048 for w in self.head_widths):
             raise ValueError(f"head_widths must lie in 0..2048, got {self.head_widths}")
+        if any(not 0.0 <= a <= 3.0 for a in self.augment_strengths):
+            raise ValueError(f"augment_strengths must lie in 0..3, got {self.augment_strengths}")
         return self
 
 
@@ -76,6 +86,14 @@ class SearchConfig(StrictModel):
     proxy_source: Literal["synthetic", "real", "augmented"] = Field("synthetic", description="Proxy fidelity: where its class-balanced training subset comes from.")
     proxy_per_class: int = Field(20, ge=1, le=100_000, description="Proxy fidelity: training images per class.")
     proxy_steps: int = Field(200, ge=1, le=1_000_000, description="Proxy fidelity: optimizer steps.")
+    proxy: ProxyChoice = Field(
+        "training",
+        description="What scores a candidate at proxy fidelity: training (proxy_per_class x proxy_steps), a zero-cost score "
+                    "at initialisation (synflow, naswot, grad_norm), its size (params, flops), or auto: the one with the best "
+                    "measured Spearman among those at least proxy_min_speedup times cheaper than full fidelity (needs correlation_sample).",
+    )
+    proxy_min_speedup: float = Field(5.0, ge=1.0, le=1e6, description="proxy='auto': least cost ratio (full seconds / proxy seconds) a proxy needs to be chosen.")
+    zero_cost_batch: int = Field(64, ge=2, le=4096, description="Training images (class-balanced, seeded) a zero-cost score looks at.")
     verify_top_k: int = Field(3, ge=1, le=1000, description="proxy-then-verify: best proxy trials re-evaluated at full fidelity.")
     correlation_sample: int | None = Field(None, ge=3, le=1000, description="Random architectures scored at both fidelities to measure the proxy's rank correlation; None = off (required for proxy modes).")
     final_steps: int | None = Field(None, ge=1, le=1_000_000, description="Optimizer steps of the best architecture's final retraining (real and augmented); None = as in evaluation.")
@@ -94,6 +112,8 @@ class SearchConfig(StrictModel):
             raise ValueError("pruner must be 'auto' or 'none' with several objectives (Optuna's pruners are single-objective)")
         if self.mode != "full" and self.correlation_sample is None:
             raise ValueError(f"mode '{self.mode}' needs correlation_sample (>= 3) so the proxy's rank correlation is measured")
+        if self.proxy == "auto" and self.correlation_sample is None:
+            raise ValueError("proxy 'auto' needs correlation_sample (>= 3): the proxy is chosen by its measured rank correlation")
         if self.tournament_size > self.population_size:
             raise ValueError(f"tournament_size ({self.tournament_size}) must not exceed population_size ({self.population_size})")
         return self

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ganaug.classifier import ArchSpec, TrainConfig, accuracy, build_classifier, parameter_count, train_classifier
 from ganaug.classifier.train import EvalCallback, cpu_threads
 from ganaug.device import DeviceChoice
+from ganaug.nas.augment import affine_augment
 
 log = logging.getLogger(__name__)
 LATENCY_BATCH = 32
@@ -125,8 +126,10 @@ def evaluate_trial(
     seed: int = 0,
     prune: PruneContext | None = None,
     measure_latency: bool = False,
+    augment_strength: float = 0.0,
 ) -> TrialResult:
-    """Train `arch` on `data` at `fidelity`; fitness is the best val accuracy (pruned trials stop early)."""
+    """Train `arch` on `data` at `fidelity` (with affine augmentation at `augment_strength`); fitness is the best
+    val accuracy (pruned trials stop early)."""
     started = time.perf_counter()
     curve: list[float] = []
     steps_done = [0]
@@ -143,7 +146,7 @@ def evaluate_trial(
         with cpu_threads(fidelity.cpu_threads):
             trained = train_classifier(
                 arch, (data.train_x, data.train_y), (data.val_x, data.val_y), data.num_classes,
-                fidelity.train_config(), seed=seed, on_eval=on_eval,
+                fidelity.train_config(), seed=seed, augment=affine_augment(augment_strength), on_eval=on_eval,
             )
         model: torch.nn.Module = trained.model
     except optuna.TrialPruned:
@@ -173,8 +176,8 @@ class TrialRunner:
     seed: int = 0
     measure_latency: bool = False
 
-    def __call__(self, arch: ArchSpec, prune: PruneContext | None = None) -> TrialResult:
-        return evaluate_trial(arch, self.data, self.fidelity, self.seed, prune, self.measure_latency)
+    def __call__(self, arch: ArchSpec, prune: PruneContext | None = None, augment: float = 0.0) -> TrialResult:
+        return evaluate_trial(arch, self.data, self.fidelity, self.seed, prune, self.measure_latency, augment)
 
 
 def score_on_test(
@@ -183,9 +186,10 @@ def score_on_test(
     test: tuple[torch.Tensor, torch.Tensor],
     fidelity: Fidelity,
     seed: int = 0,
+    augment: float = 0.0,
 ) -> float:
-    """Retrain `arch` (best val checkpoint kept) and score it once on the held-out test split."""
+    """Retrain `arch` (best val checkpoint kept, affine augmentation at `augment`) and score it once on the test split."""
     with cpu_threads(fidelity.cpu_threads):
         trained = train_classifier(arch, (data.train_x, data.train_y), (data.val_x, data.val_y), data.num_classes,
-                                   fidelity.train_config(), seed=seed)
+                                   fidelity.train_config(), seed=seed, augment=affine_augment(augment))
         return accuracy(trained.model, *test)

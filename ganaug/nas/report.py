@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ganaug.classifier import ArchSpec  # noqa: E402
-from ganaug.nas.results import SearchResult, best_fidelity  # noqa: E402
+from ganaug.nas.results import ProxyCorrelation, SearchResult, best_fidelity  # noqa: E402
 from ganaug.store import atomic_path, atomic_write_text  # noqa: E402
 
 LEADERBOARD_ROWS = 10
@@ -109,11 +109,11 @@ def report_markdown(result: SearchResult, rows: Sequence[dict[str, Any]], plot_l
         f"| real | {_fmt(result.test_accuracy_real)} |",
         f"| augmented | {_fmt(result.test_accuracy_augmented)} |", "",
     ]
+    if result.best_augment_strength:
+        lines[lines.index("Retrained once and scored on the real test split:")] = (
+            f"Retrained once with affine augmentation at strength {result.best_augment_strength:g} and scored on the real test split:")
     if result.proxy is not None:
-        p = result.proxy
-        lines += [f"Proxy fidelity on {p.sample_size} random architectures: Spearman {_fmt(p.spearman)}, "
-                  f"Kendall {_fmt(p.kendall)} against full fidelity; {_fmt(p.cost_ratio)}x cheaper "
-                  f"({p.proxy_seconds:.1f} s vs {p.full_seconds:.1f} s).", ""]
+        lines += _proxy_lines(result.proxy, result.mode)
     if result.pareto_trials and result.objectives:
         lines += [f"Pareto front (accuracy vs {result.objectives[0]}): trials {', '.join(map(str, result.pareto_trials))}.", ""]
     lines += ["| rank | trial | val accuracy | parameters | steps | seconds | architecture |",
@@ -124,6 +124,18 @@ def report_markdown(result: SearchResult, rows: Sequence[dict[str, Any]], plot_l
     lines.append("")
     lines += [f"![{Path(link).stem}]({link})" for link in plot_links]
     return "\n".join(lines) + "\n"
+
+
+def _proxy_lines(p: ProxyCorrelation, mode: str) -> list[str]:
+    used = "the search used it" if mode != "full" else "mode full: measured, not used"
+    lines = [f"Proxy fidelity on {p.sample_size} random architectures: **{p.proxy}**, Spearman {_fmt(p.spearman)}, "
+             f"Kendall {_fmt(p.kendall)} against full fidelity; {_fmt(p.cost_ratio)}x cheaper "
+             f"({p.proxy_seconds:.1f} s vs {p.full_seconds:.1f} s); {used}.", ""]
+    if len(p.candidates) > 1:
+        lines += ["| proxy | Spearman | Kendall | cost ratio full/proxy |", "|---|---|---|---|"]
+        lines += [f"| {c.name} | {_fmt(c.spearman)} | {_fmt(c.kendall)} | {_fmt(c.cost_ratio)} |" for c in p.candidates]
+        lines.append("")
+    return lines
 
 
 def write_report(result: SearchResult, rows: Sequence[dict[str, Any]], plot_links: Sequence[str], path: Path) -> Path:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ganaug.classifier import ArchSpec
 from ganaug.errors import GanAugError
+from ganaug.nas.proxies import ProxyScore
 from ganaug.nas.strategy import GENERATION_ATTR, PARENTS_ATTR, ga_generation
 from ganaug.store import write_table
 
@@ -27,6 +28,7 @@ TRIALS_SCHEMA = pa.schema([
     pa.field("strategy", pa.string()),
     pa.field("fidelity", pa.string()),
     pa.field("arch_json", pa.string()),
+    pa.field("augment_strength", pa.float64()),
     pa.field("parameter_count", pa.int64()),
     pa.field("fitness", pa.float64()),
     pa.field("latency_ms", pa.float64()),
@@ -51,6 +53,8 @@ class ProxyCorrelation(BaseModel):
     proxy_seconds: float
     full_seconds: float
     cost_ratio: float | None  # full / proxy seconds: the proxy's speed-up
+    proxy: str = "training"  # the proxy these numbers describe (the one the search uses)
+    candidates: list[ProxyScore] = []  # every proxy measured on the same architectures
 
 
 class SearchResult(BaseModel):
@@ -70,6 +74,7 @@ class SearchResult(BaseModel):
     best_fitness: float
     best_fidelity: str
     best_parameter_count: int
+    best_augment_strength: float = 0.0
     test_accuracy_real: float
     test_accuracy_augmented: float | None
     n_trials: int
@@ -102,6 +107,7 @@ def trial_row(trial: FrozenTrial, strategy: str) -> dict[str, Any]:
         "strategy": strategy if attrs.get("role", "search") == "search" else "verify",
         "fidelity": attrs.get("fidelity"),
         "arch_json": attrs.get("arch"),
+        "augment_strength": float(attrs.get("augment", 0.0)),
         "parameter_count": attrs.get("parameter_count"),
         "fitness": attrs.get("fitness"),
         "latency_ms": attrs.get("latency_ms"),
@@ -164,5 +170,6 @@ def study_rows(study: optuna.Study, strategy: str) -> list[dict[str, Any]]:
 
 def best_json(best: dict[str, Any], result_fields: dict[str, Any]) -> dict[str, Any]:
     """Content of `best.json`: the architecture as an object plus its scores."""
-    return {"trial": best["number"], "arch": json.loads(best["arch_json"]), "fitness": best["fitness"],
+    return {"trial": best["number"], "arch": json.loads(best["arch_json"]), "augment_strength": best["augment_strength"],
+            "fitness": best["fitness"],
             "fidelity": best["fidelity"], "parameter_count": best["parameter_count"], **result_fields}

@@ -1,7 +1,8 @@
 """The search space: a flat genome of choices that decodes into an `ArchSpec`.
 
 A genome is a plain dict with the same keys for every candidate (`n_blocks`, `b{i}_channels`,
-`b{i}_kernel`, `b{i}_pool` for every possible block, and the global choices), so Optuna's samplers,
+`b{i}_kernel`, `b{i}_pool`, `b{i}_residual` for every possible block, the global choices, and
+`augment`: the affine augmentation strength the candidate trains with), so Optuna's samplers,
 mutation and crossover all work on one fixed set of parameters. Blocks at index >= `n_blocks` are
 inactive. Pooling is budgeted while decoding: once the image has been halved as often as its size
 allows (`max_pools`), further pools decode to 'none', so every genome builds.
@@ -15,11 +16,14 @@ import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 
 from ganaug.classifier.spec import ArchSpec, ConvBlockSpec, max_pools
+from ganaug.errors import ConfigError
 from ganaug.nas.config import SpaceConfig
 
 Genome = dict[str, Any]
-GLOBAL_GENES = {"norm": "norms", "activation": "activations", "dropout": "dropouts", "head_width": "head_widths"}
-BLOCK_GENES = {"channels": "channels", "kernel": "kernels", "pool": "pools"}
+GLOBAL_GENES = {"norm": "norms", "activation": "activations", "dropout": "dropouts", "head_width": "head_widths",
+                "head_input": "head_inputs"}
+BLOCK_GENES = {"channels": "channels", "kernel": "kernels", "pool": "pools", "residual": "residual"}
+TRAINING_GENES = {"augment": "augment_strengths"}  # how the candidate trains, not part of its ArchSpec
 
 
 class SearchSpace:
@@ -32,7 +36,7 @@ class SearchSpace:
         for i in range(cfg.max_blocks):
             for gene, field in BLOCK_GENES.items():
                 self.choices[f"b{i}_{gene}"] = list(getattr(cfg, field))
-        for gene, field in GLOBAL_GENES.items():
+        for gene, field in {**GLOBAL_GENES, **TRAINING_GENES}.items():
             self.choices[gene] = list(getattr(cfg, field))
 
     def distributions(self) -> dict[str, BaseDistribution]:
@@ -83,11 +87,33 @@ class SearchSpace:
                     pool = "none"
                 else:
                     pools_used += 1
-            blocks.append(ConvBlockSpec(channels=int(genome[f"b{i}_channels"]), kernel=int(genome[f"b{i}_kernel"]), pool=pool))
+            blocks.append(ConvBlockSpec(channels=int(genome[f"b{i}_channels"]), kernel=int(genome[f"b{i}_kernel"]), pool=pool,
+                                        residual=bool(genome[f"b{i}_residual"])))
         return ArchSpec(
             blocks=tuple(blocks),
             norm=genome["norm"],
             activation=genome["activation"],
             dropout=float(genome["dropout"]),
             head_width=int(genome["head_width"]),
+            head_input=genome["head_input"],
         )
+
+    def augment_strength(self, genome: Genome) -> float:
+        """The affine augmentation strength the candidate trains with (0 = none)."""
+        return float(genome["augment"])
+
+    def encode(self, arch: ArchSpec, augment: float = 0.0) -> Genome:
+        """The genome of `arch` (inactive block slots copy the first choice); ConfigError when it lies outside the space."""
+        genome: Genome = {"n_blocks": len(arch.blocks), "augment": augment}
+        for gene in GLOBAL_GENES:
+            genome[gene] = getattr(arch, gene)
+        for i in range(self.cfg.max_blocks):
+            block = arch.blocks[i] if i < len(arch.blocks) else None
+            for gene in BLOCK_GENES:
+                genome[f"b{i}_{gene}"] = getattr(block, gene) if block is not None else self.choices[f"b{i}_{gene}"][0]
+        outside = [f"{name}={genome.get(name)!r}" for name, values in self.choices.items() if genome.get(name) not in values]
+        if outside:
+            raise ConfigError(f"architecture {arch.to_json()} lies outside the search space: {', '.join(outside)}")
+        if self.decode(genome) != arch:
+            raise ConfigError(f"architecture {arch.to_json()} pools more often than {self.pool_budget} times")
+        return genome

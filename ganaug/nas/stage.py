@@ -13,19 +13,20 @@ import optuna
 import pyarrow as pa
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from pydantic import ValidationError
-from scipy import stats
 
 from ganaug.classifier import ArchSpec
+from ganaug.classifier.train import cpu_threads
 from ganaug.configbase import format_validation_error
 from ganaug.errors import ConfigError
 from ganaug.nas.config import SearchConfig
 from ganaug.nas.data import SearchData, load_search_data
-from ganaug.nas.evaluator import Fidelity, TrialResult, TrialRunner, score_on_test
+from ganaug.nas.evaluator import Fidelity, TrialRunner, score_on_test
+from ganaug.nas.proxies import ZERO_COST, ZeroCostRunner, balanced_batch, choose_proxy, summarize_proxies, zero_cost_score
 from ganaug.nas.report import plot_fitness, plot_pareto, write_report
 from ganaug.nas.results import (ProxyCorrelation, SearchResult, best_json, mark_pareto, select_best, study_rows,
                                 trial_row, write_trials)
 from ganaug.nas.space import SearchSpace
-from ganaug.nas.study import (Executor, objective_values, open_study, result_attrs, run_search_trials, submit_call,
+from ganaug.nas.study import (Executor, TrialTask, objective_values, open_study, result_attrs, run_search_trials, submit_call,
                               study_fingerprint)
 from ganaug.store import DatasetRef, SyntheticRef, atomic_write_json, write_table
 
@@ -49,31 +50,72 @@ def _validated(cfg: SearchConfig) -> SearchConfig:
         raise ConfigError(format_validation_error(err, "search config")) from None
 
 
+def _proxy_names(cfg: SearchConfig) -> list[str]:
+    return ["training", *ZERO_COST] if cfg.proxy == "auto" else [cfg.proxy]
+
+
 def measure_proxy(space: SearchSpace, cfg: SearchConfig, data: SearchData, executor: Executor | None,
                   folder: Path) -> ProxyCorrelation:
-    """Score `correlation_sample` random architectures at both fidelities; rank correlation and cost ratio."""
+    """Score `correlation_sample` random candidates at full fidelity and with each proxy in play (all of them
+    for proxy='auto'); rank correlations, cost ratios, and the proxy the search uses."""
     rng = np.random.default_rng([cfg.seed, 7919])
-    archs = [space.decode(space.sample(rng)) for _ in range(cfg.correlation_sample or 0)]
+    genomes = [space.sample(rng) for _ in range(cfg.correlation_sample or 0)]
+    candidates = [(space.decode(g), space.augment_strength(g)) for g in genomes]
+    names = _proxy_names(cfg)
     full, proxy = fidelities(cfg)
-    runners = (TrialRunner(data.full(cfg), full, cfg.seed), TrialRunner(data.proxy(cfg), proxy, cfg.seed))
-    futures = [[submit_call(executor, runner, arch, None) for runner in runners] for arch in archs]
-    pairs: list[tuple[TrialResult, TrialResult]] = []
-    for arch, (full_future, proxy_future) in zip(archs, futures):
+    full_data = data.full(cfg)
+    runners = {"full": TrialRunner(full_data, full, cfg.seed)}
+    if "training" in names:
+        runners["training"] = TrialRunner(data.proxy(cfg), proxy, cfg.seed)
+    futures = [{k: submit_call(executor, runner, arch, None, augment) for k, runner in runners.items()}
+               for arch, augment in candidates]
+    batch = balanced_batch(full_data.train_x, full_data.train_y, cfg.zero_cost_batch, cfg.seed)
+    rows: list[dict[str, Any]] = []
+    for (arch, augment), pending in zip(candidates, futures):
         try:
-            pairs.append((full_future.result(), proxy_future.result()))
+            trained = {k: future.result() for k, future in pending.items()}
         except Exception as err:  # a failing architecture is left out of the sample, not fatal
             log.warning("correlation sample %s failed: %s", arch.to_json(), err)
-    full_fit = [f.accuracy for f, _ in pairs]
-    proxy_fit = [p.accuracy for _, p in pairs]
-    varied = len(pairs) >= 3 and len(set(full_fit)) > 1 and len(set(proxy_fit)) > 1
-    spearman = float(stats.spearmanr(full_fit, proxy_fit).statistic) if varied else None
-    kendall = float(stats.kendalltau(full_fit, proxy_fit).statistic) if varied else None
-    full_s, proxy_s = sum(f.seconds for f, _ in pairs), sum(p.seconds for _, p in pairs)
-    write_table(pa.table({"arch_json": [f.arch_json for f, _ in pairs], "full_fitness": full_fit,
-                          "proxy_fitness": proxy_fit, "full_seconds": [f.seconds for f, _ in pairs],
-                          "proxy_seconds": [p.seconds for _, p in pairs]}), folder / "proxy_correlation.parquet")
-    return ProxyCorrelation(sample_size=len(pairs), spearman=spearman, kendall=kendall, proxy_seconds=proxy_s,
-                            full_seconds=full_s, cost_ratio=full_s / proxy_s if proxy_s > 0 else None)
+            continue
+        row: dict[str, Any] = {"arch_json": arch.to_json(), "augment_strength": augment,
+                               "full_fitness": trained["full"].accuracy, "full_seconds": trained["full"].seconds}
+        if "training" in trained:
+            row["training_score"], row["training_seconds"] = trained["training"].accuracy, trained["training"].seconds
+        for name in names:
+            if name in ZERO_COST:
+                with cpu_threads(cfg.cpu_threads):
+                    row[f"{name}_score"], row[f"{name}_seconds"] = zero_cost_score(name, arch, batch, data.num_classes, cfg.seed)
+        rows.append(row)
+    full_seconds = sum(r["full_seconds"] for r in rows)
+    measured = summarize_proxies([r["full_fitness"] for r in rows], full_seconds,
+                                 {n: [r[f"{n}_score"] for r in rows] for n in names},
+                                 {n: sum(r[f"{n}_seconds"] for r in rows) for n in names})
+    write_table(pa.Table.from_pylist(rows) if rows else pa.table({"arch_json": pa.array([], pa.string())}),
+                folder / "proxy_correlation.parquet")
+    chosen = choose_proxy(measured, cfg.proxy_min_speedup) if cfg.proxy == "auto" else measured[0]
+    log.info("proxy %s: Spearman %s, %.1fx cheaper than full fidelity", chosen.name, chosen.spearman, chosen.cost_ratio or 0)
+    return ProxyCorrelation(sample_size=len(rows), spearman=chosen.spearman, kendall=chosen.kendall,
+                            proxy_seconds=chosen.seconds, full_seconds=full_seconds, cost_ratio=chosen.cost_ratio,
+                            proxy=chosen.name, candidates=measured)
+
+
+def proxy_runner(name: str, cfg: SearchConfig, data: SearchData, fidelity: Fidelity) -> TrialTask:
+    """The search's trial task at proxy fidelity: short training, or a zero-cost score on a full-fidelity batch."""
+    if name == "training":
+        return TrialRunner(data.proxy(cfg), fidelity, cfg.seed, measure_latency="latency" in cfg.objectives)
+    if "latency" in cfg.objectives:
+        raise ConfigError(f"proxy='{name}' scores candidates without training; the latency objective needs proxy='training' or mode='full'")
+    return ZeroCostRunner(data.full(cfg), name, cfg.seed, cfg.zero_cost_batch, cfg.cpu_threads)
+
+
+def _search_proxy(study: optuna.Study, cfg: SearchConfig, measured: ProxyCorrelation | None) -> str:
+    """The proxy of this search: the one configured, or auto's measured choice (kept across resumptions)."""
+    stored = study.user_attrs.get("proxy")
+    if stored is not None:
+        return str(stored)
+    name = measured.proxy if cfg.proxy == "auto" and measured is not None else cfg.proxy
+    study.set_user_attr("proxy", name)
+    return name
 
 
 def verify_top(study: optuna.Study, cfg: SearchConfig, runner: TrialRunner, executor: Executor | None) -> None:
@@ -83,10 +125,11 @@ def verify_top(study: optuna.Study, cfg: SearchConfig, runner: TrialRunner, exec
     proxy_done = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("fidelity") == "proxy"]
     top = sorted(proxy_done, key=lambda t: (-t.user_attrs["fitness"], t.number))[: cfg.verify_top_k]
     todo = [t for t in top if t.number not in verified]
-    futures = [submit_call(executor, runner, ArchSpec.from_json(t.user_attrs["arch"]), None) for t in todo]
+    futures = [submit_call(executor, runner, ArchSpec.from_json(t.user_attrs["arch"]), None,
+                           float(t.user_attrs.get("augment", 0.0))) for t in todo]
     for source, future in zip(todo, futures):
         attrs: dict[str, Any] = {"role": "verify", "fidelity": "full", "arch": source.user_attrs["arch"],
-                                 "verify_of": source.number}
+                                 "augment": source.user_attrs.get("augment", 0.0), "verify_of": source.number}
         try:
             result = future.result()
         except Exception as err:
@@ -105,12 +148,14 @@ def _hooks(callbacks: RowHook | Sequence[RowHook] | None) -> list[RowHook]:
     return [callbacks] if callable(callbacks) else list(callbacks)
 
 
-def _final_scores(arch: ArchSpec, cfg: SearchConfig, data: SearchData, executor: Executor | None) -> tuple[float, float | None]:
-    """Test accuracy of `arch` retrained on real train, and on real + synthetic train."""
+def _final_scores(arch: ArchSpec, augment: float, cfg: SearchConfig, data: SearchData,
+                  executor: Executor | None) -> tuple[float, float | None]:
+    """Test accuracy of `arch` retrained (augmentation at `augment`) on real train, and on real + synthetic train."""
     final = Fidelity(name="full", steps=cfg.final_steps, batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
                      cpu_threads=cfg.cpu_threads)
     protocols = [data.trial_data(data.real_train)] + ([data.trial_data(data.augmented())] if data.synthetic else [])
-    futures = [submit_call(executor, score_on_test, arch, protocol, data.test, final, cfg.seed) for protocol in protocols]
+    futures = [submit_call(executor, score_on_test, arch, protocol, data.test, final, cfg.seed, augment)
+               for protocol in protocols]
     scores = [f.result() for f in futures]
     return scores[0], (scores[1] if len(scores) > 1 else None)
 
@@ -130,10 +175,14 @@ def search(
     folder = Path(out) / "nas"
     space = SearchSpace(cfg.space, data.height, data.width)
     full, proxy = fidelities(cfg)
-    search_fidelity = full if cfg.mode == "full" else proxy
-    runner = TrialRunner(data.full(cfg) if cfg.mode == "full" else data.proxy(cfg), search_fidelity, cfg.seed,
-                         measure_latency="latency" in cfg.objectives)
+    if cfg.mode != "full" or cfg.correlation_sample:
+        data.proxy(cfg)  # a proxy subset larger than a class fails here, before anything is written
     study = open_study(cfg, space, folder, study_fingerprint(cfg, data.hashes))
+    proxy_stats = measure_proxy(space, cfg, data, executor, folder) if cfg.correlation_sample else None
+    search_fidelity = full if cfg.mode == "full" else proxy
+    runner: TrialTask = TrialRunner(data.full(cfg), full, cfg.seed, measure_latency="latency" in cfg.objectives)
+    if cfg.mode != "full":
+        runner = proxy_runner(_search_proxy(study, cfg, proxy_stats), cfg, data, proxy)
     hooks = _hooks(callbacks)
     trials_path = folder / "trials.parquet"
 
@@ -146,7 +195,6 @@ def search(
                       search_fidelity.name, on_trial)
     if cfg.mode == "proxy-then-verify":
         verify_top(study, cfg, TrialRunner(data.full(cfg), full, cfg.seed, "latency" in cfg.objectives), executor)
-    proxy_stats = measure_proxy(space, cfg, data, executor, folder) if cfg.correlation_sample else None
     return _finish(study, cfg, data, folder, executor, proxy_stats, started)
 
 
@@ -158,7 +206,7 @@ def _finish(study: optuna.Study, cfg: SearchConfig, data: SearchData, folder: Pa
     pareto = mark_pareto(rows, cost_column)
     best = select_best(rows)
     arch = ArchSpec.from_json(best["arch_json"])
-    test_real, test_augmented = _final_scores(arch, cfg, data, executor)
+    test_real, test_augmented = _final_scores(arch, best["augment_strength"], cfg, data, executor)
     search_rows = [r for r in rows if r["role"] == "search"]
     plots = [plot_fitness(rows, folder / "fitness.png"), plot_pareto(rows, cost_column, folder / "pareto.png")]
     result = SearchResult(
@@ -167,7 +215,8 @@ def _finish(study: optuna.Study, cfg: SearchConfig, data: SearchData, folder: Pa
         trials_path=str(folder / "trials.parquet"), best_path=str(folder / "best.json"),
         report_path=str(folder / "report.md"), plot_paths=[str(p) for p in plots],
         best_trial=best["number"], best_arch=arch, best_fitness=best["fitness"], best_fidelity=best["fidelity"],
-        best_parameter_count=best["parameter_count"], test_accuracy_real=test_real,
+        best_parameter_count=best["parameter_count"], best_augment_strength=best["augment_strength"],
+        test_accuracy_real=test_real,
         test_accuracy_augmented=test_augmented, n_trials=len(search_rows),
         n_complete=sum(r["state"] == "complete" for r in search_rows),
         n_pruned=sum(r["state"] == "pruned" for r in search_rows),

@@ -34,8 +34,8 @@ STORAGE_FILES = {"journal": "study.journal", "sqlite": "study.db"}
 # Options that may change between an interrupted search and its resumption.
 RESUMABLE_CHANGES = {"n_trials", "parallel", "resume", "final_steps", "correlation_sample", "verify_top_k"}
 
-# (arch, prune context) -> result; runs wherever the executor puts it
-TrialTask = Callable[[ArchSpec, PruneContext | None], TrialResult]
+# (arch, prune context, augmentation strength) -> result; runs wherever the executor puts it
+TrialTask = Callable[[ArchSpec, PruneContext | None, float], TrialResult]
 # called with each finished trial as Optuna stored it
 TrialHook = Callable[[FrozenTrial], None]
 
@@ -132,16 +132,16 @@ def prune_context(study: optuna.Study, fidelity: str) -> PruneContext | None:
     return PruneContext(study.pruner, history)
 
 
-def _ask(study: optuna.Study, space: SearchSpace, fidelity: str) -> tuple[optuna.Trial, ArchSpec]:
+def _ask(study: optuna.Study, space: SearchSpace, fidelity: str) -> tuple[optuna.Trial, ArchSpec, float]:
     trial = study.ask(fixed_distributions=space.distributions())
-    arch = space.decode(trial.params)
+    arch, augment = space.decode(trial.params), space.augment_strength(trial.params)
     generation, parents = None, []
     if isinstance(study.sampler, AgingEvolutionSampler):
         generation, parents = study.sampler.lineage.pop(trial.number, (0, []))
-    for key, value in {"role": "search", "fidelity": fidelity, "arch": arch.to_json(),
+    for key, value in {"role": "search", "fidelity": fidelity, "arch": arch.to_json(), "augment": augment,
                        GENERATION_ATTR: generation, PARENTS_ATTR: parents}.items():
         trial.set_user_attr(key, value)
-    return trial, arch
+    return trial, arch, augment
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, future: Any, objectives: Sequence[str]) -> None:
@@ -181,8 +181,8 @@ def run_search_trials(
     while done < n_trials:
         batch = [_ask(study, space, fidelity) for _ in range(min(parallel, n_trials - done))]
         prune = prune_context(study, fidelity)
-        futures = [submit_call(executor, task, arch, prune) for _, arch in batch]
-        for (trial, _), future in zip(batch, futures):
+        futures = [submit_call(executor, task, arch, prune, augment) for _, arch, augment in batch]
+        for (trial, _, _), future in zip(batch, futures):
             _tell(study, trial, future, objectives)
             if on_trial is not None:
                 on_trial(study.get_trials(deepcopy=False)[trial.number])

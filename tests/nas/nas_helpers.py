@@ -77,7 +77,7 @@ def toy_fitness(arch: ArchSpec) -> float:
     return score / (1 + 3 * len(TARGET.blocks) + 4)
 
 
-def toy_task(arch: ArchSpec, prune: object = None) -> TrialResult:
+def toy_task(arch: ArchSpec, prune: object = None, augment: float = 0.0) -> TrialResult:
     """Evaluate with the toy fitness instead of training (instant, deterministic)."""
     fitness = toy_fitness(arch)
     return TrialResult(arch_json=arch.to_json(), accuracy=fitness, parameter_count=sum(b.channels for b in arch.blocks),

@@ -69,6 +69,8 @@ def test_parallel_trials_run_in_worker_processes(run_dir: Path, tmp_path: Path) 
     [
         (["--trials", "0"], "n_trials"),
         (["--strategy", "hillclimb"], "strategy"),
+        (["--proxy", "auto"], "proxy 'auto' needs correlation_sample"),
+        (["--proxy", "jacob"], "proxy"),
         (["--synthetic", "missing.parquet"], "--synthetic missing.parquet does not exist"),
     ],
 )

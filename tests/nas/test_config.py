@@ -94,3 +94,18 @@ def test_balanced_and_ratio_training_sets_for_trials(tiny_data) -> None:
     assert (half == real_counts + (real_counts.double() * 0.5).round().long()).all()
     balanced = data.full(SearchConfig(train_data="balanced")).train_y.bincount(minlength=10)
     assert (balanced == real_counts.max()).all()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"proxy": "auto"}, "proxy 'auto' needs correlation_sample"),
+        ({"proxy": "jacob"}, "proxy"),
+        ({"proxy_min_speedup": 0.5}, "proxy_min_speedup"),
+        ({"space": {"augment_strengths": [0.0, 5.0]}}, "augment_strengths must lie in 0..3"),
+        ({"space": {"residual": [True, True]}}, "residual lists a value twice"),
+    ],
+)
+def test_bad_proxy_and_space_options(overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(SearchConfig, overrides=overrides)

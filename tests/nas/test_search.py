@@ -125,3 +125,50 @@ def test_proxy_training_set_is_class_balanced(tiny_data, source: str) -> None:
     data = load_search_data(dataset, synthetic, tiny_config(proxy_source=source, proxy_per_class=3))
     proxy = data.proxy(tiny_config(proxy_source=source, proxy_per_class=3))
     assert proxy.train_y.bincount().tolist() == [3] * 10
+
+
+def test_auto_proxy_is_measured_chosen_used_and_reported(tmp_path: Path, tiny_data) -> None:
+    from ganaug.nas.proxies import ZERO_COST, choose_proxy
+
+    dataset, synthetic = tiny_data
+    cfg = tiny_config(mode="proxy", proxy="auto", proxy_min_speedup=1.0, correlation_sample=4, proxy_per_class=4,
+                      proxy_steps=5, steps=20, n_trials=3)
+    result = search(dataset, synthetic, cfg, tmp_path)
+    proxy = result.proxy
+    assert proxy is not None and {c.name for c in proxy.candidates} == {"training", *ZERO_COST}
+    assert proxy.proxy == choose_proxy(proxy.candidates, 1.0).name and proxy.sample_size == 4
+    chosen = next(c for c in proxy.candidates if c.name == proxy.proxy)
+    assert proxy.spearman == chosen.spearman and proxy.cost_ratio == chosen.cost_ratio
+    table = pq.read_table(tmp_path / "nas" / "proxy_correlation.parquet").to_pylist()
+    assert len(table) == 4 and {f"{n}_score" for n in ZERO_COST} <= set(table[0])
+    report = Path(result.report_path).read_text()
+    assert f"**{proxy.proxy}**" in report and "| synflow |" in report and "the search used it" in report
+    rows = pq.read_table(result.trials_path).to_pylist()
+    assert {r["fidelity"] for r in rows} == {"proxy"} and len(rows) == 3
+
+
+def test_zero_cost_search_records_the_score_as_fitness(tmp_path: Path, tiny_data) -> None:
+    from ganaug.classifier import build_classifier, parameter_count
+
+    dataset, synthetic = tiny_data
+    cfg = tiny_config(mode="proxy", proxy="params", correlation_sample=3, proxy_per_class=4, proxy_steps=5, n_trials=4)
+    result = search(dataset, synthetic, cfg, tmp_path)
+    rows = pq.read_table(result.trials_path).to_pylist()
+    for row in rows:
+        count = parameter_count(build_classifier(ArchSpec.from_json(row["arch_json"]), 1, 8, 8, 10))
+        assert row["fitness"] == row["parameter_count"] == count and row["steps_run"] == 0
+    assert result.best_parameter_count == max(r["parameter_count"] for r in rows)
+    assert result.proxy is not None and result.proxy.proxy == "params"
+
+
+def test_augmentation_strength_is_searched_recorded_and_retrained(tmp_path: Path, tiny_data) -> None:
+    from ganaug.nas.config import SpaceConfig
+
+    dataset, synthetic = tiny_data
+    space = SpaceConfig(max_blocks=1, channels=[4], head_widths=[0], residual=[False, True], augment_strengths=[0.0, 1.0])
+    result = search(dataset, synthetic, tiny_config(space=space, strategy="random", n_trials=6), tmp_path)
+    rows = pq.read_table(result.trials_path).to_pylist()
+    assert {r["augment_strength"] for r in rows} == {0.0, 1.0}
+    best = json.loads((tmp_path / "nas" / "best.json").read_text())
+    assert best["augment_strength"] == result.best_augment_strength == next(
+        r["augment_strength"] for r in rows if r["number"] == result.best_trial)

@@ -64,7 +64,8 @@ def test_crossover_takes_every_gene_from_a_parent() -> None:
 
 def test_one_point_space_has_nothing_to_mutate() -> None:
     cfg = SpaceConfig(min_blocks=1, max_blocks=1, channels=[8], kernels=[3], pools=["max"], norms=["batch"],
-                      activations=["relu"], dropouts=[0.0], head_widths=[0])
+                      activations=["relu"], dropouts=[0.0], head_widths=[0], residual=[False],
+                      augment_strengths=[0.0])
     space = SearchSpace(cfg, 8, 8)
     genome = space.sample(np.random.default_rng(0))
     assert space.mutate(genome, np.random.default_rng(0)) == genome

@@ -47,7 +47,7 @@ class Interrupt(BaseException):
 
 
 def test_interrupted_trial_is_recorded_failed_and_redone_on_resume(tmp_path: Path) -> None:
-    def interrupting(arch: ArchSpec, prune: object = None) -> TrialResult:
+    def interrupting(arch: ArchSpec, prune: object = None, augment: float = 0.0) -> TrialResult:
         calls.append(arch)
         if len(calls) == 3:
             raise Interrupt()
@@ -64,7 +64,7 @@ def test_interrupted_trial_is_recorded_failed_and_redone_on_resume(tmp_path: Pat
 
 
 def test_a_raising_trial_is_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
-    def flaky(arch: ArchSpec, prune: object = None) -> TrialResult:
+    def flaky(arch: ArchSpec, prune: object = None, augment: float = 0.0) -> TrialResult:
         calls.append(arch)
         if len(calls) == 2:
             raise RuntimeError("out of memory in this candidate")
