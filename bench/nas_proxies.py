@@ -1,0 +1,526 @@
+"""Which proxy ranks architectures like converged training, and does search beat random at equal budget?
+
+One run, all trainings in parallel worker processes (one GPU shared by all, or CPU):
+1. Proxies on the same candidates: `--archs` architectures sampled from the search space (with their
+   augmentation strength) are trained at full fidelity (the converged step budget: two steps per
+   training image, 1,000-20,000) and scored by every proxy: zero-cost (synflow, NASWOT, grad_norm),
+   size (params, FLOPs), reduced training on real data and, given `--synthetic`, short training on
+   GAN samples. Spearman and Kendall against full-fidelity val accuracy; cost ratio = full seconds /
+   proxy seconds (both measured under the same sharing of the device).
+2. Search quality at equal budget: aging evolution, random, TPE and NSGA-II (accuracy vs parameters)
+   with `--trials` full-fidelity trials each, `--seeds` seeds; the best-val architecture's test
+   accuracy (its own best-val checkpoint, trained with the seed) against the default ArchSpec and
+   the plain reference CNN of bench/reference.py (plain and with affine augmentation) trained with
+   the same seed: paired differences with 95% t intervals.
+
+    python bench/nas_proxies.py --mnist-dir .benchdata/mnist --workers 16 --device cuda --deadline 200
+    python bench/nas_proxies.py --dataset data/runs/x/dataset.parquet --synthetic data/runs/x/synthetic.parquet
+    python bench/nas_proxies.py --mnist-dir ../shared/datasets/mnist --archs 4 --steps 20 --seeds 1 \\
+        --trials 3 --workers 2 --device cpu      # a quick check that it runs
+
+Results go to `--out`: nas_proxies.jsonl (one line per finished job, written as they finish) and
+nas_proxies.md (tables), written at the end or at `--deadline` seconds, whichever comes first
+(the exit status is 0 either way; unfinished jobs are listed). Needs only numpy, torch, optuna,
+pyarrow, pydantic (no scipy, matplotlib or prefect).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganaug.classifier import ArchSpec, TrainConfig, parameter_count, train_classifier
+from ganaug.classifier.train import accuracy_of, auto_steps
+from ganaug.nas.augment import affine_augment
+from ganaug.nas.config import SearchConfig, SpaceConfig
+from ganaug.nas.data import SearchData, load_search_data
+from ganaug.nas.evaluator import TrialResult
+from ganaug.nas.proxies import ZERO_COST, balanced_batch, summarize_proxies, zero_cost_score
+from ganaug.nas.space import SearchSpace
+from ganaug.nas.study import open_study, run_search_trials
+from ganaug.store import SyntheticRef, dataset_ref
+
+STRATEGIES = ("evolution", "random", "tpe", "nsga2")
+T975 = {1: 12.71, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}  # Student t 0.975 quantiles (no scipy on the GPU machine)
+
+
+class DeadlineReached(Exception):
+    """The benchmark's deadline passed before this job finished."""
+
+
+# ------------------------------------------------------------------ worker side (one process per worker)
+
+_WORKER: dict[str, Any] = {}
+
+
+def init_worker(dataset: str, synthetic: str | None, device: str, threads: int) -> None:
+    torch.set_num_threads(threads)
+    synthetic_ref = SyntheticRef(**dataset_ref(synthetic).model_dump(exclude={"kind"})) if synthetic else None
+    _WORKER["data"] = load_search_data(dataset_ref(dataset), synthetic_ref, SearchConfig(train_data="real"))
+    _WORKER["device"] = device
+
+
+def _deadline_check(deadline: float) -> Callable[[int, float], None]:
+    def check(step: int, val_accuracy: float) -> None:
+        if time.time() > deadline:
+            raise DeadlineReached(f"deadline passed at step {step}")
+    return check
+
+
+def train_job(arch_json: str, augment: float, seed: int, steps: int, source: str, per_class: int | None,
+              batch_size: int, deadline: float, score_test: bool) -> dict[str, Any]:
+    """Train one candidate; its best val accuracy, and (score_test) the test accuracy of that checkpoint."""
+    data: SearchData = _WORKER["data"]
+    train = data.real_train
+    if per_class is not None or source != "real":
+        cfg = SearchConfig(train_data="real", proxy_source=source, proxy_per_class=per_class or 1, seed=0)
+        subset = data.proxy(cfg)
+        train = (subset.train_x, subset.train_y)
+    arch = ArchSpec.from_json(arch_json)
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, device=_WORKER["device"])
+    trained = train_classifier(arch, train, data.val, data.num_classes, cfg, seed=seed, augment=affine_augment(augment),
+                               on_eval=_deadline_check(deadline))
+    return {"val": trained.best_val_accuracy, "test": accuracy_of(trained.model, data.test) if score_test else None,
+            "seconds": trained.seconds, "steps_run": trained.steps_run, "params": parameter_count(trained.model),
+            "curve": [h["val_accuracy"] for h in trained.history]}
+
+
+def zero_cost_job(arch_json: str, seed: int, batch_size: int) -> dict[str, Any]:
+    data: SearchData = _WORKER["data"]
+    batch = balanced_batch(*data.real_train, batch_size, seed)
+    arch = ArchSpec.from_json(arch_json)
+    return {name: zero_cost_score(name, arch, batch, data.num_classes, seed) for name in ZERO_COST}
+
+
+class ReferenceCNN(nn.Module):
+    """bench/reference.py's textbook CNN: conv32-BN-ReLU-pool, conv64-BN-ReLU-pool, dropout, fc128, fc."""
+
+    def __init__(self, channels: int, side: int, classes: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Dropout(0.25), nn.Linear(64 * (side // 4) ** 2, 128), nn.ReLU(), nn.Linear(128, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def reference_job(seed: int, steps: int, affine: bool, deadline: float) -> dict[str, Any]:
+    """bench/reference.py's plain loop (AdamW + OneCycleLR, batch 64, fixed steps, no model selection) on the device."""
+    data: SearchData = _WORKER["data"]
+    device = torch.device(_WORKER["device"])
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    x, y = ((data.real_train[0] + 1) / 2).to(device), data.real_train[1].to(device)  # [-1, 1] -> [0, 1]
+    model = ReferenceCNN(x.shape[1], x.shape[2], data.num_classes).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)
+    augment, generator, step = affine_augment(1.0), torch.Generator().manual_seed(seed), 0
+    while step < steps:
+        if time.time() > deadline:
+            raise DeadlineReached(f"deadline passed at step {step}")
+        for batch in torch.randperm(len(x), generator=generator).split(64):
+            if step == steps or len(batch) < 2:
+                break
+            images = augment(x[batch], generator) if affine and augment is not None else x[batch]
+            loss = F.cross_entropy(model(images), y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+    model.eval()
+    return {"test": accuracy_of(model, ((data.test[0] + 1) / 2, data.test[1])), "seconds": time.perf_counter() - started}
+
+
+# ------------------------------------------------------------------ main side
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", type=Path, help="dataset.parquet with train/val/test splits.")
+    p.add_argument("--mnist-dir", type=Path, help="Folder with the four MNIST IDX files: build a 100/class dataset.parquet in --out.")
+    p.add_argument("--train-per-class", type=int, default=100, help="With --mnist-dir: training images per class.")
+    p.add_argument("--synthetic", type=Path, help="synthetic.parquet (GAN samples): adds the GAN-data proxies.")
+    p.add_argument("--out", type=Path, default=Path("data/bench/nas_proxies"), help="Folder for the results.")
+    p.add_argument("--archs", type=int, default=30, help="Architectures scored at full fidelity and by every proxy.")
+    p.add_argument("--steps", type=int, help="Full-fidelity optimizer steps; default the converged budget (2 per training image, 1,000-20,000).")
+    p.add_argument("--proxies", nargs="*", default=["real:all:100", "real:all:250", "real:20:100", "synthetic:20:100", "synthetic:50:250"],
+                   help="Training proxies SOURCE:PER_CLASS:STEPS (source real or synthetic; per class a number or 'all').")
+    p.add_argument("--seeds", type=int, default=5, help="Search seeds per strategy (and baseline seeds).")
+    p.add_argument("--trials", type=int, default=8, help="Full-fidelity trials per search (equal for every strategy).")
+    p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES, help="Strategies compared.")
+    p.add_argument("--population", type=int, default=3, help="Evolution / NSGA-II population (and TPE's random start).")
+    p.add_argument("--parallel", type=int, default=2, help="Trials a search evaluates at once.")
+    p.add_argument("--workers", type=int, default=2, help="Worker processes (all share the one device).")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="Where workers train.")
+    p.add_argument("--deadline", type=float, default=3600.0, help="Seconds after which results so far are written and the script exits 0.")
+    p.add_argument("--seconds-per-step", type=float, default=0.0075,
+                   help="For the printed estimate: seconds per full-fidelity step with all workers sharing the device (H200, 16 workers: ~0.005-0.01).")
+    p.add_argument("--batch-size", type=int, default=64, help="Mini-batch size.")
+    p.add_argument("--zero-cost-batch", type=int, default=64, help="Images a zero-cost score looks at.")
+    args = p.parse_args(argv)
+    if (args.dataset is None) == (args.mnist_dir is None):
+        p.error("give exactly one of --dataset and --mnist-dir")
+    for name in ("archs", "seeds", "trials", "workers", "population", "parallel"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1")
+    args.proxies = [parse_proxy(p, spec) for spec in args.proxies]
+    if args.synthetic is None:
+        args.proxies = [spec for spec in args.proxies if spec[0] == "real"]
+    return args
+
+
+def parse_proxy(parser: argparse.ArgumentParser, spec: str) -> tuple[str, int | None, int]:
+    parts = spec.split(":")
+    if len(parts) != 3 or parts[0] not in ("real", "synthetic") or not parts[2].isdigit() or not (parts[1] == "all" or parts[1].isdigit()):
+        parser.error(f"--proxies {spec}: expected SOURCE:PER_CLASS:STEPS, e.g. real:20:100 or real:all:250")
+    per_class = None if parts[1] == "all" else int(parts[1])
+    if parts[0] == "synthetic" and per_class is None:
+        parser.error(f"--proxies {spec}: synthetic proxies need a number of images per class")
+    return parts[0], per_class, int(parts[2])
+
+
+def proxy_name(spec: tuple[str, int | None, int]) -> str:
+    source, per_class, steps = spec
+    return f"{'gan' if source == 'synthetic' else 'real'} {per_class or 'all'}/class x {steps} steps"
+
+
+def prepare_dataset(args: argparse.Namespace) -> Path:
+    if args.dataset is not None:
+        return args.dataset
+    from ganaug.config import IngestConfig
+    from ganaug.data.ingest import ingest
+
+    def find(stem: str) -> Path:
+        for name in (f"{stem}.gz", stem):
+            if (args.mnist_dir / name).is_file():
+                return args.mnist_dir / name
+        raise SystemExit(f"{args.mnist_dir}/{stem}[.gz] not found")
+
+    cfg = IngestConfig(source="idx", train_per_class=args.train_per_class, path=find("train-images-idx3-ubyte"),
+                       labels_path=find("train-labels-idx1-ubyte"), test_path=find("t10k-images-idx3-ubyte"),
+                       test_labels_path=find("t10k-labels-idx1-ubyte"))
+    return Path(ingest(cfg, args.out).path)
+
+
+def check_proxies(args: argparse.Namespace, data: SearchData) -> None:
+    """Exit 2 with the option named when a training proxy asks for more images per class than there are."""
+    pools = {"real": data.real_train[1], "synthetic": data.synthetic[1] if data.synthetic is not None else None}
+    for source, per_class, steps in args.proxies:
+        labels = pools[source]
+        if per_class is None or labels is None:
+            continue
+        counts = torch.bincount(labels, minlength=data.num_classes)
+        if int(counts.min()) < per_class:
+            print(f"--proxies {source}:{per_class}:{steps}: the {source} training data has only {int(counts.min())} "
+                  f"images of class {int(counts.argmin())}; lower PER_CLASS", file=sys.stderr)
+            raise SystemExit(2)
+
+
+def t_interval(values: list[float]) -> tuple[float, float] | None:
+    """Mean and half-width of the 95% Student t interval (None for fewer than 2 values)."""
+    if len(values) < 2:
+        return None
+    df = len(values) - 1
+    t = T975[max(k for k in T975 if k <= df)]
+    return statistics.fmean(values), t * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def fmt_ci(values: list[float]) -> str:
+    ci = t_interval(values)
+    if ci is None:
+        return f"{values[0]:+.4f} (1 seed)" if values else "n/a"
+    return f"{ci[0]:+.4f} ± {ci[1]:.4f}"
+
+
+class Bench:
+    """The pool, the JSONL log, the shared cache of full-fidelity trainings, and the deadline."""
+
+    def __init__(self, args: argparse.Namespace, dataset: Path, steps: int) -> None:
+        self.args, self.steps = args, steps
+        self.deadline = time.time() + args.deadline
+        threads = 1 if args.device == "cuda" or args.workers > 1 else max(1, torch.get_num_threads())
+        self.pool = ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
+                                        initargs=(str(dataset), str(args.synthetic) if args.synthetic else None, args.device, threads))
+        self.lock = threading.RLock()
+        self.cache: dict[tuple[str, float, int], Future] = {}
+        self.log = (args.out / "nas_proxies.jsonl").open("w")
+        self.pending: list[tuple[str, Future]] = []
+
+    def record(self, line: dict[str, Any]) -> None:
+        with self.lock:
+            self.log.write(json.dumps(line) + "\n")
+            self.log.flush()
+
+    def submit(self, kind: str, fn: Callable[..., Any], *args: Any, info: dict[str, Any] | None = None) -> Future:
+        if time.time() > self.deadline:
+            future: Future = Future()
+            future.set_exception(DeadlineReached("deadline passed before the job started"))
+            return future
+        future = self.pool.submit(fn, *args)
+        line = {"kind": kind, **(info or {})}
+
+        def done(f: Future) -> None:
+            error = f.exception()
+            self.record({**line, **({"error": f"{type(error).__name__}: {error}"} if error else f.result())})
+
+        future.add_done_callback(done)
+        self.pending.append((kind, future))
+        return future
+
+    def full(self, arch: ArchSpec, augment: float, seed: int) -> Future:
+        """A full-fidelity training, shared by every caller that asks for the same (arch, augment, seed)."""
+        key = (arch.to_json(), float(augment), seed)
+        with self.lock:
+            if key not in self.cache:
+                self.cache[key] = self.submit("full", train_job, key[0], key[1], seed, self.steps, "real", None,
+                                              self.args.batch_size, self.deadline, True,
+                                              info={"arch": key[0], "augment": key[1], "seed": seed})
+            return self.cache[key]
+
+
+class SearchExecutor:
+    """The study loop's executor: full-fidelity trainings through the bench's shared cache."""
+
+    def __init__(self, bench: Bench, seed: int) -> None:
+        self.bench, self.seed = bench, seed
+
+    def submit(self, task: Any, arch: ArchSpec, prune: Any = None, augment: float = 0.0) -> Any:
+        return _AsTrialResult(self.bench.full(arch, augment, self.seed), arch)
+
+
+class _AsTrialResult:
+    def __init__(self, future: Future, arch: ArchSpec) -> None:
+        self.future, self.arch = future, arch
+
+    def result(self) -> TrialResult:
+        r = self.future.result()
+        return TrialResult(arch_json=self.arch.to_json(), accuracy=r["val"], parameter_count=r["params"], state="complete",
+                           fidelity="full", steps_run=r["steps_run"], seconds=r["seconds"], val_curve=tuple(r["curve"]))
+
+
+def run_proxies(bench: Bench, space: SearchSpace) -> dict[str, Any]:
+    args = bench.args
+    rng = np.random.default_rng([0, 7919])
+    genomes = [space.sample(rng) for _ in range(args.archs)]
+    jobs = []
+    for index, genome in enumerate(genomes):
+        arch, augment = space.decode(genome), space.augment_strength(genome)
+        info = {"arch": arch.to_json(), "augment": augment, "index": index}
+        training = {proxy_name(p): bench.submit("proxy", train_job, arch.to_json(), augment, 0, p[2], p[0], p[1], args.batch_size,
+                                                bench.deadline, False, info={**info, "proxy": proxy_name(p)}) for p in args.proxies}
+        zero = bench.submit("zero_cost", zero_cost_job, arch.to_json(), 0, args.zero_cost_batch, info=info)
+        jobs.append((bench.full(arch, augment, 0), training, zero))
+    rows = []
+    for full, training, zero in jobs:
+        try:
+            f, t, z = full.result(), {k: v.result() for k, v in training.items()}, zero.result()
+        except Exception:  # noqa: BLE001 - an unfinished candidate is left out of the correlations
+            continue
+        rows.append({"full": f, "scores": {**{k: v["val"] for k, v in t.items()}, **{k: v[0] for k, v in z.items()}},
+                     "seconds": {**{k: v["seconds"] for k, v in t.items()}, **{k: v[1] for k, v in z.items()}}})
+    names = [proxy_name(p) for p in args.proxies] + list(ZERO_COST)
+    if len(rows) < 3:
+        return {"archs": len(rows), "proxies": []}
+    measured = summarize_proxies([r["full"]["val"] for r in rows], sum(r["full"]["seconds"] for r in rows),
+                                 {n: [r["scores"][n] for r in rows] for n in names},
+                                 {n: sum(r["seconds"][n] for r in rows) for n in names})
+    accuracies = [r["full"]["val"] for r in rows]
+    return {"archs": len(rows), "proxies": [m.model_dump() for m in measured],
+            "full_val": {"min": min(accuracies), "median": statistics.median(accuracies), "max": max(accuracies)},
+            "full_seconds_mean": statistics.fmean(r["full"]["seconds"] for r in rows)}
+
+
+def run_search(bench: Bench, space_cfg: SpaceConfig, height: int, width: int, strategy: str, seed: int) -> dict[str, Any]:
+    args = bench.args
+    cfg = SearchConfig(strategy=strategy, n_trials=args.trials, seed=seed, population_size=args.population,
+                       tournament_size=min(2, args.population), pruner="none", storage="memory",
+                       objectives=["params"] if strategy == "nsga2" else [], space=space_cfg)
+    space = SearchSpace(space_cfg, height, width)
+    study = open_study(cfg, space, None, "bench")
+    # the executor trains through the bench's cache, so the study loop's task argument is not used
+    run_search_trials(study, space, None, cfg.n_trials, args.parallel, SearchExecutor(bench, seed), cfg.objectives)
+    done = [t for t in study.trials if t.values is not None]
+    if not done:
+        return {"strategy": strategy, "seed": seed, "trials_done": 0}
+    best_so_far = np.maximum.accumulate([t.values[0] if t.values is not None else 0.0 for t in study.trials]).tolist()
+    best = max(done, key=lambda t: (t.values[0], -t.user_attrs["parameter_count"], -t.number))
+    key = (best.user_attrs["arch"], float(best.user_attrs["augment"]), seed)
+    return {"strategy": strategy, "seed": seed, "trials_done": len(done), "best_so_far": best_so_far,
+            "best_val": best.values[0], "best_test": bench.cache[key].result()["test"], "best_arch": key[0],
+            "best_augment": key[1], "best_params": best.user_attrs["parameter_count"]}
+
+
+def run_baselines(bench: Bench, seed: int) -> dict[str, Future]:
+    steps = bench.steps
+    return {"default": bench.full(ArchSpec(), 0.0, seed),
+            "default_affine": bench.full(ArchSpec(), 1.0, seed),
+            "reference": bench.submit("reference", reference_job, seed, steps, False, bench.deadline, info={"seed": seed, "affine": False}),
+            "reference_affine": bench.submit("reference", reference_job, seed, steps, True, bench.deadline, info={"seed": seed, "affine": True})}
+
+
+def estimate(args: argparse.Namespace, steps: int) -> str:
+    """Optimizer steps and seconds the run should take. Random, TPE and NSGA-II start from the same seeded random
+    draws (`population` trials), which the cache trains once; evolution draws its own start."""
+    proxy_steps = sum(p[2] for p in args.proxies)
+    start = min(args.population, args.trials)
+    groups = int("evolution" in args.strategies) + int(bool(set(args.strategies) - {"evolution"}))
+    search_trainings = args.seeds * (groups * start + len(args.strategies) * (args.trials - start))
+    step_total = args.archs * (steps + proxy_steps) + (args.seeds * 4 + search_trainings) * steps
+    seconds = step_total * args.seconds_per_step / args.workers
+    return (f"estimate: {step_total:,} optimizer steps ({args.archs} archs x ({steps} + {proxy_steps} proxy), "
+            f"{args.seeds * 4} baselines, {search_trainings} search trainings for {len(args.strategies)} strategies x "
+            f"{args.seeds} seeds x {args.trials} trials) ~ {seconds:.0f} s at {args.seconds_per_step} s/step "
+            f"shared by {args.workers} workers, plus start-up; deadline {args.deadline:.0f} s")
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    lines = [f"# NAS proxies and search quality ({summary['device']}, {summary['workers']} workers)", "",
+             f"Data: {summary['dataset']} ({summary['train_images']} training images); full fidelity {summary['steps']} steps; "
+             f"finished in {summary['seconds']:.0f} s{' (deadline reached)' if summary['deadline_reached'] else ''}.", ""]
+    proxies = summary["proxies"]
+    if proxies.get("proxies"):
+        fv = proxies["full_val"]
+        lines += [f"## Proxies against full-fidelity val accuracy ({proxies['archs']} architectures; val accuracy "
+                  f"{fv['min']:.4f} - {fv['max']:.4f}, median {fv['median']:.4f})", "",
+                  "| proxy | Spearman | Kendall | cost ratio full/proxy | seconds (all archs) |", "|---|---|---|---|---|"]
+        for p in sorted(proxies["proxies"], key=lambda p: -(p["spearman"] if p["spearman"] is not None else -2)):
+            rho, tau = (("n/a" if v is None else f"{v:.3f}") for v in (p["spearman"], p["kendall"]))
+            ratio = "n/a" if p["cost_ratio"] is None else f"{p['cost_ratio']:.1f}"
+            lines.append(f"| {p['name']} | {rho} | {tau} | {ratio} | {p['seconds']:.1f} |")
+        lines.append("")
+    else:
+        lines += [f"## Proxies: fewer than 3 architectures finished ({proxies.get('archs', 0)})", ""]
+    lines += _search_lines(summary)
+    return "\n".join(lines) + "\n"
+
+
+def _search_lines(summary: dict[str, Any]) -> list[str]:
+    baselines, searches = summary["baselines"], summary["searches"]
+    lines = ["## Baselines (test accuracy, mean ± 95% t half-width over seeds)", "", "| model | seeds | test accuracy |", "|---|---|---|"]
+    for name, values in baselines.items():
+        ci = t_interval(values)
+        lines.append(f"| {name} | {len(values)} | {'n/a' if not values else (f'{values[0]:.4f}' if ci is None else f'{ci[0]:.4f} ± {ci[1]:.4f}')} |")
+    lines += ["", "## Search at equal budget (best-val architecture's test accuracy; differences paired by seed)", "",
+              "| strategy | seeds | trials | mean best val | mean test | test - default | test - default+affine | "
+              "test - reference | test - reference+affine | best val - random |", "|---|---|---|---|---|---|---|---|---|---|"]
+    random_val = {r["seed"]: r["best_val"] for r in searches if r["strategy"] == "random" and r.get("trials_done")}
+    by_seed = summary["baselines_by_seed"]
+    for strategy in summary["strategies"]:
+        runs = [r for r in searches if r["strategy"] == strategy and r.get("trials_done")]
+        if not runs:
+            lines.append(f"| {strategy} | 0 | | | | | | | | |")
+            continue
+
+        def paired(name: str, runs: list[dict[str, Any]] = runs) -> str:
+            base = by_seed.get(name, {})
+            return fmt_ci([r["best_test"] - base[r["seed"]] for r in runs if r["seed"] in base])
+
+        vs_random = fmt_ci([r["best_val"] - random_val[r["seed"]] for r in runs if r["seed"] in random_val]) if strategy != "random" else ""
+        lines.append(f"| {strategy} | {len(runs)} | {min(r['trials_done'] for r in runs)} | "
+                     f"{statistics.fmean(r['best_val'] for r in runs):.4f} | {statistics.fmean(r['best_test'] for r in runs):.4f} | "
+                     f"{paired('default')} | {paired('default_affine')} | {paired('reference')} | {paired('reference_affine')} | {vs_random} |")
+    lines += _curve_lines(summary)
+    lines += ["", "Best architecture per search:", "", "| strategy | seed | best val | test | params | augment | architecture |",
+              "|---|---|---|---|---|---|---|"]
+    for r in searches:
+        if r.get("trials_done"):
+            lines.append(f"| {r['strategy']} | {r['seed']} | {r['best_val']:.4f} | {r['best_test']:.4f} | {r['best_params']:,} | "
+                         f"{r['best_augment']:g} | `{r['best_arch']}` |")
+    return lines
+
+
+def _curve_lines(summary: dict[str, Any]) -> list[str]:
+    """Mean best val accuracy after k trials, per strategy (equal budget at every k)."""
+    runs = {s: [r["best_so_far"] for r in summary["searches"] if r["strategy"] == s and r.get("trials_done")]
+            for s in summary["strategies"]}
+    length = min((len(c) for curves in runs.values() for c in curves), default=0)
+    if not length:
+        return []
+    lines = ["", "Mean best val accuracy after k trials:", "", "| strategy | " + " | ".join(f"k={k}" for k in range(1, length + 1)) + " |",
+             "|---" * (length + 1) + "|"]
+    for strategy, curves in runs.items():
+        if curves:
+            lines.append(f"| {strategy} | " + " | ".join(f"{statistics.fmean(c[k] for c in curves):.4f}" for k in range(length)) + " |")
+    return lines
+
+
+def collect_baselines(futures: dict[int, dict[str, Future]]) -> dict[str, dict[int, float]]:
+    by_seed: dict[str, dict[int, float]] = {}
+    for seed, jobs in futures.items():
+        for name, future in jobs.items():
+            try:
+                by_seed.setdefault(name, {})[seed] = future.result()["test"]
+            except Exception:  # noqa: BLE001 - unfinished at the deadline
+                by_seed.setdefault(name, {})
+    return by_seed
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    dataset = prepare_dataset(args)
+    synthetic = SyntheticRef(**dataset_ref(args.synthetic).model_dump(exclude={"kind"})) if args.synthetic else None
+    probe = load_search_data(dataset_ref(dataset), synthetic, SearchConfig(train_data="real"))
+    steps = args.steps or auto_steps(len(probe.real_train[1]))
+    check_proxies(args, probe)
+    print(estimate(args, steps), flush=True)
+    bench = Bench(args, dataset, steps)
+    bench.record({"kind": "config", "args": {k: str(v) for k, v in vars(args).items()}, "steps": steps})
+    space_cfg = SpaceConfig(max_blocks=4, channels=[16, 32, 64, 96], kernels=[3, 5], pools=["max", "avg", "none"],
+                            norms=["batch", "none"], activations=["relu", "silu"], residual=[False, True],
+                            dropouts=[0.0, 0.25, 0.5], head_widths=[0, 128], augment_strengths=[0.0, 0.5, 1.0])
+    space = SearchSpace(space_cfg, probe.height, probe.width)
+    space.encode(ArchSpec(), 1.0)  # the default architecture lies in the benchmark's space (raises if not)
+    baseline_futures = {seed: run_baselines(bench, seed) for seed in range(args.seeds)}
+    proxy_thread_result: dict[str, Any] = {}
+    threads = [threading.Thread(target=lambda: proxy_thread_result.update(run_proxies(bench, space)), daemon=True)]
+    searches: list[dict[str, Any]] = []
+
+    def one_search(strategy: str, seed: int) -> None:
+        result = run_search(bench, space_cfg, probe.height, probe.width, strategy, seed)
+        bench.record({"kind": "search", **result})
+        searches.append(result)
+
+    threads += [threading.Thread(target=one_search, args=(s, seed), daemon=True) for seed in range(args.seeds) for s in args.strategies]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)  # submission order = queue order: proxies and baselines first, then the searches
+    for thread in threads:
+        thread.join(timeout=max(0.0, bench.deadline - time.time()) + 60)
+    deadline_reached = time.time() > bench.deadline
+    by_seed = collect_baselines(baseline_futures)
+    summary = {"device": args.device, "workers": args.workers, "dataset": str(dataset), "train_images": len(probe.real_train[1]),
+               "steps": steps, "seconds": time.perf_counter() - started, "deadline_reached": deadline_reached,
+               "proxies": proxy_thread_result, "strategies": args.strategies, "searches": sorted(searches, key=lambda r: (r["strategy"], r["seed"])),
+               "baselines": {k: [v[s] for s in sorted(v)] for k, v in by_seed.items()}, "baselines_by_seed": by_seed,
+               "unfinished": sum(not f.done() for _, f in bench.pending)}
+    bench.record({"kind": "summary", **{k: v for k, v in summary.items() if k != "baselines_by_seed"}})
+    (args.out / "nas_proxies.md").write_text(markdown(summary))
+    print(markdown(summary), flush=True)
+    bench.log.close()
+    bench.pool.shutdown(wait=False, cancel_futures=True)
+    print(f"wrote {args.out / 'nas_proxies.jsonl'} and {args.out / 'nas_proxies.md'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
