@@ -50,7 +50,12 @@ from ganaug.nas.augment import affine_augment
 from ganaug.nas.config import SearchConfig, SpaceConfig
 from ganaug.nas.data import SearchData, load_search_data
 from ganaug.nas.evaluator import TrialResult
-from ganaug.nas.proxies import ZERO_COST, balanced_batch, summarize_proxies, zero_cost_score
+from ganaug.nas.proxies import (
+    ZERO_COST,
+    balanced_batch,
+    summarize_proxies,
+    zero_cost_score,
+)
 from ganaug.nas.space import SearchSpace
 from ganaug.nas.study import open_study, run_search_trials
 from ganaug.store import SyntheticRef, dataset_ref
@@ -89,7 +94,8 @@ def train_job(arch_json: str, augment: float, seed: int, steps: int, source: str
     data: SearchData = _WORKER["data"]
     train = data.real_train
     if per_class is not None or source != "real":
-        cfg = SearchConfig(train_data="real", proxy_source=source, proxy_per_class=per_class or 1, seed=0)
+        cfg = SearchConfig(train_data="real", proxy_source="real" if source == "real" else "synthetic",
+                           proxy_selection="confident" if source == "confident" else "random", proxy_per_class=per_class or 1, seed=0)
         subset = data.proxy(cfg)
         train = (subset.train_x, subset.train_y)
     arch = ArchSpec.from_json(arch_json)
@@ -162,8 +168,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("data/bench/nas_proxies"), help="Folder for the results.")
     p.add_argument("--archs", type=int, default=30, help="Architectures scored at full fidelity and by every proxy.")
     p.add_argument("--steps", type=int, help="Full-fidelity optimizer steps; default the converged budget (2 per training image, 1,000-20,000).")
-    p.add_argument("--proxies", nargs="*", default=["real:all:100", "real:all:250", "real:20:100", "synthetic:20:100", "synthetic:50:250"],
-                   help="Training proxies SOURCE:PER_CLASS:STEPS (source real or synthetic; per class a number or 'all').")
+    p.add_argument("--proxies", nargs="*", default=["real:all:100", "real:all:250", "real:20:100", "synthetic:20:100", "synthetic:50:250",
+                                                     "confident:20:100", "confident:50:250"],
+                   help="Training proxies SOURCE:PER_CLASS:STEPS: source real, synthetic (a random draw) or confident (the synthetic "
+                        "images with the highest quality_score); per class a number or 'all' (real only).")
     p.add_argument("--seeds", type=int, default=5, help="Search seeds per strategy (and baseline seeds).")
     p.add_argument("--trials", type=int, default=8, help="Full-fidelity trials per search (equal for every strategy).")
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES, help="Strategies compared.")
@@ -184,23 +192,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{name} must be at least 1")
     args.proxies = [parse_proxy(p, spec) for spec in args.proxies]
     if args.synthetic is None:
-        args.proxies = [spec for spec in args.proxies if spec[0] == "real"]
+        args.proxies = [spec for spec in args.proxies if spec[0] == "real"]  # the GAN proxies need --synthetic
     return args
 
 
 def parse_proxy(parser: argparse.ArgumentParser, spec: str) -> tuple[str, int | None, int]:
     parts = spec.split(":")
-    if len(parts) != 3 or parts[0] not in ("real", "synthetic") or not parts[2].isdigit() or not (parts[1] == "all" or parts[1].isdigit()):
+    if len(parts) != 3 or parts[0] not in ("real", "synthetic", "confident") or not parts[2].isdigit() or not (parts[1] == "all" or parts[1].isdigit()):
         parser.error(f"--proxies {spec}: expected SOURCE:PER_CLASS:STEPS, e.g. real:20:100 or real:all:250")
     per_class = None if parts[1] == "all" else int(parts[1])
-    if parts[0] == "synthetic" and per_class is None:
+    if parts[0] != "real" and per_class is None:
         parser.error(f"--proxies {spec}: synthetic proxies need a number of images per class")
     return parts[0], per_class, int(parts[2])
 
 
 def proxy_name(spec: tuple[str, int | None, int]) -> str:
     source, per_class, steps = spec
-    return f"{'gan' if source == 'synthetic' else 'real'} {per_class or 'all'}/class x {steps} steps"
+    label = {"real": "real", "synthetic": "gan", "confident": "gan-confident"}[source]
+    return f"{label} {per_class or 'all'}/class x {steps} steps"
 
 
 def prepare_dataset(args: argparse.Namespace) -> Path:
@@ -223,11 +232,16 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
 
 def check_proxies(args: argparse.Namespace, data: SearchData) -> None:
     """Exit 2 with the option named when a training proxy asks for more images per class than there are."""
-    pools = {"real": data.real_train[1], "synthetic": data.synthetic[1] if data.synthetic is not None else None}
+    synthetic = data.synthetic[1] if data.synthetic is not None else None
+    pools = {"real": data.real_train[1], "synthetic": synthetic, "confident": synthetic}
     for source, per_class, steps in args.proxies:
         labels = pools[source]
         if per_class is None or labels is None:
             continue
+        if source == "confident" and (data.synthetic_quality is None or bool(torch.isnan(data.synthetic_quality).all())):
+            print(f"--proxies {source}:{per_class}:{steps}: {args.synthetic} holds no quality_score; generate with "
+                  "rank_by or min_confidence, or leave the confident proxies out", file=sys.stderr)
+            raise SystemExit(2)
         counts = torch.bincount(labels, minlength=data.num_classes)
         if int(counts.min()) < per_class:
             print(f"--proxies {source}:{per_class}:{steps}: the {source} training data has only {int(counts.min())} "
@@ -332,19 +346,28 @@ def run_proxies(bench: Bench, space: SearchSpace) -> dict[str, Any]:
     rows = []
     for full, training, zero in jobs:
         try:
-            f, t, z = full.result(), {k: v.result() for k, v in training.items()}, zero.result()
-        except Exception:  # noqa: BLE001 - an unfinished candidate is left out of the correlations
+            f = full.result()
+        except Exception:
             continue
-        rows.append({"full": f, "scores": {**{k: v["val"] for k, v in t.items()}, **{k: v[0] for k, v in z.items()}},
-                     "seconds": {**{k: v["seconds"] for k, v in t.items()}, **{k: v[1] for k, v in z.items()}}})
-    names = [proxy_name(p) for p in args.proxies] + list(ZERO_COST)
-    if len(rows) < 3:
+        scores, seconds = {}, {}
+        for name, future in training.items():
+            if future.exception() is None:
+                scores[name], seconds[name] = future.result()["val"], future.result()["seconds"]
+        if zero.exception() is None:
+            for name, (score, took) in zero.result().items():
+                scores[name], seconds[name] = score, took
+        rows.append({"full": f, "scores": scores, "seconds": seconds})
+    measured = []
+    for name in [proxy_name(p) for p in args.proxies] + list(ZERO_COST):
+        done = [r for r in rows if name in r["scores"]]  # each proxy over the candidates it finished
+        if len(done) >= 3:
+            measured += summarize_proxies([r["full"]["val"] for r in done], sum(r["full"]["seconds"] for r in done),
+                                          {name: [r["scores"][name] for r in done]}, {name: sum(r["seconds"][name] for r in done)})
+    if not measured:
         return {"archs": len(rows), "proxies": []}
-    measured = summarize_proxies([r["full"]["val"] for r in rows], sum(r["full"]["seconds"] for r in rows),
-                                 {n: [r["scores"][n] for r in rows] for n in names},
-                                 {n: sum(r["seconds"][n] for r in rows) for n in names})
     accuracies = [r["full"]["val"] for r in rows]
     return {"archs": len(rows), "proxies": [m.model_dump() for m in measured],
+            "proxy_archs": {name: sum(name in r["scores"] for r in rows) for name in [m.name for m in measured]},
             "full_val": {"min": min(accuracies), "median": statistics.median(accuracies), "max": max(accuracies)},
             "full_seconds_mean": statistics.fmean(r["full"]["seconds"] for r in rows)}
 
@@ -399,13 +422,13 @@ def markdown(summary: dict[str, Any]) -> str:
     proxies = summary["proxies"]
     if proxies.get("proxies"):
         fv = proxies["full_val"]
-        lines += [f"## Proxies against full-fidelity val accuracy ({proxies['archs']} architectures; val accuracy "
+        lines += [f"## Proxies against full-fidelity val accuracy ({proxies['archs']} architectures, fewer where a proxy did not finish; val accuracy "
                   f"{fv['min']:.4f} - {fv['max']:.4f}, median {fv['median']:.4f})", "",
-                  "| proxy | Spearman | Kendall | cost ratio full/proxy | seconds (all archs) |", "|---|---|---|---|---|"]
+                  "| proxy | archs | Spearman | Kendall | cost ratio full/proxy | seconds (all archs) |", "|---|---|---|---|---|---|"]
         for p in sorted(proxies["proxies"], key=lambda p: -(p["spearman"] if p["spearman"] is not None else -2)):
             rho, tau = (("n/a" if v is None else f"{v:.3f}") for v in (p["spearman"], p["kendall"]))
             ratio = "n/a" if p["cost_ratio"] is None else f"{p['cost_ratio']:.1f}"
-            lines.append(f"| {p['name']} | {rho} | {tau} | {ratio} | {p['seconds']:.1f} |")
+            lines.append(f"| {p['name']} | {proxies['proxy_archs'][p['name']]} | {rho} | {tau} | {ratio} | {p['seconds']:.1f} |")
         lines.append("")
     else:
         lines += [f"## Proxies: fewer than 3 architectures finished ({proxies.get('archs', 0)})", ""]
@@ -469,7 +492,7 @@ def collect_baselines(futures: dict[int, dict[str, Future]]) -> dict[str, dict[i
         for name, future in jobs.items():
             try:
                 by_seed.setdefault(name, {})[seed] = future.result()["test"]
-            except Exception:  # noqa: BLE001 - unfinished at the deadline
+            except Exception:
                 by_seed.setdefault(name, {})
     return by_seed
 

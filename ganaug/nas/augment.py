@@ -31,7 +31,7 @@ def affine_augment(strength: float) -> BatchAugment | None:
 
     def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:  # (B, C, H, W) -> same
         n = images.shape[0]
-        uniform = lambda: torch.rand(n, generator=generator) * 2 - 1  # noqa: E731 - (n,) in [-1, 1)
+        uniform = lambda: torch.rand(n, generator=generator) * 2 - 1
         angle = uniform() * math.radians(MAX_ROTATION_DEGREES * strength)
         scale = 1 + uniform() * MAX_SCALE * strength
         shift = torch.stack([uniform(), uniform()], 1) * (2 * MAX_SHIFT * strength)  # grid coordinates span 2

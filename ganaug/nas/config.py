@@ -84,6 +84,10 @@ class SearchConfig(StrictModel):
     pruner: PrunerChoice = Field("auto", description="Stop poor trials early: median, halving (successive halving), none; auto = median for one objective, none for several.")
     mode: Mode = Field("full", description="full fidelity, cheap proxy only, or proxy-then-verify (proxy search, top k re-evaluated at full fidelity).")
     proxy_source: Literal["synthetic", "real", "augmented"] = Field("synthetic", description="Proxy fidelity: where its class-balanced training subset comes from.")
+    proxy_selection: Literal["random", "confident"] = Field(
+        "random",
+        description="Proxy training subset per class: a seeded random draw, or (synthetic source) the images with the highest quality_score: confident samples in the spirit of Generative Teaching Networks.",
+    )
     proxy_per_class: int = Field(20, ge=1, le=100_000, description="Proxy fidelity: training images per class.")
     proxy_steps: int = Field(200, ge=1, le=1_000_000, description="Proxy fidelity: optimizer steps.")
     proxy: ProxyChoice = Field(
@@ -112,6 +116,8 @@ class SearchConfig(StrictModel):
             raise ValueError("pruner must be 'auto' or 'none' with several objectives (Optuna's pruners are single-objective)")
         if self.mode != "full" and self.correlation_sample is None:
             raise ValueError(f"mode '{self.mode}' needs correlation_sample (>= 3) so the proxy's rank correlation is measured")
+        if self.proxy_selection == "confident" and self.proxy_source != "synthetic":
+            raise ValueError(f"proxy_selection 'confident' ranks synthetic images by quality_score; proxy_source is '{self.proxy_source}'")
         if self.proxy == "auto" and self.correlation_sample is None:
             raise ValueError("proxy 'auto' needs correlation_sample (>= 3): the proxy is chosen by its measured rank correlation")
         if self.tournament_size > self.population_size:

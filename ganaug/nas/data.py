@@ -28,6 +28,7 @@ class SearchData:
     height: int
     width: int
     hashes: tuple[str, ...]
+    synthetic_quality: torch.Tensor | None = None  # (N_synthetic,) quality_score per synthetic image, NaN = none
 
     def trial_data(self, train: Pair) -> TrialData:
         return TrialData(train[0], train[1], self.val[0], self.val[1], self.num_classes)
@@ -54,6 +55,15 @@ class SearchData:
             return self.trial_data(self.augmented())
         return self.trial_data(self.augmented(np.round(counts * cfg.synthetic_ratio).astype(np.int64), cfg.seed))
 
+    def _by_quality(self, order: torch.Tensor) -> torch.Tensor:
+        """`order` re-sorted by quality_score, highest first (ties keep the seeded order)."""
+        quality = self.synthetic_quality
+        if quality is None or bool(torch.isnan(quality).all()):
+            raise DataError("proxy_selection='confident' needs synthetic.parquet's quality_score, but it holds no scores; "
+                            "generate with rank_by or min_confidence, or use proxy_selection='random'")
+        scores = torch.nan_to_num(quality[order], nan=float("-inf"))
+        return order[torch.sort(scores, descending=True, stable=True).indices]
+
     def proxy(self, cfg: SearchConfig) -> TrialData:
         """Proxy fidelity: `proxy_per_class` images per class drawn (seeded) from `proxy_source`."""
         pool = {"synthetic": self.synthetic, "real": self.real_train, "augmented": self.augmented()}[cfg.proxy_source]
@@ -61,6 +71,8 @@ class SearchData:
             raise ConfigError(f"proxy_source='{cfg.proxy_source}' needs synthetic data, but none was given")
         x, y = pool
         order = torch.from_numpy(np.random.default_rng(cfg.seed).permutation(len(y)))
+        if cfg.proxy_selection == "confident":
+            order = self._by_quality(order)
         picks = []
         for label in range(self.num_classes):
             members = order[y[order] == label]
@@ -104,13 +116,16 @@ def load_search_data(dataset: DatasetRef, synthetic: SyntheticRef | None, cfg: S
     for split, (x, _) in splits.items():
         if len(x) == 0:
             raise DataError(f"{real.path}: the '{split}' split has no real rows; architecture search needs train, val and test")
-    synthetic_pair, hashes = None, [real.content_hash]
+    synthetic_pair, synthetic_quality, hashes = None, None, [real.content_hash]
     if synthetic is not None:
         loaded = read_dataset(synthetic, expected_schema=SYNTHETIC_SCHEMA)
         _check_synthetic(real, loaded)
         synthetic_pair = load_tensors(loaded, "train", source="synthetic")
+        quality = loaded.extra_columns.get("quality_score")
+        if quality is not None:
+            synthetic_quality = torch.from_numpy(quality[loaded.select("train", "synthetic")].astype(np.float32))
         if len(synthetic_pair[0]) == 0:
             raise DataError(f"{loaded.path}: no rows with split='train' and source='synthetic'")
         hashes.append(loaded.content_hash)
     return SearchData(splits["train"], splits["val"], splits["test"], synthetic_pair, real.meta.num_classes,
-                      real.meta.height, real.meta.width, tuple(hashes))
+                      real.meta.height, real.meta.width, tuple(hashes), synthetic_quality)

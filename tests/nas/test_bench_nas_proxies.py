@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from nas_helpers import write_tiny_dataset
+from nas_helpers import write_tiny_dataset, write_tiny_synthetic
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -29,10 +29,12 @@ def _lines(out: Path) -> list[dict]:
 
 def test_tiny_benchmark_writes_proxies_searches_and_baselines(tmp_path: Path, bench_module) -> None:
     dataset = write_tiny_dataset(tmp_path, per_class=(16, 6, 6))
+    synthetic = write_tiny_synthetic(tmp_path, per_class=10)
     out = tmp_path / "out"
-    bench_module.main(["--dataset", dataset.path, "--out", str(out), "--archs", "3", "--steps", "6", "--seeds", "2",
-                       "--trials", "2", "--strategies", "evolution", "random", "--population", "2", "--parallel", "1",
-                       "--proxies", "real:all:3", "real:4:3", "--workers", "1", "--device", "cpu", "--zero-cost-batch", "16"])
+    bench_module.main(["--dataset", dataset.path, "--synthetic", synthetic.path, "--out", str(out), "--archs", "3",
+                       "--steps", "6", "--seeds", "2", "--trials", "2", "--strategies", "evolution", "random",
+                       "--population", "2", "--parallel", "1", "--proxies", "real:all:3", "real:4:3", "confident:4:3",
+                       "--workers", "1", "--device", "cpu", "--zero-cost-batch", "16"])
     lines = _lines(out)
     kinds = [line["kind"] for line in lines]
     assert kinds[0] == "config" and kinds[-1] == "summary" and not any("error" in line for line in lines)
@@ -40,7 +42,8 @@ def test_tiny_benchmark_writes_proxies_searches_and_baselines(tmp_path: Path, be
     summary = lines[-1]
     assert summary["proxies"]["archs"] == 3
     names = {p["name"] for p in summary["proxies"]["proxies"]}
-    assert names == {"real all/class x 3 steps", "real 4/class x 3 steps", "synflow", "naswot", "grad_norm", "params", "flops"}
+    assert names == {"real all/class x 3 steps", "real 4/class x 3 steps", "gan-confident 4/class x 3 steps",
+                     "synflow", "naswot", "grad_norm", "params", "flops"}
     searches = [line for line in lines if line["kind"] == "search"]
     assert sorted((s["strategy"], s["seed"]) for s in searches) == [("evolution", 0), ("evolution", 1), ("random", 0), ("random", 1)]
     assert all(s["trials_done"] == 2 and 0.0 <= s["best_test"] <= 1.0 for s in searches)

@@ -104,6 +104,7 @@ def test_balanced_and_ratio_training_sets_for_trials(tiny_data) -> None:
         ({"proxy_min_speedup": 0.5}, "proxy_min_speedup"),
         ({"space": {"augment_strengths": [0.0, 5.0]}}, "augment_strengths must lie in 0..3"),
         ({"space": {"residual": [True, True]}}, "residual lists a value twice"),
+        ({"proxy_selection": "confident", "proxy_source": "real"}, "proxy_selection 'confident' ranks synthetic images"),
     ],
 )
 def test_bad_proxy_and_space_options(overrides: dict, message: str) -> None:

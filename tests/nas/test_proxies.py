@@ -14,7 +14,14 @@ from ganaug.errors import ConfigError, GanAugError
 from ganaug.nas.augment import affine_augment
 from ganaug.nas.config import SpaceConfig
 from ganaug.nas.evaluator import TrialData
-from ganaug.nas.proxies import ZERO_COST, ProxyScore, ZeroCostRunner, balanced_batch, choose_proxy, zero_cost_score
+from ganaug.nas.proxies import (
+    ZERO_COST,
+    ProxyScore,
+    ZeroCostRunner,
+    balanced_batch,
+    choose_proxy,
+    zero_cost_score,
+)
 from ganaug.nas.space import SearchSpace
 
 SMALL = ArchSpec.model_validate({"blocks": [{"channels": 4, "kernel": 3, "pool": "none"}], "norm": "none",

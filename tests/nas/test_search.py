@@ -9,10 +9,17 @@ from pathlib import Path
 import optuna
 import pyarrow.parquet as pq
 import pytest
-from nas_helpers import tiny_config, tiny_data  # noqa: F401  (fixture)
+import torch
+from nas_helpers import tiny_config, tiny_data
 
 from ganaug.classifier import ArchSpec
-from ganaug.nas.evaluator import Fidelity, PruneContext, TrialData, TrialRunner, evaluate_trial
+from ganaug.nas.evaluator import (
+    Fidelity,
+    PruneContext,
+    TrialData,
+    TrialRunner,
+    evaluate_trial,
+)
 from ganaug.nas.results import TRIALS_SCHEMA, SearchResult
 from ganaug.nas.stage import search
 
@@ -172,3 +179,51 @@ def test_augmentation_strength_is_searched_recorded_and_retrained(tmp_path: Path
     best = json.loads((tmp_path / "nas" / "best.json").read_text())
     assert best["augment_strength"] == result.best_augment_strength == next(
         r["augment_strength"] for r in rows if r["number"] == result.best_trial)
+
+
+def _synthetic_with_quality(folder: Path, quality) -> object:
+    import numpy as np
+    from nas_helpers import META
+
+    from ganaug.store import SyntheticRef, write_dataset
+
+    rng = np.random.default_rng(0)
+    n = len(quality)
+    images = rng.integers(0, 256, (n, 1, 8, 8), dtype=np.uint8)
+    ref = write_dataset(folder / "synthetic.parquet", images, np.arange(n) % 10, np.full(n, "train"), META,
+                        sample_ids=np.array([f"syn-{i:05d}" for i in range(n)]), sources=np.full(n, "synthetic"),
+                        extra_columns={"checkpoint_id": np.full(n, "c"), "quality_score": np.asarray(quality, dtype=np.float32)})
+    return SyntheticRef(**ref.model_dump(exclude={"kind"}))
+
+
+def test_confident_proxy_takes_the_highest_quality_images_of_each_class(tmp_path: Path, tiny_data) -> None:
+    import numpy as np
+
+    from ganaug.nas.data import load_search_data
+
+    dataset, _ = tiny_data
+    quality = np.arange(100, dtype=np.float32)  # image i has class i % 10; the last ones score highest
+    synthetic = _synthetic_with_quality(tmp_path, quality)
+    cfg = tiny_config(proxy_source="synthetic", proxy_per_class=3, proxy_selection="confident")
+    data = load_search_data(dataset, synthetic, cfg)
+    proxy = data.proxy(cfg)
+    x, _ = data.synthetic
+    expected = torch.cat([x[[label + 90, label + 80, label + 70]] for label in range(10)])
+    chosen = {tuple(img.flatten().tolist()) for img in proxy.train_x}
+    assert chosen == {tuple(img.flatten().tolist()) for img in expected}
+    assert proxy.train_y.bincount().tolist() == [3] * 10
+    random_pick = data.proxy(tiny_config(proxy_source="synthetic", proxy_per_class=3))
+    assert {tuple(img.flatten().tolist()) for img in random_pick.train_x} != chosen
+
+
+def test_confident_proxy_without_scores_is_a_data_error(tmp_path: Path, tiny_data) -> None:
+    import numpy as np
+
+    from ganaug.errors import DataError
+    from ganaug.nas.data import load_search_data
+
+    dataset, _ = tiny_data
+    synthetic = _synthetic_with_quality(tmp_path, np.full(100, np.nan))
+    cfg = tiny_config(proxy_source="synthetic", proxy_per_class=3, proxy_selection="confident")
+    with pytest.raises(DataError, match="proxy_selection='confident' needs synthetic.parquet's quality_score"):
+        load_search_data(dataset, synthetic, cfg).proxy(cfg)
