@@ -20,7 +20,8 @@ from flows.stages import (
     train_gan_stage,
     use_torch_threads,
 )
-from ganaug.orchestration import PipelineConfig
+from ganaug.orchestration import OrchestrationConfig, PipelineConfig
+from ganaug.runs import RunFolder
 
 
 class PipelineSummary(BaseModel):
@@ -53,6 +54,12 @@ def pipeline(config: PipelineConfig = PipelineConfig()) -> PipelineSummary:
     run = run_folder(settings)
     settings = settings.model_copy(update={"run_id": run.run_id})
     logger.info("run folder: %s", run.root.resolve())
+    with run.lock():  # one writer per run folder for the whole pipeline
+        return _pipeline_body(config, run, settings)
+
+
+def _pipeline_body(config: PipelineConfig, run: RunFolder, settings: OrchestrationConfig) -> PipelineSummary:
+    logger = get_run_logger()
     stages: dict[str, str] = {}
     dataset, stages["ingest"] = ingest_stage(config.ingest, run, settings)
     gan, stages["train_gan"] = train_gan_stage(dataset, config.gan, run, settings)

@@ -21,3 +21,7 @@ class CheckpointError(GanAugError):
 
 class DivergenceError(GanAugError):
     """GAN training produced a non-finite loss; the last good checkpoint was restored."""
+
+
+class RunLockedError(GanAugError):
+    """Another process is writing to the run folder; the message names it (pid, host, command, since)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import platform
 import re
 import time
@@ -14,11 +15,21 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ganaug import runlock
 from ganaug.errors import ConfigError, DataError
 from ganaug.store import ArtifactRef, atomic_write_json
 
+# The catalog of a run folder's named paths: every other module asks `RunFolder` (or these names).
 MANIFEST = "run.json"
+DATASET_FILE = "dataset.parquet"
+SYNTHETIC_FILE = "synthetic.parquet"
+EVALUATION_FILE = "evaluation.parquet"
+REPORT_FILE = "report.md"
+GAN_DIR = "gan"
+NAS_DIR = "nas"
+_BOOKKEEPING = (MANIFEST, runlock.LOCK_FILE, runlock.HOLDER_FILE)
 DEFAULT_RUNS_ROOT = Path("data") / "runs"
+log = logging.getLogger(__name__)
 _TRACKED_PACKAGES = ("ganaug", "torch", "numpy", "pandas", "pyarrow", "prefect", "scikit-learn", "pydantic", "optuna")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -90,9 +101,12 @@ class RunFolder:
         return True
 
     def _remove_if_only_manifest(self) -> None:
-        leftovers = [p for p in self.root.iterdir() if p.name != MANIFEST]
-        if not leftovers:
-            self.manifest_path.unlink(missing_ok=True)
+        """Remove the folder when it holds nothing but bookkeeping (manifest, lock files)."""
+        if not self.root.is_dir():
+            return
+        if all(p.name in _BOOKKEEPING for p in self.root.iterdir()):
+            for name in _BOOKKEEPING:
+                (self.root / name).unlink(missing_ok=True)
             self.root.rmdir()
 
     @property
@@ -102,6 +116,66 @@ class RunFolder:
     @property
     def manifest_path(self) -> Path:
         return self.root / MANIFEST
+
+    @property
+    def dataset(self) -> Path:
+        """`dataset.parquet`: the ingested, split dataset."""
+        return self.root / DATASET_FILE
+
+    @property
+    def gan(self) -> Path:
+        """`gan/`: checkpoints, training metrics and sample grids."""
+        return self.root / GAN_DIR
+
+    @property
+    def synthetic(self) -> Path:
+        """`synthetic.parquet`: the labelled synthetic samples."""
+        return self.root / SYNTHETIC_FILE
+
+    @property
+    def evaluation(self) -> Path:
+        """`evaluation.parquet`: one row per protocol run."""
+        return self.root / EVALUATION_FILE
+
+    @property
+    def report(self) -> Path:
+        """`report.md`: the run's report."""
+        return self.root / REPORT_FILE
+
+    @property
+    def nas(self) -> Path:
+        """`nas/`: the architecture search's trials, best architecture and report."""
+        return self.root / NAS_DIR
+
+    @contextlib.contextmanager
+    def lock(self, command: str | None = None) -> Iterator[None]:
+        """Be the one writer of this folder for the block (re-entrant within a process).
+
+        Raises `RunLockedError` naming the holder when another process writes here. Taking the lock
+        removes temporary files that an interrupted writer left behind; a folder the lock had to
+        create and nothing else was written to is removed again at the end.
+        """
+        existed = self.root.is_dir()
+        with runlock.hold(self.root, command) as taken:
+            if taken:
+                self.remove_orphaned_temporaries()
+            try:
+                yield
+            finally:
+                if taken and not existed:
+                    self._remove_if_only_manifest_and_no_stage()
+
+    def _remove_if_only_manifest_and_no_stage(self) -> None:
+        if self.root.is_dir() and not self.manifest_path.exists():
+            self._remove_if_only_manifest()
+
+    def remove_orphaned_temporaries(self) -> list[Path]:
+        """Delete `.<name>.*.tmp` files of atomic writes that never finished (call with the lock held)."""
+        removed = [p for p in self.root.rglob(".*.tmp") if p.is_file()] if self.root.is_dir() else []
+        for path in removed:
+            path.unlink(missing_ok=True)
+            log.warning("removed %s, left by an interrupted write", path)
+        return removed
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
@@ -126,37 +200,42 @@ class RunFolder:
     def stage(
         self, name: str, config: Any = None, inputs: dict[str, ArtifactRef] | None = None
     ) -> Iterator[StageRecord]:
-        """Record a stage's config, input hashes, status and timing in `run.json`.
+        """Hold the folder's lock and record a stage's config, input hashes, status and timing in `run.json`.
 
-        A stage that fails in a run folder it created leaves no folder behind.
+        A stage that fails in a run folder it created leaves no folder behind; one stopped by Ctrl-C
+        (or SIGTERM turned into KeyboardInterrupt) is recorded as "interrupted".
         """
-        created = self._ensure_manifest()
-        manifest = self.read_manifest()
-        if config is not None:
-            dumped = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
-            manifest.setdefault("config", {})[name] = dumped
-        manifest.setdefault("stages", {})[name] = {
-            "status": "running",
-            "started": _now(),
-            "inputs": {key: {"path": ref.path, "content_hash": ref.content_hash} for key, ref in (inputs or {}).items()},
-        }
-        self.write_manifest(manifest)
-        record = StageRecord()
-        started = time.perf_counter()
-        try:
-            yield record
-        except BaseException as err:
-            if created:
-                self._remove_if_only_manifest()
-            if self.manifest_path.exists():
-                self._update(name, status="failed", finished=_now(), seconds=round(time.perf_counter() - started, 3),
-                             error=f"{type(err).__name__}: {err}")
-            raise
-        self._update(
-            name,
-            status="completed",
-            finished=_now(),
-            seconds=round(time.perf_counter() - started, 3),
-            outputs={key: ref.model_dump(mode="json") for key, ref in record.outputs.items()},
-            notes=record.notes,
-        )
+        with self.lock():
+            created = self._ensure_manifest()
+            manifest = self.read_manifest()
+            if config is not None:
+                dumped = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
+                manifest.setdefault("config", {})[name] = dumped
+            manifest.setdefault("stages", {})[name] = {
+                "status": "running",
+                "started": _now(),
+                "inputs": {key: {"path": ref.path, "content_hash": ref.content_hash}
+                           for key, ref in (inputs or {}).items()},
+            }
+            self.write_manifest(manifest)
+            record = StageRecord()
+            started = time.perf_counter()
+            try:
+                yield record
+            except BaseException as err:
+                if created:
+                    self._remove_if_only_manifest()
+                if self.manifest_path.exists():
+                    interrupted = isinstance(err, KeyboardInterrupt)
+                    self._update(name, status="interrupted" if interrupted else "failed", finished=_now(),
+                                 seconds=round(time.perf_counter() - started, 3),
+                                 error="interrupted" if interrupted else f"{type(err).__name__}: {err}")
+                raise
+            self._update(
+                name,
+                status="completed",
+                finished=_now(),
+                seconds=round(time.perf_counter() - started, 3),
+                outputs={key: ref.model_dump(mode="json") for key, ref in record.outputs.items()},
+                notes=record.notes,
+            )

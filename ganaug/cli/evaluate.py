@@ -142,6 +142,9 @@ def report_command(
     from ganaug.report import write_report
 
     with cli_errors():
+        from ganaug.runs import RunFolder
+
         folder = find_run_dir(run_dir, runs_root, {"dataset.parquet": "ganaug ingest"})
-        path = write_report(folder)
+        with RunFolder.open(folder).lock():
+            path = write_report(folder)
         console.print(f"wrote [bold]{path}[/]")

@@ -57,3 +57,28 @@ def test_bad_budget_and_runner_choices_are_rejected(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--budget" in result.output
     result = runner.invoke(app, ["run", "--dask-address", "tcp://127.0.0.1:8786", "--runs-root", str(tmp_path)])
     assert result.exit_code == 2 and "dask_address is set but task_runner is not 'dask'" in result.output
+
+
+def test_run_into_a_folder_another_process_writes_exits_2_naming_it(tmp_path: Path, tiny_config: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    script = ("import sys, time\nfrom ganaug.runs import RunFolder\n"
+              "with RunFolder.open(sys.argv[1]).lock('ganaug run --run-id busy'):\n"
+              "    print('ready', flush=True)\n    time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "runs" / "busy")], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        config = tiny_config(tmp_path, run_id="busy").model_dump(mode="json")
+        config_file = tmp_path / "pipeline.yaml"
+        config_file.write_text(yaml.safe_dump(config))
+        result = runner.invoke(app, ["run", "-c", str(config_file), "--budget", "full"])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 2, result.output
+    assert f"in use by pid {holder.pid}" in result.output and "ganaug run --run-id busy" in result.output
+    assert not (tmp_path / "runs" / "busy" / "dataset.parquet").exists()
