@@ -202,7 +202,7 @@ def read_table(path: str | Path, schema: pa.Schema) -> pa.Table:
         raise DataError(f"artifact {path} does not exist")
     try:
         table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as err:
+    except (pa.ArrowException, OSError) as err:  # damaged pages raise several Arrow error types
         raise DataError(f"{path} is not a readable Parquet file: {err}") from None
     check_columns(table, schema, path)
     return table
@@ -360,6 +360,8 @@ def read_dataset(ref: ArtifactRef | str | Path, expected_schema: pa.Schema = DAT
         for name in table.column_names
         if name not in DATASET_SCHEMA.names
     }
+    _verify_content(path, meta, meta_json, {"sample_id": sample_ids, "label": labels.astype(np.int32), "split": splits,
+                                            "source": sources, "pixels": images.reshape(n, meta.pixels_per_image), **extra})
     return LoadedDataset(
         images=images,
         labels=labels,
@@ -371,6 +373,18 @@ def read_dataset(ref: ArtifactRef | str | Path, expected_schema: pa.Schema = DAT
         path=path,
         extra_columns=extra,
     )
+
+
+def _verify_content(path: Path, meta: DatasetMeta, meta_json: dict[str, Any], columns: dict[str, np.ndarray]) -> None:
+    """Recompute the content hash from the data just read; a mismatch means the file changed after it was written."""
+    stored = str(meta_json.get("content_hash", ""))
+    if not stored:
+        raise DataError(f"{path}: no content hash in the ganaug metadata; write it again with ganaug")
+    if _hash_arrays(meta, columns) != stored:
+        raise DataError(
+            f"{path}: the data does not match its recorded content hash {stored[:12]} (the file was modified or "
+            "damaged after it was written); write it again (e.g. rerun `ganaug ingest` or `ganaug generate`)"
+        )
 
 
 def dataset_ref(path: str | Path) -> DatasetRef:

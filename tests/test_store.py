@@ -73,3 +73,44 @@ def test_read_rejects_missing_column_and_foreign_parquet(tmp_path: Path) -> None
         dataset_ref(tmp_path / "junk.parquet")
     with pytest.raises(DataError, match="missing.parquet does not exist"):
         dataset_ref(tmp_path / "missing.parquet")
+
+
+def _pixel_chunk_span(path: Path) -> tuple[int, int]:
+    """(first byte, byte count) of the `pixels` column chunk's pages in a one-row-group file."""
+    column = pq.ParquetFile(path).metadata.row_group(0).column(4)
+    assert column.path_in_schema.startswith("pixels")
+    start = column.dictionary_page_offset or column.data_page_offset
+    return start, column.total_compressed_size
+
+
+def test_bit_flips_in_pixel_data_are_caught_on_read(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(64, 1, 8, 8), dtype=np.uint8)
+    labels = rng.integers(0, 2, size=64)
+    meta = DatasetMeta(height=8, width=8, channels=1, class_names=["a", "b"], ingestion_source="test")
+    ref = write_dataset(tmp_path / "d.parquet", images, labels, np.full(64, "train"), meta)
+    read_dataset(ref.path)  # intact: reads
+    original = Path(ref.path).read_bytes()
+    start, size = _pixel_chunk_span(Path(ref.path))
+    positions = np.linspace(start + size // 4, start + size - 2, 25).astype(int)
+    silent = []
+    for position in positions:
+        flipped = bytearray(original)
+        flipped[position] ^= 0x10
+        Path(ref.path).write_bytes(bytes(flipped))
+        try:
+            read_dataset(ref.path)
+        except DataError as err:
+            assert "d.parquet" in str(err)
+        else:
+            silent.append(int(position))
+    assert silent == []
+
+
+def test_changed_labels_with_the_old_hash_are_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    table = pq.read_table(path)  # keeps the schema metadata, so the stored hash is the old one
+    table = table.set_column(1, table.schema.field("label"), pa.array([1, 0, 1, 0], pa.int32()))
+    pq.write_table(table, path)
+    with pytest.raises(DataError, match="does not match its recorded content hash"):
+        read_dataset(path)
