@@ -42,6 +42,7 @@ from ganaug.generate import GenerateConfig
 from ganaug.nas.config import SearchConfig
 from ganaug.nas.results import SearchResult
 from ganaug.orchestration import OrchestrationConfig, StageName
+from ganaug.runner import synthetic_input
 from ganaug.runs import RunFolder
 from ganaug.store import ArtifactRef, DatasetRef, SyntheticRef
 
@@ -105,6 +106,8 @@ def run_cached_stage(stage_task: Task[..., Any], stage: StageName, run: RunFolde
 
 def _recorded(run: RunFolder, stage: str) -> dict[str, Any]:
     entry = run.read_manifest().get("stages", {}).get(stage)
+    if entry and entry.get("status") == "stale":
+        raise DataError(f"run folder {run.root}: the output of stage '{stage}' is stale ({entry.get('stale_reason')})")
     if not entry or entry.get("status") != "completed":
         raise DataError(f"run folder {run.root}: stage '{stage}' has not completed there (see {run.manifest_path})")
     return entry
@@ -274,7 +277,7 @@ def evaluate_flow(config: EvaluateConfig = EvaluateConfig(), orchestration: Orch
     run = run_folder(orchestration, must_exist=dataset is None)
     dataset = dataset or recorded_dataset(run)
     if synthetic is None and (config.needs_synthetic() or config.generative_metrics):
-        synthetic = recorded_synthetic(run)
+        synthetic = synthetic_input(run, dataset, needed=config.needs_synthetic())
     return evaluate_stage(dataset, synthetic, config, run, orchestration)[0]
 
 
@@ -286,5 +289,5 @@ def search_flow(config: SearchConfig = SearchConfig(), orchestration: Orchestrat
     run = run_folder(orchestration, must_exist=dataset is None)
     dataset = dataset or recorded_dataset(run)
     if synthetic is None and config.train_data in ("augmented", "balanced"):
-        synthetic = recorded_synthetic(run)
+        synthetic = synthetic_input(run, dataset)
     return search_stage(dataset, synthetic, config, run, orchestration)[0]

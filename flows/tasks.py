@@ -76,12 +76,9 @@ def stage_outputs(result: Any) -> dict[str, ArtifactRef]:
 @task(name="ingest", cache_policy=StagePolicy(), **STAGE_TASK_OPTIONS)
 def ingest_task(cfg: IngestConfig, out: Path) -> DatasetRef:
     """Read and split the labelled input into out/dataset.parquet."""
-    from ganaug.data.ingest import ingest
+    from ganaug.runner import run_ingest
 
-    run = RunFolder.open(out)
-    with run.stage("ingest", config=cfg) as record:
-        ref = ingest(cfg, out)
-        record.outputs["dataset"] = ref
+    ref = run_ingest(RunFolder.open(out), cfg)
     get_run_logger().info("ingested %d images into %s (content hash %s)", ref.rows, ref.path, ref.content_hash[:12])
     return ref
 

@@ -23,6 +23,7 @@ from ganaug.configbase import StrictModel
 from ganaug.data.tensors import load_tensors, tensor_to_images
 from ganaug.device import DeviceChoice, select_device
 from ganaug.errors import CheckpointError, ConfigError, DataError
+from ganaug.runs import SYNTHETIC_FILE
 from ganaug.store import DatasetMeta, DatasetRef, LoadedDataset, SyntheticRef, build_dataset_table, read_dataset, write_table
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SYNTHETIC_FILE = "synthetic.parquet"
 GenerateMode = Literal["per_class", "balance", "ratio"]
 RankBy = Literal["none", "confidence", "discriminator"]
 CheckpointChoice = Literal["best", "last"]
@@ -164,6 +164,17 @@ def _check_generator(info: dict[str, Any], meta: DatasetMeta, checkpoint: Path, 
         )
 
 
+def _check_trained_on(info: dict[str, Any], real: LoadedDataset, checkpoint: Path) -> None:
+    """Refuse a generator trained on another dataset: its label ids may stand for other classes."""
+    trained_on = str(info.get("dataset_hash") or "")
+    if trained_on != real.content_hash:
+        raise CheckpointError(
+            f"checkpoint {checkpoint} was trained on a dataset with content hash {trained_on[:12]}, not on {real.path} "
+            f"({real.content_hash[:12]}); its labels may mean other classes. Train the GAN on this dataset "
+            "(`ganaug train`), or generate with the dataset it was trained on"
+        )
+
+
 def write_synthetic(path: Path, images: np.ndarray, labels: np.ndarray, meta: DatasetMeta, checkpoint_id: str,
                     quality_score: np.ndarray | None) -> SyntheticRef:
     """Write synthetic.parquet atomically (quality_score null where no score was computed)."""
@@ -230,6 +241,7 @@ def generate_from_checkpoint(checkpoint: Path, dataset: DatasetRef, cfg: Generat
                  **(info.get("selection") or {"rule": f"the given checkpoint {checkpoint.name}"})}
     log.info("sampling %s (step %s): %s", checkpoint, info["step"], selection.get("rule"))
     _check_generator(info, real.meta, checkpoint, real.path)
+    _check_trained_on(info, real, checkpoint)
     scorer = _Scorer(cfg, real, checkpoint) if cfg.score_kind() is not None else None
     images, labels, scores = [], [], []
     for label, count in enumerate(counts.tolist()):

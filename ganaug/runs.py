@@ -196,6 +196,20 @@ class RunFolder:
         manifest.setdefault("stages", {}).setdefault(stage, {}).update(fields)
         self.write_manifest(manifest)
 
+    def invalidate(self, stages: tuple[str, ...], reason: str) -> list[str]:
+        """Mark finished `stages` in run.json as stale (their artifacts were made from an older input)."""
+        manifest = self.read_manifest()
+        marked = []
+        for name in stages:
+            entry = manifest.get("stages", {}).get(name)
+            if entry and entry.get("status") == "completed":
+                entry.update(status="stale", stale_reason=reason)
+                marked.append(name)
+        if marked:
+            self.write_manifest(manifest)
+            log.warning("run %s: %s are stale: %s", self.run_id, ", ".join(marked), reason)
+        return marked
+
     @contextlib.contextmanager
     def stage(
         self, name: str, config: Any = None, inputs: dict[str, ArtifactRef] | None = None

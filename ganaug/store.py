@@ -143,10 +143,8 @@ class LoadedDataset:
 # ---------------------------------------------------------------- atomic writes
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
-    path = Path(path)
+def _temporary_beside(path: Path) -> Path:
+    """A new empty file `.<name>.<random>.tmp` in `path`'s folder (created if missing)."""
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -156,13 +154,34 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise DataError(f"output folder {parent} is not writable")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    return Path(tmp_name)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
+    with atomic_paths(path) as (tmp,):
         yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
+    """Temporary paths beside each of `paths`, renamed into place together only if the block succeeds.
+
+    For outputs that belong together (evaluation.parquet and report.md): an interruption while they
+    are written leaves the old set, never a new file beside an old one.
+    """
+    targets = [Path(path) for path in paths]
+    temporaries: list[Path] = []
+    try:
+        for target in targets:
+            temporaries.append(_temporary_beside(target))
+        yield temporaries
+        for tmp, target in zip(temporaries, targets, strict=True):
+            os.replace(tmp, target)
+    finally:
+        for tmp in temporaries:
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -246,7 +265,7 @@ def build_dataset_table(
     if images.dtype != np.uint8 or images.ndim != 4:
         raise DataError(f"images must be a (N, C, H, W) uint8 array, got {images.dtype} {images.shape}")
     n = len(images)
-    flat = images.reshape(n, -1)
+    flat = images.reshape(n, int(np.prod(images.shape[1:])))  # (N, C*H*W), also for N = 0
     pixels = pa.ListArray.from_arrays(
         pa.array(np.arange(0, flat.size + 1, flat.shape[1] if n else 1, dtype=np.int32)[: n + 1]),
         pa.array(flat.reshape(-1), type=pa.uint8()),

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ganaug.cli.app import ConfigOption, RunsRootOption, app, build_config, cli_errors, console, find_run_dir
 from ganaug.errors import ConfigError, DataError
+from ganaug.runs import DATASET_FILE, SYNTHETIC_FILE
 
 
 def _split_list(option: str, value: str | None, kind: type) -> list[Any] | None:
@@ -60,15 +61,14 @@ def protocol_table(result: Any) -> Table:
 def _run_stage(folder: Path, synthetic: Path | None, cfg: Any) -> Any:
     """Run the evaluation stage in `folder`, recording it in run.json."""
     from ganaug.evaluate import evaluate
+    from ganaug.runner import run_dataset, synthetic_input
     from ganaug.runs import RunFolder
-    from ganaug.store import ArtifactRef, SyntheticRef, dataset_ref, file_hash
+    from ganaug.store import ArtifactRef, file_hash
 
-    dataset = dataset_ref(folder / "dataset.parquet")
-    synthetic_path = synthetic or folder / "synthetic.parquet"
-    synthetic_ref = (SyntheticRef(**dataset_ref(synthetic_path).model_dump(exclude={"kind"}))
-                     if synthetic_path.is_file() else None)
-    inputs: dict[str, ArtifactRef] = {"dataset": dataset, **({"synthetic": synthetic_ref} if synthetic_ref else {})}
     run = RunFolder.open(folder)
+    dataset = run_dataset(run)
+    synthetic_ref = synthetic_input(run, dataset, synthetic, needed=cfg.needs_synthetic())
+    inputs: dict[str, ArtifactRef] = {"dataset": dataset, **({"synthetic": synthetic_ref} if synthetic_ref else {})}
     with run.stage("evaluate", config=cfg, inputs=inputs) as record:
         result = evaluate(dataset, synthetic_ref, cfg, folder)
         record.outputs["evaluation"] = ArtifactRef(
@@ -112,9 +112,9 @@ def evaluate_command(
             cfg = build_config(EvaluateConfig, None, {**cfg.model_dump(), "train": {**cfg.train.model_dump(), **train_overrides}})
         if synthetic is not None and not synthetic.is_file():
             raise DataError(f"--synthetic {synthetic} does not exist")
-        needs = {"dataset.parquet": "ganaug ingest"}
+        needs = {DATASET_FILE: "ganaug ingest"}
         if cfg.needs_synthetic() and synthetic is None:
-            needs["synthetic.parquet"] = "ganaug generate"
+            needs[SYNTHETIC_FILE] = "ganaug generate"
         folder = find_run_dir(run_dir, runs_root, needs)
         result = _run_stage(folder, synthetic, cfg)
         console.print(protocol_table(result))
@@ -144,7 +144,7 @@ def report_command(
     with cli_errors():
         from ganaug.runs import RunFolder
 
-        folder = find_run_dir(run_dir, runs_root, {"dataset.parquet": "ganaug ingest"})
+        folder = find_run_dir(run_dir, runs_root, {DATASET_FILE: "ganaug ingest"})
         with RunFolder.open(folder).lock():
             path = write_report(folder)
         console.print(f"wrote [bold]{path}[/]")

@@ -54,8 +54,10 @@ def generate_command(
 ) -> None:
     """Sample synthetic images into <run-dir>/synthetic.parquet."""
     from ganaug.generate import GenerateConfig, generate_from_checkpoint
-    from ganaug.runs import RunFolder
-    from ganaug.store import ArtifactRef, dataset_ref, file_hash
+    from ganaug.gan.artifacts import GanPaths
+    from ganaug.runner import run_dataset
+    from ganaug.runs import DATASET_FILE, RunFolder
+    from ganaug.store import ArtifactRef, file_hash
 
     with cli_errors():
         overrides = {
@@ -63,18 +65,18 @@ def generate_command(
             "use_ema": ema, "min_confidence": min_confidence, "rank_by": rank_by, "seed": seed, "device": device,
         }
         cfg = build_config(GenerateConfig, config, overrides)
-        needs = {"dataset.parquet": "ganaug ingest"}
+        needs = {DATASET_FILE: "ganaug ingest"}
         if checkpoint is None:
-            needs["gan/checkpoints/last.pt"] = "ganaug train"
+            needs[GanPaths.under("").last_checkpoint.as_posix()] = "ganaug train"
         elif not checkpoint.is_file():
             raise DataError(f"--checkpoint {checkpoint} does not exist")
-        folder = find_run_dir(run_dir, runs_root, needs)
-        checkpoint_path = checkpoint or folder / "gan" / "checkpoints" / "last.pt"
-        dataset = dataset_ref(folder / "dataset.parquet")
-        run = RunFolder.open(folder)
+        run = RunFolder.open(find_run_dir(run_dir, runs_root, needs))
+        folder = run.root
+        checkpoint_path = checkpoint or GanPaths.under(folder).last_checkpoint
+        dataset = run_dataset(run)
         checkpoint_ref = ArtifactRef(path=str(checkpoint_path), content_hash=file_hash(checkpoint_path), kind="checkpoint")
         with run.stage("generate", config=cfg, inputs={"dataset": dataset, "checkpoint": checkpoint_ref}) as record:
             ref = generate_from_checkpoint(checkpoint_path, dataset, cfg, folder)
             record.outputs["synthetic"] = ref
-        console.print(synthetic_table(folder / "dataset.parquet", ref.file))
+        console.print(synthetic_table(run.dataset, ref.file))
         console.print(f"wrote [bold]{ref.path}[/] (content hash {ref.content_hash[:12]})")

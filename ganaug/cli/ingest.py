@@ -69,7 +69,7 @@ def ingest_command(
     run_id: str = RunIdOption,
 ) -> None:
     """Ingest a labelled dataset into data/runs/<run-id>/dataset.parquet."""
-    from ganaug.data.ingest import ingest
+    from ganaug.runner import run_ingest
 
     with cli_errors():
         overrides = {
@@ -81,9 +81,6 @@ def ingest_command(
             "train_per_class": train_per_class, "imbalance": _parse_imbalance(imbalance), "seed": seed,
         }
         cfg = build_config(IngestConfig, config, overrides)
-        run = RunFolder.create(runs_root, run_id)
-        with run.stage("ingest", config=cfg) as record:
-            ref = ingest(cfg, run.root)
-            record.outputs["dataset"] = ref
+        ref = run_ingest(RunFolder.create(runs_root, run_id), cfg)
         console.print(summary_table(ref.file))
         console.print(f"wrote [bold]{ref.path}[/] (content hash {ref.content_hash[:12]})")

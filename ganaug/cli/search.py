@@ -31,16 +31,17 @@ def _executor(parallel: int) -> ProcessPoolExecutor | None:
                                initializer=_worker_init, initargs=(threads,))
 
 
-def _inputs(folder: Path, synthetic: Path | None) -> tuple[Any, Any]:
-    """Dataset and (optional) synthetic references of a run folder."""
-    from ganaug.store import SyntheticRef, dataset_ref
+def _inputs(folder: Path, synthetic: Path | None, cfg: Any) -> tuple[Any, Any]:
+    """Dataset and (optional) synthetic references of a run folder; a stale synthetic table is refused."""
+    from ganaug.nas.data import needs_synthetic
+    from ganaug.runner import run_dataset, synthetic_input
+    from ganaug.runs import RunFolder
 
     if synthetic is not None and not synthetic.is_file():
         raise ConfigError(f"--synthetic {synthetic} does not exist")
-    synthetic_path = synthetic or (folder / "synthetic.parquet")
-    synthetic_ref = (SyntheticRef(**dataset_ref(synthetic_path).model_dump(exclude={"kind"}))
-                     if synthetic_path.is_file() else None)
-    return dataset_ref(folder / "dataset.parquet"), synthetic_ref
+    run = RunFolder.open(folder)
+    dataset = run_dataset(run)
+    return dataset, synthetic_input(run, dataset, synthetic, needed=needs_synthetic(cfg) is not None)
 
 
 def leaderboard_table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -78,7 +79,7 @@ def search_command(
     """Search classifier architectures; writes <run-dir>/nas/ (trials, best.json, plots, report.md)."""
     from ganaug.nas.config import SearchConfig
     from ganaug.nas.stage import search
-    from ganaug.runs import RunFolder
+    from ganaug.runs import DATASET_FILE, RunFolder
     from ganaug.store import ArtifactRef, file_hash
 
     with cli_errors():
@@ -89,8 +90,8 @@ def search_command(
             "pruner": pruner, "storage": storage, "resume": resume, "seed": seed,
         }
         cfg = build_config(SearchConfig, config, overrides)
-        folder = find_run_dir(run_dir, runs_root, {"dataset.parquet": "ganaug ingest"})
-        dataset, synthetic_ref = _inputs(folder, synthetic)
+        folder = find_run_dir(run_dir, runs_root, {DATASET_FILE: "ganaug ingest"})
+        dataset, synthetic_ref = _inputs(folder, synthetic, cfg)
         run = RunFolder.open(folder)
         inputs: dict[str, ArtifactRef] = {"dataset": dataset, **({"synthetic": synthetic_ref} if synthetic_ref else {})}
         executor = _executor(cfg.parallel)

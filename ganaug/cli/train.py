@@ -90,8 +90,9 @@ def train_command(
 ) -> None:
     """Train the conditional GAN; writes <run-dir>/gan/ (checkpoints, metrics.parquet, sample grids)."""
     from ganaug.gan import GanConfig, train_gan
-    from ganaug.runs import RunFolder
-    from ganaug.store import ArtifactRef, dataset_ref
+    from ganaug.runner import run_dataset
+    from ganaug.runs import DATASET_FILE, RunFolder
+    from ganaug.store import ArtifactRef
 
     with cli_errors():
         overrides = {
@@ -101,9 +102,9 @@ def train_command(
             "device": device, "compile": compile_, "amp": amp, "resume": resume, "seed": seed,
         }
         cfg = build_config(GanConfig, config, overrides)
-        folder = find_run_dir(run_dir, runs_root, {"dataset.parquet": "ganaug ingest"})
-        dataset = dataset_ref(folder / "dataset.parquet")
-        run = RunFolder.open(folder)
+        run = RunFolder.open(find_run_dir(run_dir, runs_root, {DATASET_FILE: "ganaug ingest"}))
+        folder = run.root
+        dataset = run_dataset(run)
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[losses]}"),
                    TextColumn("{task.fields[monitor]}"), TimeElapsedColumn())

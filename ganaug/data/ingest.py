@@ -16,11 +16,11 @@ from ganaug.data.sources import RawImages, read_digits, read_idx, read_npz, read
 from ganaug.data.splits import stratified_split, training_subset
 from ganaug.data.validate import convert_channels, encode_labels, to_uint8
 from ganaug.errors import DataError
+from ganaug.runs import DATASET_FILE
 from ganaug.store import DatasetMeta, DatasetRef, file_hash, write_dataset
 
 log = logging.getLogger(__name__)
 
-DATASET_FILE = "dataset.parquet"
 READERS: dict[str, Callable[[IngestConfig], RawImages]] = {
     "digits": read_digits,
     "idx": read_idx,

@@ -18,8 +18,9 @@ from ganaug.evaluate.data import ProtocolData, load_protocol_data
 from ganaug.evaluate.metrics import generative_metrics
 from ganaug.evaluate.protocols import RunSpec, build_run_specs, check_synthetic_supply, run_protocol
 from ganaug.evaluate.stats import Selection, SummaryRow, select_use, summarize
-from ganaug.evaluate.table import EVALUATION_FILE, write_evaluation
-from ganaug.store import DatasetRef, SyntheticRef
+from ganaug.evaluate.table import write_evaluation
+from ganaug.runs import EVALUATION_FILE, REPORT_FILE
+from ganaug.store import DatasetRef, SyntheticRef, atomic_paths
 
 log = logging.getLogger(__name__)
 RUN_THREADS = 1  # torch threads per protocol run (see run_all)
@@ -117,8 +118,10 @@ def finish_evaluation(
         "selections": [selection.model_dump(mode="json") for selection in selections],
     }
     out = Path(out)
-    evaluation_path = write_evaluation(out / EVALUATION_FILE, rows, meta)
-    report_path = write_report(out)  # also draws the accuracy plot from the rows just written
+    evaluation_path, report_path = out / EVALUATION_FILE, out / REPORT_FILE
+    with atomic_paths(evaluation_path, report_path) as (evaluation_tmp, report_tmp):  # renamed together
+        write_evaluation(evaluation_tmp, rows, meta)
+        write_report(out, evaluation_tmp, report_tmp)  # also draws the accuracy plot from these rows
     plot_path = out / PLOT_FILE
     return EvaluationResult(
         evaluation_path=str(evaluation_path),

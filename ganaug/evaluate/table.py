@@ -12,7 +12,6 @@ import pyarrow as pa
 from ganaug.errors import DataError
 from ganaug.store import read_table, write_table
 
-EVALUATION_FILE = "evaluation.parquet"
 EVALUATION_META_KEY = b"ganaug_evaluation"
 EVALUATION_SCHEMA = pa.schema(
     [

@@ -29,6 +29,7 @@ from ganaug.nas.space import SearchSpace
 from ganaug.nas.study import (Executor, TrialTask, objective_values, open_study, result_attrs, run_search_trials, submit_call,
                               study_fingerprint)
 from ganaug.store import DatasetRef, SyntheticRef, atomic_write_json, write_table
+from ganaug.runs import NAS_DIR, REPORT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def search(
     started = time.perf_counter()
     cfg = _validated(cfg)
     data = load_search_data(dataset, synthetic, cfg)
-    folder = Path(out) / "nas"
+    folder = Path(out) / NAS_DIR
     space = SearchSpace(cfg.space, data.height, data.width)
     full, proxy = fidelities(cfg)
     if cfg.mode != "full" or cfg.correlation_sample:
@@ -213,7 +214,7 @@ def _finish(study: optuna.Study, cfg: SearchConfig, data: SearchData, folder: Pa
         strategy=cfg.strategy, mode=cfg.mode, objectives=list(cfg.objectives),
         train_data=cfg.train_data + (f" x{cfg.synthetic_ratio:g}" if cfg.train_data == "augmented" and cfg.synthetic_ratio else ""),
         trials_path=str(folder / "trials.parquet"), best_path=str(folder / "best.json"),
-        report_path=str(folder / "report.md"), plot_paths=[str(p) for p in plots],
+        report_path=str(folder / REPORT_FILE), plot_paths=[str(p) for p in plots],
         best_trial=best["number"], best_arch=arch, best_fitness=best["fitness"], best_fidelity=best["fidelity"],
         best_parameter_count=best["parameter_count"], best_augment_strength=best["augment_strength"],
         test_accuracy_real=test_real,
@@ -228,6 +229,6 @@ def _finish(study: optuna.Study, cfg: SearchConfig, data: SearchData, folder: Pa
         "test_accuracy_real": test_real, "test_accuracy_augmented": test_augmented,
         "strategy": cfg.strategy, "mode": cfg.mode, "pareto_trials": pareto,
         "proxy": proxy_stats.model_dump() if proxy_stats else None}))
-    write_report(result, rows, [f"nas/{p.name}" for p in plots], folder / "report.md")
+    write_report(result, rows, [f"{NAS_DIR}/{p.name}" for p in plots], folder / REPORT_FILE)
     log.info("search finished: best trial %d, val %.4f, test real %.4f", best["number"], best["fitness"], test_real)
     return result

@@ -11,13 +11,13 @@ import numpy as np
 
 from ganaug.errors import DataError
 from ganaug.evaluate.stats import Interval, SummaryRow, format_interval, per_class_gains, select_use, summarize
-from ganaug.evaluate.table import EVALUATION_FILE, read_evaluation
+from ganaug.evaluate.table import read_evaluation
 from ganaug.report.plots import accuracy_plot, protocol_label, sample_grid
+from ganaug.runs import DATASET_FILE, EVALUATION_FILE, GAN_DIR, NAS_DIR, REPORT_FILE, SYNTHETIC_FILE
 from ganaug.store import SYNTHETIC_SCHEMA, atomic_write_text, read_dataset
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "report.md"
 PLOT_FILE = "evaluation_accuracy.png"
 GRID_FILE = "samples_real_vs_synthetic.png"
 
@@ -126,8 +126,7 @@ def _gains_markdown(rows: list[dict[str, Any]], class_names: list[str], train_co
     return "\n".join(lines)
 
 
-def _evaluation_section(run_dir: Path) -> tuple[list[str], dict[str, Any] | None]:
-    path = run_dir / EVALUATION_FILE
+def _evaluation_section(run_dir: Path, path: Path) -> tuple[list[str], dict[str, Any] | None]:
     if not path.is_file():
         return [], None
     rows, meta = read_evaluation(path)
@@ -172,12 +171,12 @@ def _artifact_path(run_dir: Path, meta: dict[str, Any] | None, key: str, default
 
 
 def _samples_section(run_dir: Path, meta: dict[str, Any] | None) -> list[str]:
-    dataset_path = _artifact_path(run_dir, meta, "dataset", "dataset.parquet")
+    dataset_path = _artifact_path(run_dir, meta, "dataset", DATASET_FILE)
     if dataset_path is None:
         return []
     real = read_dataset(dataset_path)
     train = real.select(split="train", source="real")
-    synthetic_path = _artifact_path(run_dir, meta, "synthetic", "synthetic.parquet")
+    synthetic_path = _artifact_path(run_dir, meta, "synthetic", SYNTHETIC_FILE)
     synthetic = None
     if synthetic_path is not None:
         loaded = read_dataset(synthetic_path, SYNTHETIC_SCHEMA)
@@ -192,22 +191,26 @@ def _demote(markdown: str) -> str:
     return re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", markdown, flags=re.MULTILINE)
 
 
-def write_report(run_dir: Path) -> Path:
-    """Write run_dir/report.md from the evaluation table, sample grids, GAN grids and the NAS report."""
+def write_report(run_dir: Path, evaluation: Path | None = None, target: Path | None = None) -> Path:
+    """Write run_dir/report.md from the evaluation table, sample grids, GAN grids and the NAS report.
+
+    `evaluation` and `target` default to the run folder's evaluation.parquet and report.md; the
+    evaluation stage passes temporary names so both files are renamed into place together.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"run folder {run_dir} does not exist")
-    evaluation, meta = _evaluation_section(run_dir)
+    evaluation, meta = _evaluation_section(run_dir, evaluation or run_dir / EVALUATION_FILE)
     parts = [f"# ganaug report: {run_dir.name}"]
     parts += evaluation or ["No evaluation.parquet in this run folder yet; run `ganaug evaluate`."]
     parts += _samples_section(run_dir, meta)
-    gan_grids = sorted((run_dir / "gan").glob("*.png")) if (run_dir / "gan").is_dir() else []
+    gan_grids = sorted((run_dir / GAN_DIR).glob("*.png")) if (run_dir / GAN_DIR).is_dir() else []
     if gan_grids:
         parts += ["## GAN sample grids"] + [f"![{p.stem}]({p.relative_to(run_dir).as_posix()})" for p in gan_grids[-3:]]
-    nas_report = run_dir / "nas" / REPORT_FILE
+    nas_report = run_dir / NAS_DIR / REPORT_FILE
     if nas_report.is_file():
         parts += ["## Architecture search", _demote(nas_report.read_text(encoding="utf-8"))]
-    path = run_dir / REPORT_FILE
+    path = target or run_dir / REPORT_FILE
     atomic_write_text(path, "\n\n".join(parts) + "\n")
     log.info("wrote %s", path)
     return path

@@ -16,6 +16,7 @@ from ganaug.evaluate import EvaluationResult, evaluate
 from ganaug.evaluate.table import read_evaluation
 from ganaug.generate import write_synthetic
 from ganaug.report import write_report
+from ganaug.store import SYNTHETIC_SCHEMA, read_dataset
 
 
 def files_under(path: Path) -> list[Path]:
@@ -91,8 +92,10 @@ def test_augmented_without_synthetic_data_is_refused(tmp_path, real_ref):
 
 
 def _empty_synthetic(path: Path, template: Path) -> Path:
-    table = pq.read_table(template)
-    pq.write_table(table.slice(0, 0), path)
+    """A well-formed synthetic table (its content hash matches) with no rows."""
+    meta = read_dataset(template, SYNTHETIC_SCHEMA).meta
+    write_synthetic(path, np.zeros((0, meta.channels, meta.height, meta.width), np.uint8), np.zeros(0, np.int64),
+                    meta, "ckpt", None)
     return path
 
 
@@ -157,3 +160,20 @@ def test_evaluation_metadata_is_json(tmp_path, real_ref, synthetic_ref):
     result = evaluate(real_ref, synthetic_ref, cfg, tmp_path / "run")
     _, meta = read_evaluation(result.evaluation_path)
     assert json.loads(json.dumps(meta))["config"]["protocols"] == ["real"]
+
+
+def test_evaluation_and_report_are_committed_together(tmp_path, real_ref, monkeypatch):
+    import ganaug.report.markdown as markdown
+
+    run = tmp_path / "run"
+    evaluate(real_ref, None, tiny_eval_config(protocols=["real"], seeds=1, generative_metrics=False), run)
+    before = {name: (run / name).read_bytes() for name in ("evaluation.parquet", "report.md")}
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # stopped while the report is being written
+
+    monkeypatch.setattr(markdown, "write_report", killed)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(real_ref, None, tiny_eval_config(protocols=["real"], seeds=2, generative_metrics=False), run)
+    assert {name: (run / name).read_bytes() for name in before} == before  # the old pair, not a new table
+    assert not list(run.glob(".*.tmp"))
