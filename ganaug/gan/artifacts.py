@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ganaug.runs import GAN_DIR
 from ganaug.store import write_table
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class GanPaths:
 
     @classmethod
     def under(cls, out: str | Path) -> GanPaths:
-        return cls(Path(out) / "gan")
+        return cls(Path(out) / GAN_DIR)
 
     @property
     def checkpoints(self) -> Path:
