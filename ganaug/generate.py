@@ -226,6 +226,7 @@ def checkpoint_choice(synthetic: SyntheticRef | str | Path) -> dict[str, Any]:
 def generate_from_checkpoint(checkpoint: Path, dataset: DatasetRef, cfg: GenerateConfig, out: Path) -> SyntheticRef:
     """Like `generate`, from a checkpoint file; given a training's last.pt, `cfg.checkpoint` picks best.pt or it."""
     from ganaug.gan import load_generator
+    from ganaug.gan.checkpoint import LAST, read_checkpoint_with_fallback
 
     real = read_dataset(dataset)
     train_labels = real.labels[real.select(split="train", source="real")]
@@ -236,6 +237,8 @@ def generate_from_checkpoint(checkpoint: Path, dataset: DatasetRef, cfg: Generat
             "balanced); set target_per_class or use mode per_class"
         )
     checkpoint = chosen_checkpoint(Path(checkpoint), cfg.checkpoint)
+    if checkpoint.name == LAST:  # a damaged last.pt: the newest valid periodic checkpoint, with a warning
+        checkpoint = read_checkpoint_with_fallback(checkpoint)[1]
     generator, info = load_generator(checkpoint, use_ema=cfg.use_ema, device=select_device(cfg.device))
     selection = {"file": checkpoint.name, "step": info["step"], "checkpoint_id": str(info["checkpoint_id"]),
                  **(info.get("selection") or {"rule": f"the given checkpoint {checkpoint.name}"})}

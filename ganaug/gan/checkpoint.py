@@ -120,6 +120,10 @@ def prune_checkpoints(folder: Path, keep: int, above_step: int | None = None) ->
         path.unlink(missing_ok=True)
 
 
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint file that cannot be read back (truncated, damaged, or not a checkpoint at all)."""
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load and check a checkpoint; any problem is a `CheckpointError` naming the file."""
     path = Path(path)
@@ -128,8 +132,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated or foreign files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a ganaug GAN checkpoint ({reason[:200]})") from None
+        reason = " ".join(str(err).split()) or type(err).__name__
+        if len(reason) > 160:
+            reason = reason[:157] + "..."
+        raise DamagedCheckpointError(
+            f"checkpoint {path} is corrupt or not a ganaug GAN checkpoint: torch cannot read its "
+            f"{path.stat().st_size:,} bytes (truncated or damaged file?) [{reason}]"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a ganaug GAN checkpoint (no '{FORMAT}' marker)")
     if payload.get("version") != FORMAT_VERSION:
@@ -140,8 +149,31 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         f"meta.{key}" for key in _META_KEYS if key not in (payload.get("meta") or {})
     ]
     if missing:
-        raise CheckpointError(f"checkpoint {path} is incomplete: missing {', '.join(missing)}")
+        raise DamagedCheckpointError(f"checkpoint {path} is incomplete: missing {', '.join(missing)}")
     return payload
+
+
+def read_checkpoint_with_fallback(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """Read `path` (a training's last.pt); if it is damaged, the newest readable `step_<n>.pt` beside it.
+
+    Falling back logs a warning naming both files; with no readable periodic checkpoint the
+    original error stands. Returns the payload and the file it came from.
+    """
+    path = Path(path)
+    try:
+        return read_checkpoint(path), path
+    except DamagedCheckpointError as err:
+        damaged = err
+    for step, candidate in reversed(periodic_checkpoints(path.parent)):
+        try:
+            payload = read_checkpoint(candidate)
+        except CheckpointError as err:
+            log.warning("skipping %s as a fallback: %s", candidate.name, err)
+            continue
+        log.warning("%s; falling back to the newest valid periodic checkpoint %s (step %d)", damaged, candidate, step)
+        return payload, candidate
+    raise CheckpointError(f"{damaged}; no readable periodic checkpoint (step_<n>.pt) beside it to fall back to. "
+                          "Train afresh (resume=false)") from None
 
 
 def check_compatible(payload: dict[str, Any], path: Path, cfg: GanConfig, shape: ImageShape, dataset_hash: str) -> None:

@@ -22,6 +22,7 @@ from ganaug.gan.checkpoint import (
     content_hash,
     prune_checkpoints,
     read_checkpoint,
+    read_checkpoint_with_fallback,
     write_best_checkpoint,
     write_checkpoint,
 )
@@ -30,7 +31,7 @@ from ganaug.gan.config import GanConfig
 from ganaug.gan.networks import ImageShape, count_parameters
 from ganaug.gan.sampling import write_sample_grid
 from ganaug.gan.trainer import LOSS_NAMES, GanTrainer
-from ganaug.store import ArtifactRef, DatasetRef, LoadedDataset, read_dataset
+from ganaug.store import ArtifactRef, DatasetRef, LoadedDataset, atomic_write_bytes, read_dataset
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,9 @@ def _start(trainer: GanTrainer, cfg: GanConfig, paths: GanPaths, meta: dict[str,
     """
     checkpoint = paths.last_checkpoint
     if cfg.resume and checkpoint.is_file():
-        payload = read_checkpoint(checkpoint)
+        payload, source = read_checkpoint_with_fallback(checkpoint)
+        if source != checkpoint:  # last.pt was damaged: the periodic checkpoint becomes the last one again
+            atomic_write_bytes(checkpoint, source.read_bytes())
         check_compatible(payload, checkpoint, cfg, trainer.shape, dataset_hash)
         if int(payload["step"]) > cfg.steps:
             raise ConfigError(f"steps={cfg.steps} is below the step {payload['step']} of checkpoint {checkpoint}; raise steps to continue")

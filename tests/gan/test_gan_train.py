@@ -172,7 +172,9 @@ def test_corrupt_checkpoint_names_the_file(tiny_dataset: DatasetRef, tiny_cfg: G
     train_gan(tiny_dataset, tiny_cfg.model_copy(update={"steps": 3}), tmp_path)
     last = tmp_path / "gan" / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:1000] if content == "truncated" else content)  # type: ignore[arg-type]
-    with pytest.raises(CheckpointError, match=f"checkpoint {last} is corrupt"):
+    for periodic in last.parent.glob("step_*.pt"):  # nothing to fall back to
+        periodic.unlink()
+    with pytest.raises(CheckpointError, match=f"checkpoint {last} is corrupt.*no readable periodic checkpoint"):
         train_gan(tiny_dataset, tiny_cfg.model_copy(update={"resume": True}), tmp_path)
 
 
@@ -243,3 +245,22 @@ def test_callbacks_accept_one_callable_and_reject_other_objects(tiny_dataset: Da
     for bad in (42, [object()]):
         with pytest.raises(TypeError, match="neither callable nor has any of the hooks"):
             Callbacks(bad)
+
+
+def test_damaged_last_checkpoint_falls_back_to_the_newest_valid_periodic_one(
+    tiny_dataset: DatasetRef, tiny_cfg: GanConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = tiny_cfg.model_copy(update={"steps": 9})
+    full = train_gan(tiny_dataset, cfg, tmp_path / "full")
+    train_gan(tiny_dataset, tiny_cfg, tmp_path / "broken")  # steps 0..6: step_3.pt, step_6.pt, last.pt
+    checkpoints = tmp_path / "broken" / "gan" / "checkpoints"
+    last = checkpoints / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])  # truncated by a crash or a full disk
+    newest = checkpoints / "step_0000006.pt"
+    newest.write_bytes(newest.read_bytes()[:500])  # this one too: the fallback skips it
+    with caplog.at_level("WARNING", logger="ganaug.gan.checkpoint"):
+        resumed = train_gan(tiny_dataset, cfg.model_copy(update={"resume": True}), tmp_path / "broken")
+    assert f"checkpoint {last} is corrupt" in caplog.text and "truncated or damaged" in caplog.text
+    assert "falling back to the newest valid periodic checkpoint" in caplog.text and "step_0000003.pt" in caplog.text
+    assert resumed.resumed_from == 3 and resumed.steps == 9
+    assert resumed.checkpoint_id == full.checkpoint_id  # the same final checkpoint as an uninterrupted run

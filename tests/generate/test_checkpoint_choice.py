@@ -8,7 +8,7 @@ import pytest
 import torch
 from genhelpers import tiny_gan_config, write_bar_dataset
 
-from ganaug.errors import ConfigError
+from ganaug.errors import CheckpointError, ConfigError
 from ganaug.gan import train_gan
 from ganaug.gan.checkpoint import read_checkpoint
 from ganaug.gan.stage import near_best
@@ -104,3 +104,21 @@ def test_a_later_checkpoint_within_the_val_noise_of_the_best_is_chosen() -> None
     assert near_best(0.51, best, 500) and near_best(0.3, None, 500)
     # The bar is the best score seen, not the last chosen one, so small drops cannot add up.
     assert not near_best(0.44, {"step": 2500, "score": 0.47, "top": 0.50}, 500)
+
+
+def test_generate_from_a_damaged_last_checkpoint_falls_back_with_a_warning(tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    dataset = write_bar_dataset(tmp_path / "dataset.parquet", train_counts=[8, 8, 8])
+    gan = train_gan(dataset, tiny_gan_config(checkpoint_every=5), tmp_path / "run")  # step_5.pt, step_10.pt, last.pt
+    last = Path(gan.checkpoint_path)
+    last.write_bytes(last.read_bytes()[:2000])
+    cfg = GenerateConfig(mode="per_class", per_class=2, checkpoint="last", device="cpu")
+    with caplog.at_level("WARNING", logger="ganaug.gan.checkpoint"):
+        ref = generate(gan, dataset, cfg, tmp_path / "out")
+    assert "falling back to the newest valid periodic checkpoint" in caplog.text
+    choice = checkpoint_choice(ref)
+    assert (choice["file"], choice["step"]) == ("step_0000010.pt", 10)
+    for periodic in last.parent.glob("step_*.pt"):
+        periodic.unlink()
+    with pytest.raises(CheckpointError, match="no readable periodic checkpoint"):
+        generate(gan, dataset, cfg, tmp_path / "out2")
