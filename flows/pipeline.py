@@ -20,7 +20,7 @@ from flows.stages import (
     train_gan_stage,
     use_torch_threads,
 )
-from ganaug.orchestration import OrchestrationConfig, PipelineConfig
+from flows.config import OrchestrationConfig, PipelineConfig
 from ganaug.runs import RunFolder
 
 

@@ -16,7 +16,7 @@ from prefect import Task
 from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from ganaug.orchestration import OrchestrationConfig
+from flows.config import OrchestrationConfig
 
 
 def build_task_runner(settings: OrchestrationConfig, dask_address: str | None = None) -> TaskRunner:

@@ -32,7 +32,7 @@ from flows.tasks import (
     stage_outputs,
     train_gan_task,
 )
-from ganaug.config import IngestConfig
+from ganaug.data.config import IngestConfig
 from ganaug.errors import ConfigError, DataError
 from ganaug.classifier.train import cpu_threads
 from ganaug.evaluate import EvaluateConfig, EvaluationResult, build_run_specs
@@ -41,7 +41,7 @@ from ganaug.gan import GanConfig, GanResult
 from ganaug.generate import GenerateConfig
 from ganaug.nas.config import SearchConfig
 from ganaug.nas.results import SearchResult
-from ganaug.orchestration import OrchestrationConfig, StageName
+from flows.config import OrchestrationConfig, StageName
 from ganaug.runner import synthetic_input
 from ganaug.runs import RunFolder
 from ganaug.store import ArtifactRef, DatasetRef, SyntheticRef

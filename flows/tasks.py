@@ -20,7 +20,7 @@ from prefect.states import State
 
 from flows.artifacts import GanProgress
 from flows.caching import StagePolicy, stage_key
-from ganaug.config import IngestConfig
+from ganaug.data.config import IngestConfig
 from ganaug.errors import GanAugError
 from ganaug.evaluate import (
     EvaluateConfig,

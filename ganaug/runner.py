@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ganaug.config import IngestConfig
+from ganaug.data.config import IngestConfig
 from ganaug.errors import DataError
 from ganaug.runs import RunFolder
 from ganaug.store import DatasetRef, SyntheticRef, dataset_ref, read_dataset_meta

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ganaug.cli.app import ConfigOption, RunIdOption, RunsRootOption, app, build_config, cli_errors, console
-from ganaug.config import IngestConfig
+from ganaug.data.config import IngestConfig
 from ganaug.errors import ConfigError
 from ganaug.runs import RunFolder
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganaug.config import IngestConfig
+from ganaug.data.config import IngestConfig
 from ganaug.data.sources import IMAGE_SUFFIXES, RawImages
 from ganaug.errors import DataError
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganaug.config import IngestConfig
+from ganaug.data.config import IngestConfig
 from ganaug.data.folder import read_folder
 from ganaug.data.sources import RawImages, read_digits, read_idx, read_npz, read_table
 from ganaug.data.splits import stratified_split, training_subset

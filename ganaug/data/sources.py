@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ganaug.config import IngestConfig
+from ganaug.data.config import IngestConfig
 from ganaug.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ganaug.config import IngestConfig
+from ganaug.data.config import IngestConfig
 from ganaug.errors import ConfigError, DataError
 
 

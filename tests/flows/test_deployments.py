@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from ganaug.orchestration import SMALL_BUDGET, PipelineConfig
+from flows.config import SMALL_BUDGET, PipelineConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

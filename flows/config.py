@@ -1,7 +1,7 @@
 """`PipelineConfig` (the pipeline flow's parameters) and its orchestration settings.
 
 Pure configuration (no Prefect import); `flows/` turns it into Prefect task runners and storage.
-This module imports every stage's config (and so torch); `ganaug.config.PipelineConfig` loads it lazily.
+This module imports every stage's config (and so torch); the library never imports it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ganaug.config import IngestConfig
+from ganaug.data.config import IngestConfig
 from ganaug.configbase import StrictModel
 from ganaug.evaluate.config import EvaluateConfig
 from ganaug.gan.config import GanConfig
