@@ -29,7 +29,6 @@ from flows.tasks import (
     ingest_task,
     protocol_data,
     protocol_run_task,
-    stage_outputs,
     train_gan_task,
 )
 from ganaug.data.config import IngestConfig
@@ -42,7 +41,7 @@ from ganaug.generate import GenerateConfig
 from ganaug.nas.config import SearchConfig
 from ganaug.nas.results import SearchResult
 from flows.config import OrchestrationConfig, StageName
-from ganaug.runner import synthetic_input
+from ganaug.runner import record_result, synthetic_input
 from ganaug.runs import RunFolder
 from ganaug.store import ArtifactRef, DatasetRef, SyntheticRef
 
@@ -98,8 +97,8 @@ def run_cached_stage(stage_task: Task[..., Any], stage: StageName, run: RunFolde
         state = stage_task.with_options(refresh_cache=True)(**params, return_state=True)
         return state.result(), f"reran: {why}"
     with run.stage(stage, config=config, inputs=inputs) as record:
-        record.outputs.update(stage_outputs(result))
-        record.notes.update({"cached": True, "result": result.model_dump(mode="json")})
+        record_result(record, result)
+        record.notes["cached"] = True
     logger.info("%s: reused the cached result (same inputs and config)", stage)
     return result, "cached"
 
@@ -231,7 +230,7 @@ def search_stage(dataset: DatasetRef, synthetic: SyntheticRef | None, config: Se
     inputs = {"dataset": dataset} | ({"synthetic": synthetic} if synthetic is not None else {})
     with TaskExecutor(make_task) as executor, run.stage("search", config=config, inputs=inputs) as record:
         result = search(dataset, synthetic, config, run.root, executor=executor, callbacks=_SearchProgress(config.n_trials))
-        record.notes["result"] = result.model_dump(mode="json")
+        record_result(record, result)
         record.notes["tasks"] = {"submitted": executor.submitted, "cached": executor.cached()}
     logger.info("search: best trial %d, val accuracy %.4f, test accuracy %.4f (real)", result.best_trial,
                 result.best_fitness, result.test_accuracy_real)

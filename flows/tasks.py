@@ -31,9 +31,10 @@ from ganaug.evaluate import (
     run_protocol,
 )
 from ganaug.evaluate.data import ProtocolData
-from ganaug.gan import GanConfig, GanResult, train_gan
+from ganaug.gan import GanConfig, GanResult
 from ganaug.gan.artifacts import GanPaths
-from ganaug.generate import GenerateConfig, generate
+from ganaug.generate import GenerateConfig
+from ganaug.runner import record_result, run_generate, run_train
 from ganaug.runs import RunFolder
 from ganaug.store import ArtifactRef, DatasetRef, SyntheticRef, atomic_write_json
 
@@ -55,19 +56,6 @@ STAGE_TASK_OPTIONS: dict[str, Any] = {
     "retry_delay_seconds": 2,
     "retry_condition_fn": transient_only,
 }
-
-
-def _record_result(record: Any, result: Any) -> None:
-    record.notes["result"] = result.model_dump(mode="json")
-
-
-def stage_outputs(result: Any) -> dict[str, ArtifactRef]:
-    """The artifact refs a stage result stands for, as run.json records them."""
-    if isinstance(result, ArtifactRef):
-        return {result.kind: result}
-    if isinstance(result, GanResult):
-        return {"checkpoint": ArtifactRef(path=result.checkpoint_path, content_hash=result.checkpoint_id, kind="gan-checkpoint")}
-    return {}
 
 
 # ---------------------------------------------------------------- ingest, train, generate
@@ -93,11 +81,9 @@ def train_gan_task(dataset: DatasetRef, cfg: GanConfig, out: Path, cache_dir: Pa
         logger.info("resuming an interrupted GAN training of the same inputs and config from %s", resumed_from)
         cfg = cfg.model_copy(update={"resume": True})
     run = RunFolder.open(out)
-    with run.stage("train_gan", config=cfg, inputs={"dataset": dataset}) as record:
+    with run.lock():
         _mark_in_flight(key, Path(out), Path(cache_dir))
-        result = train_gan(dataset, cfg, out, callbacks=[GanProgress()])
-        record.outputs.update(stage_outputs(result))
-        _record_result(record, result)
+        result = run_train(run, cfg, dataset, callbacks=[GanProgress()])
     _in_flight_record(key, Path(cache_dir)).unlink(missing_ok=True)
     logger.info("GAN trained to step %d in %.1f s on %s (%.0f images/s)", result.steps, result.seconds,
                 result.device, result.images_per_second)
@@ -138,11 +124,7 @@ def adopt_interrupted_training(key: str, out: Path, cache_dir: Path) -> Path | N
 @task(name="generate", cache_policy=StagePolicy(), **STAGE_TASK_OPTIONS)
 def generate_task(gan: GanResult, dataset: DatasetRef, cfg: GenerateConfig, out: Path) -> SyntheticRef:
     """Sample labelled synthetic images into out/synthetic.parquet."""
-    run = RunFolder.open(out)
-    inputs = {"dataset": dataset, "checkpoint": ArtifactRef(path=gan.checkpoint_path, content_hash=gan.checkpoint_id)}
-    with run.stage("generate", config=cfg, inputs=inputs) as record:
-        ref = generate(gan, dataset, cfg, out)
-        record.outputs["synthetic"] = ref
+    ref = run_generate(RunFolder.open(out), cfg, Path(gan.checkpoint_path), dataset)
     get_run_logger().info("generated %d synthetic images into %s", ref.rows, ref.path)
     return ref
 
@@ -186,7 +168,7 @@ def evaluation_report_task(
     with run.stage("evaluate", config=cfg, inputs=inputs) as record:
         seconds = sum(float(row.get("seconds", 0.0)) for row in rows)
         result = finish_evaluation(rows, data, dataset, synthetic, cfg, Path(out), seconds)
-        _record_result(record, result)
+        record_result(record, result)
     return result
 
 

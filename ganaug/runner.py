@@ -1,4 +1,9 @@
-"""What the CLI and the Prefect tasks share around the stage functions: resolve and verify a run's inputs.
+"""One runner per stage, shared by the CLI and the Prefect tasks.
+
+A runner takes a `RunFolder`, holds its lock (through `RunFolder.stage`), resolves and verifies the
+stage's inputs, calls the pure stage function and records `run.json` in one shape whatever the
+entry point: `inputs` (path and content hash), `outputs` (artifact references) and `notes.result`
+(the stage's typed result as JSON). It returns that typed result.
 
 A run folder's artifacts are made from one another (dataset -> gan/ -> synthetic -> evaluation, nas/).
 An input made from an older upstream artifact is stale: a stage refuses it and says what to rerun.
@@ -8,16 +13,63 @@ Re-ingesting a different dataset into a run marks every later stage in run.json 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from ganaug.data.config import IngestConfig
 from ganaug.errors import DataError
-from ganaug.runs import RunFolder
-from ganaug.store import DatasetRef, SyntheticRef, dataset_ref, read_dataset_meta
+from ganaug.runs import RunFolder, StageRecord
+from ganaug.store import ArtifactRef, DatasetRef, SyntheticRef, dataset_ref, file_hash, read_dataset_meta
+
+if TYPE_CHECKING:
+    from ganaug.evaluate import EvaluateConfig, EvaluationResult
+    from ganaug.gan import GanConfig, GanResult
+    from ganaug.generate import GenerateConfig
+    from ganaug.nas.config import SearchConfig
+    from ganaug.nas.results import SearchResult
 
 log = logging.getLogger(__name__)
 
 DOWNSTREAM_OF_INGEST = ("train_gan", "generate", "evaluate", "search")
+
+
+def outputs_of(result: Any) -> dict[str, ArtifactRef]:
+    """The artifacts a stage result stands for, as run.json records them."""
+    from ganaug.evaluate import EvaluationResult
+    from ganaug.gan import GanResult
+    from ganaug.nas.results import SearchResult
+
+    if isinstance(result, ArtifactRef):
+        return {result.kind: result}
+    if isinstance(result, GanResult):
+        outputs = {"checkpoint": ArtifactRef(path=result.checkpoint_path, content_hash=result.checkpoint_id,
+                                             kind="gan-checkpoint")}
+        if result.best_checkpoint_path and result.best_checkpoint_id:
+            outputs["best_checkpoint"] = ArtifactRef(path=result.best_checkpoint_path,
+                                                     content_hash=result.best_checkpoint_id, kind="gan-checkpoint")
+        return outputs
+    if isinstance(result, EvaluationResult):
+        return {"evaluation": ArtifactRef(path=result.evaluation_path, content_hash=file_hash(result.evaluation_path),
+                                          rows=result.runs, kind="evaluation"),
+                "report": ArtifactRef(path=result.report_path, content_hash=file_hash(result.report_path), kind="report")}
+    if isinstance(result, SearchResult):
+        return {"trials": ArtifactRef(path=result.trials_path, content_hash=file_hash(result.trials_path),
+                                      rows=result.n_trials, kind="nas_trials"),
+                "best": ArtifactRef(path=result.best_path, content_hash=file_hash(result.best_path), kind="nas_best")}
+    return {}
+
+
+def record_result(record: StageRecord, result: Any) -> None:
+    """Record a finished stage's outputs and typed result (the one run.json shape of every entry point)."""
+    record.outputs.update(outputs_of(result))
+    record.notes["result"] = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+
+
+def _inputs(dataset: DatasetRef, synthetic: SyntheticRef | None = None) -> dict[str, ArtifactRef]:
+    return {"dataset": dataset, **({"synthetic": synthetic} if synthetic is not None else {})}
 
 
 def run_ingest(run: RunFolder, cfg: IngestConfig) -> DatasetRef:
@@ -27,12 +79,68 @@ def run_ingest(run: RunFolder, cfg: IngestConfig) -> DatasetRef:
     with run.stage("ingest", config=cfg) as record:
         previous = dataset_ref(run.dataset).content_hash if run.dataset.is_file() else None
         ref = ingest(cfg, run.root)
-        record.outputs["dataset"] = ref
+        record_result(record, ref)
         if previous is not None and previous != ref.content_hash:
             reason = (f"dataset.parquet was ingested again (content hash {previous[:12]} -> {ref.content_hash[:12]}); "
                       "rerun this stage")
             record.notes["invalidated"] = run.invalidate(DOWNSTREAM_OF_INGEST, reason)
     return ref
+
+
+def run_train(run: RunFolder, cfg: GanConfig, dataset: DatasetRef | None = None,
+              callbacks: Iterable[Any] | Callable[..., Any] | None = None) -> GanResult:
+    """Train the GAN on the run's dataset into gan/."""
+    from ganaug.gan import train_gan
+
+    dataset = dataset or run_dataset(run)
+    with run.stage("train_gan", config=cfg, inputs=_inputs(dataset)) as record:
+        result = train_gan(dataset, cfg, run.root, callbacks=callbacks)
+        record_result(record, result)
+    return result
+
+
+def run_generate(run: RunFolder, cfg: GenerateConfig, checkpoint: Path | None = None,
+                 dataset: DatasetRef | None = None) -> SyntheticRef:
+    """Sample synthetic.parquet from the run's GAN (or `checkpoint`); records the checkpoint actually sampled."""
+    from ganaug.gan.artifacts import GanPaths
+    from ganaug.generate import generate_from_checkpoint
+
+    dataset = dataset or run_dataset(run)
+    checkpoint = Path(checkpoint) if checkpoint is not None else GanPaths.under(run.root).last_checkpoint
+    with run.stage("generate", config=cfg, inputs=_inputs(dataset)) as record:
+        ref = generate_from_checkpoint(checkpoint, dataset, cfg, run.root)
+        selection = read_dataset_meta(ref.path).extra.get("checkpoint_selection") or {}
+        record.inputs["checkpoint"] = ArtifactRef(path=str(checkpoint.with_name(str(selection.get("file", checkpoint.name)))),
+                                                  content_hash=str(selection.get("checkpoint_id", "")), kind="gan-checkpoint")
+        record_result(record, ref)
+    return ref
+
+
+def run_evaluate(run: RunFolder, cfg: EvaluateConfig, synthetic: Path | None = None,
+                 executor: Any = None) -> EvaluationResult:
+    """Evaluate the run's (fresh) synthetic data; writes evaluation.parquet and report.md together."""
+    from ganaug.evaluate import evaluate
+
+    dataset = run_dataset(run)
+    synthetic_ref = synthetic_input(run, dataset, synthetic, needed=cfg.needs_synthetic())
+    with run.stage("evaluate", config=cfg, inputs=_inputs(dataset, synthetic_ref)) as record:
+        result = evaluate(dataset, synthetic_ref, cfg, run.root, executor=executor)
+        record_result(record, result)
+    return result
+
+
+def run_search(run: RunFolder, cfg: SearchConfig, synthetic: Path | None = None, executor: Any = None,
+               callbacks: Any = None) -> SearchResult:
+    """Search classifier architectures on the run's data into nas/."""
+    from ganaug.nas.data import needs_synthetic
+    from ganaug.nas.stage import search
+
+    dataset = run_dataset(run)
+    synthetic_ref = synthetic_input(run, dataset, synthetic, needed=needs_synthetic(cfg) is not None)
+    with run.stage("search", config=cfg, inputs=_inputs(dataset, synthetic_ref)) as record:
+        result = search(dataset, synthetic_ref, cfg, run.root, executor=executor, callbacks=callbacks)
+        record_result(record, result)
+    return result
 
 
 def run_dataset(run: RunFolder) -> DatasetRef:

@@ -61,6 +61,7 @@ class StageRecord:
 
     outputs: dict[str, ArtifactRef] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, ArtifactRef] = field(default_factory=dict)  # found while the stage ran (e.g. the checkpoint sampled)
 
 
 class RunFolder:
@@ -245,9 +246,13 @@ class RunFolder:
                                  seconds=round(time.perf_counter() - started, 3),
                                  error="interrupted" if interrupted else f"{type(err).__name__}: {err}")
                 raise
+            entry = self.read_manifest().get("stages", {}).get(name, {})
+            inputs = {**entry.get("inputs", {}),
+                      **{key: {"path": ref.path, "content_hash": ref.content_hash} for key, ref in record.inputs.items()}}
             self._update(
                 name,
                 status="completed",
+                inputs=inputs,
                 finished=_now(),
                 seconds=round(time.perf_counter() - started, 3),
                 outputs={key: ref.model_dump(mode="json") for key, ref in record.outputs.items()},

@@ -58,27 +58,6 @@ def protocol_table(result: Any) -> Table:
     return table
 
 
-def _run_stage(folder: Path, synthetic: Path | None, cfg: Any) -> Any:
-    """Run the evaluation stage in `folder`, recording it in run.json."""
-    from ganaug.evaluate import evaluate
-    from ganaug.runner import run_dataset, synthetic_input
-    from ganaug.runs import RunFolder
-    from ganaug.store import ArtifactRef, file_hash
-
-    run = RunFolder.open(folder)
-    dataset = run_dataset(run)
-    synthetic_ref = synthetic_input(run, dataset, synthetic, needed=cfg.needs_synthetic())
-    inputs: dict[str, ArtifactRef] = {"dataset": dataset, **({"synthetic": synthetic_ref} if synthetic_ref else {})}
-    with run.stage("evaluate", config=cfg, inputs=inputs) as record:
-        result = evaluate(dataset, synthetic_ref, cfg, folder)
-        record.outputs["evaluation"] = ArtifactRef(
-            path=result.evaluation_path, content_hash=file_hash(result.evaluation_path), rows=result.runs,
-            kind="evaluation")
-        record.notes.update(summary=[row.model_dump(mode="json") for row in result.summary],
-                            generative_metrics=result.generative_metrics)
-    return result
-
-
 @app.command("evaluate")
 def evaluate_command(
     run_dir: Path = typer.Option(None, "--run-dir", help="Run folder with dataset.parquet (and synthetic.parquet); default: newest under --runs-root."),
@@ -116,7 +95,10 @@ def evaluate_command(
         if cfg.needs_synthetic() and synthetic is None:
             needs[SYNTHETIC_FILE] = "ganaug generate"
         folder = find_run_dir(run_dir, runs_root, needs)
-        result = _run_stage(folder, synthetic, cfg)
+        from ganaug.runner import run_evaluate
+        from ganaug.runs import RunFolder
+
+        result = run_evaluate(RunFolder.open(folder), cfg, synthetic)
         console.print(protocol_table(result))
         for selection in result.selections:
             console.print(f"[bold]{selection.statement}[/]")

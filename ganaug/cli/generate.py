@@ -53,11 +53,10 @@ def generate_command(
     runs_root: Path = RunsRootOption,
 ) -> None:
     """Sample synthetic images into <run-dir>/synthetic.parquet."""
-    from ganaug.generate import GenerateConfig, generate_from_checkpoint
+    from ganaug.generate import GenerateConfig
     from ganaug.gan.artifacts import GanPaths
-    from ganaug.runner import run_dataset
+    from ganaug.runner import run_generate
     from ganaug.runs import DATASET_FILE, RunFolder
-    from ganaug.store import ArtifactRef, file_hash
 
     with cli_errors():
         overrides = {
@@ -71,12 +70,6 @@ def generate_command(
         elif not checkpoint.is_file():
             raise DataError(f"--checkpoint {checkpoint} does not exist")
         run = RunFolder.open(find_run_dir(run_dir, runs_root, needs))
-        folder = run.root
-        checkpoint_path = checkpoint or GanPaths.under(folder).last_checkpoint
-        dataset = run_dataset(run)
-        checkpoint_ref = ArtifactRef(path=str(checkpoint_path), content_hash=file_hash(checkpoint_path), kind="checkpoint")
-        with run.stage("generate", config=cfg, inputs={"dataset": dataset, "checkpoint": checkpoint_ref}) as record:
-            ref = generate_from_checkpoint(checkpoint_path, dataset, cfg, folder)
-            record.outputs["synthetic"] = ref
+        ref = run_generate(run, cfg, checkpoint)
         console.print(synthetic_table(run.dataset, ref.file))
         console.print(f"wrote [bold]{ref.path}[/] (content hash {ref.content_hash[:12]})")

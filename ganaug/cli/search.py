@@ -31,19 +31,6 @@ def _executor(parallel: int) -> ProcessPoolExecutor | None:
                                initializer=_worker_init, initargs=(threads,))
 
 
-def _inputs(folder: Path, synthetic: Path | None, cfg: Any) -> tuple[Any, Any]:
-    """Dataset and (optional) synthetic references of a run folder; a stale synthetic table is refused."""
-    from ganaug.nas.data import needs_synthetic
-    from ganaug.runner import run_dataset, synthetic_input
-    from ganaug.runs import RunFolder
-
-    if synthetic is not None and not synthetic.is_file():
-        raise ConfigError(f"--synthetic {synthetic} does not exist")
-    run = RunFolder.open(folder)
-    dataset = run_dataset(run)
-    return dataset, synthetic_input(run, dataset, synthetic, needed=needs_synthetic(cfg) is not None)
-
-
 def leaderboard_table(rows: list[dict[str, Any]], title: str) -> Table:
     from ganaug.nas.report import arch_summary, leaderboard
 
@@ -78,9 +65,8 @@ def search_command(
 ) -> None:
     """Search classifier architectures; writes <run-dir>/nas/ (trials, best.json, plots, report.md)."""
     from ganaug.nas.config import SearchConfig
-    from ganaug.nas.stage import search
+    from ganaug.runner import run_search
     from ganaug.runs import DATASET_FILE, RunFolder
-    from ganaug.store import ArtifactRef, file_hash
 
     with cli_errors():
         overrides = {
@@ -90,19 +76,12 @@ def search_command(
             "pruner": pruner, "storage": storage, "resume": resume, "seed": seed,
         }
         cfg = build_config(SearchConfig, config, overrides)
-        folder = find_run_dir(run_dir, runs_root, {DATASET_FILE: "ganaug ingest"})
-        dataset, synthetic_ref = _inputs(folder, synthetic, cfg)
-        run = RunFolder.open(folder)
-        inputs: dict[str, ArtifactRef] = {"dataset": dataset, **({"synthetic": synthetic_ref} if synthetic_ref else {})}
+        if synthetic is not None and not synthetic.is_file():
+            raise ConfigError(f"--synthetic {synthetic} does not exist")
+        run = RunFolder.open(find_run_dir(run_dir, runs_root, {DATASET_FILE: "ganaug ingest"}))
         executor = _executor(cfg.parallel)
         try:
-            with run.stage("search", config=cfg, inputs=inputs) as record:
-                result = search(dataset, synthetic_ref, cfg, folder, executor=executor)
-                record.outputs["trials"] = ArtifactRef(path=result.trials_path, content_hash=file_hash(result.trials_path),
-                                                       rows=result.n_trials, kind="nas_trials")
-                record.notes.update(best_trial=result.best_trial, best_fitness=result.best_fitness,
-                                    test_accuracy_real=result.test_accuracy_real,
-                                    test_accuracy_augmented=result.test_accuracy_augmented)
+            result = run_search(run, cfg, synthetic, executor=executor)
         finally:
             if executor is not None:
                 executor.shutdown()

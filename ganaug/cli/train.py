@@ -89,10 +89,9 @@ def train_command(
     runs_root: Path = RunsRootOption,
 ) -> None:
     """Train the conditional GAN; writes <run-dir>/gan/ (checkpoints, metrics.parquet, sample grids)."""
-    from ganaug.gan import GanConfig, train_gan
-    from ganaug.runner import run_dataset
+    from ganaug.gan import GanConfig
+    from ganaug.runner import run_train
     from ganaug.runs import DATASET_FILE, RunFolder
-    from ganaug.store import ArtifactRef
 
     with cli_errors():
         overrides = {
@@ -103,18 +102,12 @@ def train_command(
         }
         cfg = build_config(GanConfig, config, overrides)
         run = RunFolder.open(find_run_dir(run_dir, runs_root, {DATASET_FILE: "ganaug ingest"}))
-        folder = run.root
-        dataset = run_dataset(run)
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[losses]}"),
                    TextColumn("{task.fields[monitor]}"), TimeElapsedColumn())
-        with run.stage("train_gan", config=cfg, inputs={"dataset": dataset}) as record:
-            with Progress(*columns, console=console, transient=False) as progress:
-                bar = ProgressBar(progress, 1.0 / (cfg.batch_size * cfg.d_steps_per_g))
-                result = train_gan(dataset, cfg, folder, callbacks=[bar])
-            record.outputs["checkpoint"] = ArtifactRef(path=result.checkpoint_path, content_hash=result.checkpoint_id,
-                                                       kind="gan-checkpoint")
-            record.notes["result"] = result.model_dump(mode="json")
+        with Progress(*columns, console=console, transient=False) as progress:
+            bar = ProgressBar(progress, 1.0 / (cfg.batch_size * cfg.d_steps_per_g))
+            result = run_train(run, cfg, callbacks=[bar])
         console.print(result_table(result))
         for what, path in (("checkpoint", result.checkpoint_path), ("best checkpoint", result.best_checkpoint_path),
                            ("metrics", result.metrics_path), ("samples", result.grid_path)):

@@ -38,7 +38,7 @@ def test_evaluate_prints_the_protocol_table_and_records_the_stage(tmp_path):
     assert stage["status"] == "completed"
     assert manifest["config"]["evaluate"]["train"]["steps"] == 20
     assert manifest["config"]["evaluate"]["protocols"] == ["real", "augmented"]
-    assert len(stage["notes"]["summary"]) == 2
+    assert len(stage["notes"]["result"]["summary"]) == 2
 
 
 def test_evaluate_accepts_the_nas_best_json_as_architecture(tmp_path):

@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from evalhelpers import CLASSES, bar_images, tiny_eval_config, tiny_meta, write_tiny_dataset, write_tiny_synthetic
 

@@ -7,9 +7,6 @@ import logging
 import shutil
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 from genhelpers import tiny_gan_config, write_bar_dataset
