@@ -5,7 +5,9 @@ Prefect and the flows are imported inside the commands so `ganaug --help` stays 
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import typer
 from rich.table import Table
 
 from ganaug.cli.app import app, cli_errors, console, err_console
+from ganaug.cli.server import temporary_server
 from ganaug.configbase import read_config_file, validate_config
 from ganaug.errors import ConfigError
 
@@ -38,6 +41,25 @@ def pipeline_config(config_file: Path | None, budget: str, overrides: dict[str, 
         if path is not None and not Path(path).exists():
             raise ConfigError(f"{option}: {path} does not exist")
     return cfg
+
+
+class _DropInterruptTracebacks(logging.Filter):
+    """Prefect logs a Ctrl-C as a crash with its traceback; the CLI says 'interrupted' in one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        message = record.getMessage()
+        return not (isinstance(error, KeyboardInterrupt) or "KeyboardInterrupt" in message
+                    or "interrupt signal" in message)
+
+
+def quiet_interrupt_logs() -> None:
+    """Keep Prefect's crash reports of a Ctrl-C (with tracebacks) off the console."""
+    drop = _DropInterruptTracebacks()
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.engine", ""):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _DropInterruptTracebacks) for f in handler.filters):
+                handler.addFilter(drop)
 
 
 def ui_url() -> str | None:
@@ -100,13 +122,17 @@ def run_command(
         from flows import pipeline
 
         where = ui_url()
-        console.print(
-            f"Prefect API: {where + '/api' if where else 'a temporary local server (set PREFECT_API_URL to use `ganaug ui`)'}"
-        )
-        started = time.perf_counter()
-        state = pipeline(cfg, return_state=True)
-        summary = state.result()
-        seconds = time.perf_counter() - started
+        with contextlib.ExitStack() as stack:
+            if where is None:  # our own temporary server: out of reach of Ctrl-C, gone with this process
+                stack.enter_context(temporary_server())
+            console.print(
+                f"Prefect API: {where + '/api' if where else 'a temporary local server (set PREFECT_API_URL to use `ganaug ui`)'}"
+            )
+            quiet_interrupt_logs()
+            started = time.perf_counter()
+            state = pipeline(cfg, return_state=True)
+            summary = state.result()
+            seconds = time.perf_counter() - started
         for table in _summary_tables(summary):
             console.print(table)
         for verdict in summary.verdicts:

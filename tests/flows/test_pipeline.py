@@ -113,13 +113,13 @@ def test_cached_result_whose_files_are_gone_is_recomputed(tmp_path: Path, tiny_c
 def test_interrupted_gan_training_resumes_from_its_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_config: Any
 ) -> None:
-    import flows.tasks
+    import ganaug.gan
     from flows import ingest_flow, train_gan_flow
 
     cfg = tiny_config(tmp_path)
     gan_cfg = cfg.gan.model_copy(update={"steps": 8, "checkpoint_every": 4, "seed": 3})
     dataset = ingest_flow(cfg.ingest, cfg.orchestration.model_copy(update={"run_id": "data"}))
-    real_train_gan = flows.tasks.train_gan
+    real_train_gan = ganaug.gan.train_gan  # what the stage runner calls
 
     class Crash:
         def on_checkpoint(self, step: int, path: Path) -> None:
@@ -129,11 +129,13 @@ def test_interrupted_gan_training_resumes_from_its_checkpoint(
     def interrupted(*args: Any, callbacks: Any = None, **kwargs: Any) -> Any:
         return real_train_gan(*args, callbacks=[*callbacks, Crash()], **kwargs)
 
-    monkeypatch.setattr(flows.tasks, "train_gan", interrupted)
+    monkeypatch.setattr(ganaug.gan, "train_gan", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train_gan_flow(gan_cfg, cfg.orchestration.model_copy(update={"run_id": "stopped"}), dataset)
-    monkeypatch.setattr(flows.tasks, "train_gan", real_train_gan)
+    monkeypatch.setattr(ganaug.gan, "train_gan", real_train_gan)
     assert (tmp_path / "runs" / "stopped" / "gan" / "checkpoints" / "last.pt").is_file()
+    stopped = json.loads((tmp_path / "runs" / "stopped" / "run.json").read_text())
+    assert stopped["stages"]["train_gan"]["status"] == "interrupted"
 
     result = train_gan_flow(gan_cfg, cfg.orchestration.model_copy(update={"run_id": "rerun"}), dataset)
     assert result.resumed_from == 4 and result.steps == 8

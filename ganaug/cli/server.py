@@ -1,0 +1,105 @@
+"""The temporary Prefect server of a `ganaug run` without PREFECT_API_URL.
+
+Prefect would start one itself, in the same process group: a Ctrl-C then reaches the server too
+(the flow cannot record its end, and the client retries for half a minute), and a kill -9 of
+`ganaug run` leaves the server running. Here it runs under `ganaug.watchdog` in a session of its
+own and is stopped when `ganaug run` ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from ganaug.errors import GanAugError
+
+STARTUP_SECONDS = 180.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _healthy(api: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def server_command(port: int) -> list[str]:
+    """The command Prefect itself uses for its temporary server (API only, no UI)."""
+    import prefect
+
+    return [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent), "--factory",
+            "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "error",
+            "--lifespan", "on"]
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """Stop the watchdog and with it the server (its whole session)."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextlib.contextmanager
+def temporary_server() -> Iterator[str]:
+    """Start a Prefect API on a free local port for the block; yields its URL (…/api)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    env.update(PREFECT_UI_ENABLED="0", PREFECT__SERVER_EPHEMERAL="1", PREFECT__SERVER_FINAL="1",
+               PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ganaug.watchdog", str(os.getpid()), "--", *server_command(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + STARTUP_SECONDS
+            while not _healthy(api):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    tail = log.read().decode(errors="replace").strip().splitlines()[-3:]
+                    raise GanAugError("the temporary Prefect server did not start" + (f": {' | '.join(tail)}" if tail else "")
+                                      + "; set PREFECT_API_URL to a running server (`ganaug ui`)")
+                time.sleep(0.3)
+            with temporary_settings(updates={PREFECT_API_URL: api}):
+                try:
+                    yield api
+                finally:
+                    _drain_prefect_workers()
+        finally:
+            stop_server(process)
+
+
+def _drain_prefect_workers() -> None:
+    """Send the logs and events still queued for the API while the server is up (not at exit, into the void)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        with contextlib.suppress(Exception):
+            worker.drain_all(timeout=10)
