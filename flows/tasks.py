@@ -83,7 +83,7 @@ def train_gan_task(dataset: DatasetRef, cfg: GanConfig, out: Path, cache_dir: Pa
     run = RunFolder.open(out)
     with run.lock():
         _mark_in_flight(key, Path(out), Path(cache_dir))
-        result = run_train(run, cfg, dataset, callbacks=[GanProgress()])
+        result = run_train(run, cfg, dataset, callbacks=[GanProgress()], origin="flow")
     _in_flight_record(key, Path(cache_dir)).unlink(missing_ok=True)
     logger.info("GAN trained to step %d in %.1f s on %s (%.0f images/s)", result.steps, result.seconds,
                 result.device, result.images_per_second)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import random
+import threading
 from typing import Literal
 
 import numpy as np
 import torch
 
 from ganaug.errors import ConfigError
+
+# Seeded weight initialisation draws from torch's global generator; every module built from a seed
+# (classifiers, GAN networks, the monitor's fixed features) holds this lock from seeding to the end
+# of construction, so trainings in parallel threads stay reproducible.
+WEIGHT_INIT_LOCK = threading.Lock()
 
 DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
 

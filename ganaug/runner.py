@@ -88,13 +88,13 @@ def run_ingest(run: RunFolder, cfg: IngestConfig) -> DatasetRef:
 
 
 def run_train(run: RunFolder, cfg: GanConfig, dataset: DatasetRef | None = None,
-              callbacks: Iterable[Any] | Callable[..., Any] | None = None) -> GanResult:
-    """Train the GAN on the run's dataset into gan/."""
+              callbacks: Iterable[Any] | Callable[..., Any] | None = None, origin: str = "train") -> GanResult:
+    """Train the GAN on the run's dataset into gan/; `origin` labels its run-history record (train, flow)."""
     from ganaug.gan import train_gan
 
     dataset = dataset or run_dataset(run)
     with run.stage("train_gan", config=cfg, inputs=_inputs(dataset)) as record:
-        result = train_gan(dataset, cfg, run.root, callbacks=callbacks)
+        result = train_gan(dataset, cfg, run.root, callbacks=callbacks, origin=origin)
         record_result(record, result)
     return result
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,20 @@ from ingest_inputs import tiny_images
 
 # Tiny test tensors run faster on one thread than split across cores.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _history_outside_the_repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """GAN trainings append to the run history; in tests it goes to a temporary file, never data/history."""
+    from ganaug.tune.history import HISTORY_ENV
+
+    previous = os.environ.get(HISTORY_ENV)
+    os.environ[HISTORY_ENV] = str(tmp_path_factory.mktemp("history") / "gan_runs.parquet")
+    yield
+    if previous is None:
+        os.environ.pop(HISTORY_ENV, None)
+    else:
+        os.environ[HISTORY_ENV] = previous
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import contextlib
 import copy
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,14 +23,12 @@ from torch import nn
 
 from ganaug.classifier.spec import ArchSpec, Classifier, build_classifier
 from ganaug.configbase import StrictModel
-from ganaug.device import DeviceChoice, select_device
+from ganaug.device import WEIGHT_INIT_LOCK, DeviceChoice, select_device
 from ganaug.errors import DataError
 
 log = logging.getLogger(__name__)
 
-# Weight initialisation draws from torch's global generator; holding this lock from seeding to the
-# end of construction keeps concurrent trainings (thread task runners) reproducible.
-_INIT_LOCK = threading.Lock()
+_INIT_LOCK = WEIGHT_INIT_LOCK  # see ganaug.device
 
 # (images (B, C, H, W), generator) -> augmented images of the same shape
 BatchAugment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]

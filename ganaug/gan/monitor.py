@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganaug.device import WEIGHT_INIT_LOCK
 from ganaug.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class RandomFeatures(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        with torch.random.fork_rng(devices=[]):
+        with WEIGHT_INIT_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(FEATURE_SEED)
             self.first = nn.Conv2d(channels, 32, 3, stride=2, padding=1)
             self.second = nn.Conv2d(32, 64, 3, stride=2, padding=1)

@@ -26,12 +26,19 @@ from ganaug.gan.checkpoint import (
     write_best_checkpoint,
     write_checkpoint,
 )
-from ganaug.gan.monitor import CollapseMonitor
 from ganaug.gan.config import GanConfig
+from ganaug.gan.monitor import CollapseMonitor
 from ganaug.gan.networks import ImageShape, count_parameters
 from ganaug.gan.sampling import write_sample_grid
 from ganaug.gan.trainer import LOSS_NAMES, GanTrainer
 from ganaug.store import ArtifactRef, DatasetRef, LoadedDataset, atomic_write_bytes, read_dataset
+from ganaug.tune.history import (
+    append_record,
+    check_history,
+    dataset_features,
+    history_path,
+    make_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +71,26 @@ class GanResult(BaseModel):
 
 
 def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
-              callbacks: Iterable[Any] | Callable[..., Any] | None = None) -> GanResult:
-    """Train the conditional GAN on the dataset's train split and write everything under `out/gan/`."""
+              callbacks: Iterable[Any] | Callable[..., Any] | None = None, *,
+              history: str | Path | None = None, record_history: bool = True, origin: str = "train") -> GanResult:
+    """Train the conditional GAN on the dataset's train split and write everything under `out/gan/`.
+
+    A finished training appends one record to the run history (`ganaug.tune.history`): at `history`,
+    else at $GANAUG_HISTORY or data/history/gan_runs.parquet; `record_history=False` skips it.
+    """
     started = time.perf_counter()
     events = Callbacks(callbacks)
     paths = GanPaths.under(out)
     loaded = _training_data(dataset)
+    history_file = history_path(history) if record_history else None
+    check_history(history_file)  # a damaged history file stops the run before it trains, not after
     shape = ImageShape(loaded.meta.channels, loaded.meta.height, loaded.meta.width, loaded.meta.num_classes)
     device = select_device(cfg.device)
     images, labels = load_tensors(loaded, "train", source="real")
     val_images, val_labels = load_tensors(loaded, "val", source="real")  # monitoring only; test is never read
     trainer = GanTrainer(cfg, shape, device, images, labels)
     meta = checkpoint_meta(cfg, shape, loaded.meta.class_names, loaded.content_hash)
-    history, pending = _start(trainer, cfg, paths, meta, loaded.content_hash)
+    metrics_log, pending = _start(trainer, cfg, paths, meta, loaded.content_hash)
     resumed_from = trainer.step
     log.info("training GAN on %s: %d images %s, G %d / D %d parameters, steps %d..%d",
              device, len(images), shape, count_parameters(trainer.generator),
@@ -85,7 +99,7 @@ def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
     if cfg.monitor_every is not None:
         collapse = CollapseMonitor(val_images, val_labels, shape.num_classes, cfg.monitor_per_class,
                                    cfg.collapse_spread, cfg.seed)
-    monitor = _Monitor(trainer, paths, meta, history, events,
+    monitor = _Monitor(trainer, paths, meta, metrics_log, events,
                        (val_images[:VAL_MONITOR_IMAGES], val_labels[:VAL_MONITOR_IMAGES]), pending,
                        collapse, loaded.meta.class_names)
     events.emit("on_start", resumed_from, cfg.steps)
@@ -95,10 +109,10 @@ def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
     loop_seconds = time.perf_counter() - loop_started
     with trainer.sampling_generator() as generator:
         grid = write_sample_grid(generator, paths.final_grid, cfg.grid_columns, cfg.seed)
-    history.write(paths.metrics)
+    metrics_log.write(paths.metrics)
     best = monitor.finish_best()
     trained_images = (trainer.step - resumed_from) * cfg.batch_size * cfg.d_steps_per_g
-    return GanResult(
+    result = GanResult(
         checkpoint_path=str(paths.last_checkpoint),
         checkpoint_id=monitor.checkpoint_id or content_hash(read_checkpoint(paths.last_checkpoint)),
         metrics_path=str(paths.metrics),
@@ -110,13 +124,18 @@ def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
         device=str(device),
         dataset_hash=loaded.content_hash,
         config_hash=cfg.config_hash(),
-        final_metrics=history.last(),
+        final_metrics=metrics_log.last(),
         best_checkpoint_path=str(paths.best_checkpoint),
         best_checkpoint_id=best["checkpoint_id"],
         best_step=best["step"],
         selection_metric=best["metric"],
         best_score=best["score"],
     )
+    if history_file is not None:
+        append_record(history_file, make_record(dataset_features(loaded), cfg, metrics_log.rows, origin=origin,
+                                                steps=result.steps, seconds=result.seconds, device=result.device,
+                                                best_step=result.best_step))
+    return result
 
 
 def near_best(score: float, best: dict[str, Any] | None, n: int) -> bool:

@@ -15,9 +15,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganaug.device import WEIGHT_INIT_LOCK
 from ganaug.gan.augment import diff_augment
 from ganaug.gan.config import GanConfig
-from ganaug.gan.losses import LOSSES, interpolate, lecam_penalty, mode_seeking_penalty, r1_penalty, wgan_gradient_penalty
+from ganaug.gan.losses import (
+    LOSSES,
+    interpolate,
+    lecam_penalty,
+    mode_seeking_penalty,
+    r1_penalty,
+    wgan_gradient_penalty,
+)
 from ganaug.gan.networks import Discriminator, Generator, ImageShape
 from ganaug.gan.optim import EmaGenerator, lr_factor, make_optimizer, make_scheduler
 
@@ -35,7 +43,7 @@ class GanTrainer:
         # channels-last ("NHWC") convolutions are faster with oneDNN on CPU and with cuDNN on GPU.
         self.images = images.to(device).contiguous(memory_format=torch.channels_last)  # (N, C, H, W) in [-1, 1]
         self.labels = labels.to(device)  # (N,) int64
-        with torch.random.fork_rng(devices=[]):  # weight init from the seed, global RNG untouched
+        with WEIGHT_INIT_LOCK, torch.random.fork_rng(devices=[]):  # weight init from the seed, global RNG untouched
             torch.manual_seed(cfg.seed)
             g_width, d_width = cfg.widths(shape.height, shape.width)
             self.generator = Generator(cfg.latent_dim, shape, g_width).to(device)
