@@ -8,6 +8,7 @@ from ganaug.cli import ingest as _ingest  # noqa: F401  (registers `ganaug inges
 from ganaug.cli import run as _run  # noqa: F401  (registers `ganaug run` and `ganaug ui`)
 from ganaug.cli import search as _search  # noqa: F401  (registers `ganaug search`)
 from ganaug.cli import train as _train  # noqa: F401  (registers `ganaug train`)
+from ganaug.cli import tune as _tune  # noqa: F401  (registers `ganaug tune`)
 from ganaug.cli.app import app
 
 

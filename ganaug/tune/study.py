@@ -1,0 +1,268 @@
+"""`tune_gan(dataset, cfg, out) -> TuneResult`: an Optuna study over GanConfig judged by downstream utility.
+
+A trial trains the GAN for `max_steps`; at every rung (min_steps x reduction_factor^k) its
+utility is measured — the accuracy on real val images of a classifier trained only on samples of
+the EMA generator at that step (CAS on val) — and reported to the pruner, which stops the trial
+when it is not among the best 1/reduction_factor at that rung (successive halving / Hyperband).
+
+Trials are asked in batches of `parallel`, run through an optional executor (threads or Prefect
+tasks), and told in the order they were asked; pruning judges a trial against the trials finished
+before its batch. So one seed and `parallel` give the same trials however the workers are
+scheduled (on the CPU; GPU kernels may differ in the last bits).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+from pydantic import BaseModel, ConfigDict
+
+from ganaug.classifier import ArchSpec, TrainConfig, accuracy, train_classifier
+from ganaug.classifier.train import cpu_threads
+from ganaug.data.tensors import load_tensors
+from ganaug.errors import DataError
+from ganaug.gan import load_generator, sample, train_gan
+from ganaug.nas.evaluator import PruneContext, quiet_optuna
+from ganaug.nas.study import Executor, submit_call
+from ganaug.store import (
+    DatasetRef,
+    LoadedDataset,
+    atomic_write_json,
+    atomic_write_text,
+    read_dataset,
+    write_table,
+)
+from ganaug.tune.config import TuneConfig, from_gan_config, suggest, to_gan_config
+from ganaug.tune.history import (
+    DatasetFeatures,
+    append_record,
+    check_history,
+    dataset_features,
+    history_path,
+    history_rows,
+    make_record,
+)
+from ganaug.tune.warmstart import Neighbour, nearest_datasets
+
+log = logging.getLogger(__name__)
+
+TRIALS_SCHEMA = pa.schema([
+    pa.field("number", pa.int64(), nullable=False),
+    pa.field("state", pa.string(), nullable=False),  # complete | pruned | failed
+    pa.field("warm_from", pa.string()),  # dataset path whose config this trial came from; null = sampled
+    pa.field("params", pa.string(), nullable=False),  # JSON
+    pa.field("rung_steps", pa.list_(pa.int64()), nullable=False),
+    pa.field("rung_utility", pa.list_(pa.float64()), nullable=False),
+    pa.field("utility", pa.float64()),  # CAS on val at max_steps (complete trials)
+    pa.field("seconds", pa.float64(), nullable=False),
+    pa.field("finished_after", pa.float64(), nullable=False),  # seconds since the study began
+    pa.field("error", pa.string()),
+])
+
+
+class TuneResult(BaseModel):
+    """What a tuning produced; small and JSON-serializable."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    best_trial: int
+    best_utility: float
+    best_config_path: str
+    pipeline_config_path: str
+    trials_path: str
+    trials: int
+    pruned: int
+    failed: int
+    warm_trials: int
+    warm_from: list[str]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """One trial's rung readings; `pruned` when the pruner stopped it."""
+
+    rungs: tuple[tuple[int, float], ...]
+    pruned: bool
+    seconds: float
+
+
+@dataclass
+class _Data:
+    loaded: LoadedDataset
+    dataset: DatasetRef | Path
+    features: DatasetFeatures
+    val: tuple[torch.Tensor, torch.Tensor]
+    history: Path | None
+    study_name: str
+    warm_from: dict[int, str] = field(default_factory=dict)
+
+
+def synthetic_utility(generator: torch.nn.Module, val: tuple[torch.Tensor, torch.Tensor], per_class: int,
+                      steps: int, seed: int) -> float:
+    """CAS on val: accuracy on real val images of a classifier trained for `steps` on `per_class` samples per class."""
+    num_classes = int(generator.shape.num_classes)  # type: ignore[union-attr]
+    labels = torch.arange(num_classes).repeat_interleave(per_class)
+    images = sample(generator, labels, seed)  # (N, C, H, W) in [-1, 1]
+    train_cfg = TrainConfig(steps=steps, device="cpu", precision="float32")
+    trained = train_classifier(ArchSpec(), (images, labels), None, num_classes, train_cfg, seed=seed)
+    return accuracy(trained.model, *val)
+
+
+class _RungCallback:
+    """GAN-training callback: at each rung's checkpoint, measure the utility and ask the pruner."""
+
+    def __init__(self, cfg: TuneConfig, val: tuple[torch.Tensor, torch.Tensor], use_ema: bool,
+                 report: Callable[[int, float], None] | None) -> None:
+        self.cfg, self.val, self.use_ema, self.report = cfg, val, use_ema, report
+        self.rungs = set(cfg.rungs())
+        self.readings: list[tuple[int, float]] = []
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        if step not in self.rungs or any(done == step for done, _ in self.readings):
+            return
+        generator, _ = load_generator(path, use_ema=self.use_ema, device="cpu")
+        utility = synthetic_utility(generator, self.val, self.cfg.synthetic_per_class, self.cfg.classifier_steps, self.cfg.seed)
+        self.readings.append((step, utility))
+        log.debug("step %d: CAS on val %.4f", step, utility)
+        if self.report is not None and step < self.cfg.max_steps:  # a trial that trained every step is complete
+            self.report(step, utility)
+
+
+def run_trial(number: int, params: dict[str, Any], data: _Data, cfg: TuneConfig, out: Path,
+              prune: PruneContext | None) -> TrialOutcome:
+    """Train one trial's GAN with rung readings; append its history record (pruned or not)."""
+    started = time.perf_counter()
+    gan_cfg = to_gan_config(params, cfg.base, cfg.max_steps).model_copy(
+        update={"checkpoint_every": cfg.min_steps, "monitor_every": cfg.min_steps, "grid_every": None})
+    callback = _RungCallback(cfg, data.val, gan_cfg.ema_decay is not None, prune.reporter() if prune else None)
+    folder = out / "trials" / f"{number:04d}"
+    pruned = False
+    try:
+        result = train_gan(data.dataset, gan_cfg, folder, callbacks=[callback], record_history=False)
+        steps, device, best_step = result.steps, result.device, result.best_step
+    except optuna.TrialPruned:
+        pruned, steps, device, best_step = True, callback.readings[-1][0], str(gan_cfg.device), None
+    seconds = time.perf_counter() - started
+    if data.history is not None:
+        metrics = pq.read_table(folder / "gan" / "metrics.parquet").to_pylist()
+        append_record(data.history, make_record(
+            data.features, gan_cfg.model_copy(update={"steps": steps}), metrics, origin="tune", steps=steps,
+            seconds=seconds, device=device, best_step=best_step, pruned=pruned,
+            cas_val=None if pruned else callback.readings[-1][1], study=data.study_name, trial=number))
+    return TrialOutcome(tuple(callback.readings), pruned, seconds)
+
+
+def warm_start(study: optuna.Study, data: _Data, cfg: TuneConfig) -> list[Neighbour]:
+    """Enqueue the best configs of the nearest past datasets (other than this one's own records, too)."""
+    if not cfg.warm_start or data.history is None or not data.history.exists():
+        return []
+    neighbours = nearest_datasets(data.features, history_rows(data.history), cfg.warm_datasets, cfg.warm_per_dataset)
+    queued: list[str] = []
+    for neighbour in neighbours:
+        for config in neighbour.configs:
+            params = from_gan_config(config, data.features.height, data.features.width)
+            key = json.dumps(params, sort_keys=True)
+            if key in queued or len(queued) >= cfg.n_trials:
+                continue
+            data.warm_from[len(queued)] = neighbour.features.dataset_path
+            queued.append(key)
+            study.enqueue_trial(params)
+    log.info("warm start: %d configs from %d nearest datasets", len(queued), len(neighbours))
+    return neighbours
+
+
+def _finished(study: optuna.Study) -> tuple[FrozenTrial, ...]:
+    return tuple(t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+                 if t.intermediate_values)
+
+
+def tune_gan(dataset: DatasetRef | str | Path, cfg: TuneConfig, out: str | Path, executor: Executor | None = None,
+             on_trial: Callable[[dict[str, Any]], None] | None = None) -> TuneResult:
+    """Run the study; write `out/tune/` (trials, trials.parquet, best_gan.yaml, best_pipeline.yaml)."""
+    started = time.perf_counter()
+    loaded = read_dataset(dataset)
+    val = load_tensors(loaded, "val", source="real")
+    if len(val[0]) == 0:
+        raise DataError(f"dataset {loaded.path}: no real rows with split 'val'; tuning scores each trial on them (ingest with val_fraction > 0)")
+    history = history_path(cfg.history)
+    check_history(history)
+    root = Path(out) / "tune"
+    data = _Data(loaded, dataset if isinstance(dataset, DatasetRef) else Path(dataset), dataset_features(loaded), val,
+                 history, f"tune-{loaded.content_hash[:12]}-seed{cfg.seed}")
+    quiet_optuna()
+    sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=min(5, max(1, cfg.n_trials // 3)))
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=cfg.make_pruner(), study_name=data.study_name)
+    neighbours = warm_start(study, data, cfg)
+    rows: list[dict[str, Any]] = []
+    with cpu_threads(cfg.cpu_threads):
+        while len(rows) < cfg.n_trials:
+            batch = [study.ask() for _ in range(min(cfg.parallel, cfg.n_trials - len(rows)))]
+            points = [suggest(trial) for trial in batch]
+            prune = PruneContext(study.pruner, _finished(study))
+            futures = [submit_call(executor, run_trial, trial.number, params, data, cfg, root, prune)
+                       for trial, params in zip(batch, points)]
+            for trial, params, future in zip(batch, points, futures):
+                rows.append(_tell(study, trial, params, future, data, started))
+                if on_trial is not None:
+                    on_trial(rows[-1])
+    return _finish(study, rows, data, cfg, root, neighbours, started)
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, params: dict[str, Any], future: Any, data: _Data,
+          started: float) -> dict[str, Any]:
+    row: dict[str, Any] = {"number": trial.number, "warm_from": data.warm_from.get(trial.number),
+                           "params": json.dumps(params, sort_keys=True), "rung_steps": [], "rung_utility": [],
+                           "utility": None, "seconds": 0.0, "error": None}
+    try:
+        outcome: TrialOutcome = future.result()
+    except Exception as err:  # a trial that raises (e.g. a diverging GAN) is recorded and the study goes on
+        log.warning("tuning trial %d failed: %s: %s", trial.number, type(err).__name__, err)
+        study.tell(trial, state=TrialState.FAIL)
+        return {**row, "state": "failed", "error": f"{type(err).__name__}: {err}",
+                "finished_after": time.perf_counter() - started}
+    for step, utility in outcome.rungs:
+        trial.report(utility, step)
+        trial.should_prune()  # lets the pruner record the rungs this trial reached (successive halving's bookkeeping)
+    if outcome.pruned:
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, outcome.rungs[-1][1])
+    return {**row, "state": "pruned" if outcome.pruned else "complete", "rung_steps": [s for s, _ in outcome.rungs],
+            "rung_utility": [u for _, u in outcome.rungs], "utility": None if outcome.pruned else outcome.rungs[-1][1],
+            "seconds": outcome.seconds, "finished_after": time.perf_counter() - started}
+
+
+def _finish(study: optuna.Study, rows: list[dict[str, Any]], data: _Data, cfg: TuneConfig, root: Path,
+            neighbours: list[Neighbour], started: float) -> TuneResult:
+    trials_path = write_table(pa.Table.from_pylist(rows, schema=TRIALS_SCHEMA), root / "trials.parquet")
+    complete = [row for row in rows if row["state"] == "complete"]
+    if not complete:
+        raise DataError(f"no tuning trial finished (see {trials_path}: {sum(r['state'] == 'failed' for r in rows)} failed); "
+                        "raise n_trials or check the errors recorded there")
+    best = max(complete, key=lambda row: (row["utility"], -row["number"]))
+    best_cfg = to_gan_config(json.loads(best["params"]), cfg.base, cfg.max_steps)
+    dumped = best_cfg.model_dump(mode="json")
+    gan_path = atomic_write_text(root / "best_gan.yaml", yaml.safe_dump(dumped, sort_keys=False))
+    pipeline_path = atomic_write_text(root / "best_pipeline.yaml", yaml.safe_dump({"gan": dumped}, sort_keys=False))
+    result = TuneResult(
+        best_trial=best["number"], best_utility=best["utility"], best_config_path=str(gan_path),
+        pipeline_config_path=str(pipeline_path), trials_path=str(trials_path), trials=len(rows),
+        pruned=sum(row["state"] == "pruned" for row in rows), failed=sum(row["state"] == "failed" for row in rows),
+        warm_trials=len(data.warm_from), warm_from=sorted({n.features.dataset_path for n in neighbours if n.configs}),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    atomic_write_json(root / "tune.json", {"config": cfg.model_dump(mode="json"), "result": result.model_dump(mode="json")})
+    return result

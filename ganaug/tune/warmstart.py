@@ -1,0 +1,103 @@
+"""Warm start: the past datasets nearest a new one by meta-features, and their best GAN configs.
+
+Distance: seven scalar meta-features (log images, log classes, log pixels per image, channels,
+log imbalance = log(largest / smallest class), pixel mean, pixel std) and the 32-number embedding
+are standardised by their spread over the candidates and the new dataset; the two blocks weigh
+the same (each block's Euclidean norm divided by the square root of its size). A feature that is
+the same everywhere adds nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from ganaug.gan.config import GanConfig
+from ganaug.tune.history import DatasetFeatures
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A past dataset, its distance to the new one, and its best configs (best first)."""
+
+    features: DatasetFeatures
+    distance: float
+    configs: tuple[GanConfig, ...]
+    utilities: tuple[float, ...]
+
+
+def scalar_features(features: DatasetFeatures) -> list[float]:
+    counts = [c for c in features.class_counts if c > 0] or [1]
+    return [math.log1p(features.images), math.log(max(features.classes, 1)), math.log(features.height * features.width),
+            float(features.channels), math.log(max(counts) / min(counts)), features.pixel_mean, features.pixel_std]
+
+
+def distances(query: DatasetFeatures, candidates: list[DatasetFeatures]) -> list[float]:
+    """Distance of each candidate to `query` (see the module docstring)."""
+    if not candidates:
+        return []
+    blocks = []
+    for extract in (scalar_features, lambda f: list(f.embedding)):
+        rows = np.array([extract(f) for f in [query, *candidates]], dtype=np.float64)  # (1 + K, D)
+        if rows.shape[1] == 0:
+            continue
+        spread = rows.std(axis=0)
+        scaled = np.where(spread > 1e-9, (rows - rows[0]) / np.where(spread > 1e-9, spread, 1.0), 0.0)
+        blocks.append(np.linalg.norm(scaled[1:], axis=1) / math.sqrt(rows.shape[1]))
+    return [float(d) for d in np.sum(blocks, axis=0)]
+
+
+def record_utility(row: dict[str, Any]) -> float | None:
+    """How good a record's config was: CAS on val from a tuning trial, else the monitor's val 1-NN CAS."""
+    if row.get("pruned"):
+        return None
+    for name in ("cas_val", "val_nn_cas"):
+        value = row.get(name)
+        if isinstance(value, float) and math.isfinite(value):
+            return value
+    return None
+
+
+def nearest_datasets(query: DatasetFeatures, rows: list[dict[str, Any]], k: int, per_dataset: int) -> list[Neighbour]:
+    """The `k` past datasets nearest `query` that have a finished record, each with its best `per_dataset` configs.
+
+    Records of tuning trials (with `cas_val`) rank before plain trainings of the same dataset, whose
+    1-NN CAS is on another scale; within a kind the higher utility wins, ties go to the later record.
+    """
+    by_dataset: dict[str, list[tuple[tuple[int, float, int], dict[str, Any]]]] = {}
+    features: dict[str, DatasetFeatures] = {}
+    for order, row in enumerate(rows):
+        utility = record_utility(row)
+        if utility is None:
+            continue
+        kind = 1 if isinstance(row.get("cas_val"), float) and math.isfinite(row["cas_val"]) else 0
+        by_dataset.setdefault(row["dataset_hash"], []).append(((kind, utility, order), row))
+        features[row["dataset_hash"]] = DatasetFeatures.from_row(row)
+    hashes = sorted(by_dataset)
+    found = distances(query, [features[h] for h in hashes])
+    ranked = sorted(zip(found, hashes), key=lambda pair: (pair[0], pair[1]))[:k]
+    neighbours = []
+    for distance, dataset_hash in ranked:
+        best = sorted(by_dataset[dataset_hash], key=lambda item: item[0], reverse=True)
+        configs: list[GanConfig] = []
+        utilities: list[float] = []
+        seen: set[str] = set()
+        for (_, utility, _), row in best:
+            if row["config_hash"] in seen:
+                continue
+            try:
+                config = GanConfig.model_validate(json.loads(row["gan_config"]))
+            except (ValidationError, ValueError):  # written by a ganaug whose GanConfig had other options
+                continue
+            seen.add(row["config_hash"])
+            configs.append(config)
+            utilities.append(utility)
+            if len(configs) == per_dataset:
+                break
+        neighbours.append(Neighbour(features[dataset_hash], distance, tuple(configs), tuple(utilities)))
+    return neighbours
