@@ -44,11 +44,11 @@ HELD_OUT = ("digits50", 0.5)
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("data/bench/meta"), help="Working folder (data, studies, JSON).")
-    parser.add_argument("--trials", type=int, default=8, help="Trials per study (history and held-out).")
+    parser.add_argument("--trials", type=int, default=6, help="Trials per study (history and held-out).")
     parser.add_argument("--seeds", type=int, default=3, help="Seeds of the held-out cold and warm studies.")
-    parser.add_argument("--min-steps", type=int, default=75, help="GAN steps of the first rung.")
-    parser.add_argument("--max-steps", type=int, default=300, help="GAN steps of an unpruned trial.")
-    parser.add_argument("--classifier-steps", type=int, default=200, help="Steps of the utility classifier.")
+    parser.add_argument("--min-steps", type=int, default=50, help="GAN steps of the first rung.")
+    parser.add_argument("--max-steps", type=int, default=200, help="GAN steps of an unpruned trial.")
+    parser.add_argument("--classifier-steps", type=int, default=150, help="Steps of the utility classifier.")
     return parser.parse_args()
 
 
