@@ -56,7 +56,7 @@ def tune_command(
     min_steps: int = typer.Option(None, "--min-steps", help="GAN steps of the first rung (default 100)."),
     max_steps: int = typer.Option(None, "--max-steps", help="GAN steps of an unpruned trial: min-steps x reduction-factor^k (default 400)."),
     reduction_factor: int = typer.Option(None, "--reduction-factor", help="Rung spacing and share kept per rung (default 2)."),
-    pruner: str = typer.Option(None, "--pruner", help="successive_halving (default), hyperband or none."),
+    pruner: str = typer.Option(None, "--pruner", help="successive_halving (default) or none."),
     cold: bool = typer.Option(False, "--cold", help="Do not seed the study with configs of similar past datasets."),
     history: Path = typer.Option(None, "--history", help="Run history file (default $GANAUG_HISTORY, else data/history/gan_runs.parquet)."),
     seed: int = typer.Option(None, "--seed", help="Seed of the sampler, the GANs and the utility classifier."),

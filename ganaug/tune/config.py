@@ -12,7 +12,9 @@ from pydantic import Field, model_validator
 from ganaug.configbase import StrictModel
 from ganaug.gan.config import GanConfig
 
-Pruner = Literal["successive_halving", "hyperband", "none"]
+# Hyperband is left out: its bracket of a trial depends on the study's name and trial number, which
+# the per-batch snapshot studies that keep parallel trials deterministic do not share with the study.
+Pruner = Literal["successive_halving", "none"]
 
 # Choices of the categorical options; numbers are snapped to the nearest choice when a past config is
 # turned into a warm-start trial. 0 stands for "off" (None in GanConfig).
@@ -47,7 +49,7 @@ class TuneConfig(StrictModel):
     min_steps: int = Field(100, ge=1, le=10_000_000, description="GAN steps of the first rung: every trial is judged (and may be pruned) here first.")
     max_steps: int = Field(400, ge=1, le=10_000_000, description="GAN steps of a trial that is never pruned (the tuned config's steps).")
     reduction_factor: int = Field(2, ge=2, le=10, description="Rungs at min_steps x factor^k; successive halving keeps the best 1/factor at each rung.")
-    pruner: Pruner = Field("successive_halving", description="Multi-fidelity pruning on GAN steps: successive halving, hyperband or none.")
+    pruner: Pruner = Field("successive_halving", description="Multi-fidelity pruning on GAN steps: successive halving or none.")
     synthetic_per_class: int = Field(50, ge=2, le=100_000, description="Generated images per class the utility classifier trains on.")
     classifier_steps: int = Field(200, ge=1, le=1_000_000, description="Optimizer steps of the utility classifier (a fixed budget, so trials compare fairly).")
     warm_start: bool = Field(True, description="Enqueue the best configs of the nearest past datasets in the run history as the first trials.")
@@ -80,8 +82,6 @@ class TuneConfig(StrictModel):
     def make_pruner(self) -> optuna.pruners.BasePruner:
         if self.pruner == "none" or len(self.rungs()) == 1:
             return optuna.pruners.NopPruner()
-        if self.pruner == "hyperband":
-            return optuna.pruners.HyperbandPruner(self.min_steps, self.max_steps, self.reduction_factor)
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=self.min_steps, reduction_factor=self.reduction_factor)
 
 

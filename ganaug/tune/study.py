@@ -3,7 +3,7 @@
 A trial trains the GAN for `max_steps`; at every rung (min_steps x reduction_factor^k) its
 utility is measured — the accuracy on real val images of a classifier trained only on samples of
 the EMA generator at that step (CAS on val) — and reported to the pruner, which stops the trial
-when it is not among the best 1/reduction_factor at that rung (successive halving / Hyperband).
+when it is not among the best 1/reduction_factor at that rung (successive halving).
 
 Trials are asked in batches of `parallel`, run through an optional executor (threads or Prefect
 tasks), and told in the order they were asked; pruning judges a trial against the trials finished
