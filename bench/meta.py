@@ -66,17 +66,18 @@ def reached(trials: list[dict[str, Any]], target: float) -> dict[str, Any]:
     return {"trials": None, "seconds": None}
 
 
-def averaging_effect(study_dir: Path, best_trial: int, val: tuple[torch.Tensor, torch.Tensor],
-                     args: argparse.Namespace) -> dict[str, float]:
-    gan_dir = study_dir / "tune" / "trials" / f"{best_trial:04d}" / "gan"
+def averaging_effect(study_dir: Path, best: dict[str, Any], val: tuple[torch.Tensor, torch.Tensor],
+                     args: argparse.Namespace) -> dict[str, Any]:
+    gan_dir = study_dir / "tune" / "trials" / f"{best['number']:04d}" / "gan"
+    use_ema = float(json.loads(best["params"])["ema_decay"]) != 0.0  # without an EMA, the raw generators
     checkpoints = kept_checkpoints(gan_dir)
-    last, info = load_generator(gan_dir / "checkpoints" / "last.pt", use_ema=True, device="cpu")
-    averaged, avg_info = average_generators(checkpoints, use_ema=True)
+    last, info = load_generator(gan_dir / "checkpoints" / "last.pt", use_ema=use_ema, device="cpu")
+    averaged, avg_info = average_generators(checkpoints, use_ema=use_ema)
     seeds = range(3)
     last_cas = [synthetic_utility(last, val, 50, args.classifier_steps, s) for s in seeds]
     avg_cas = [synthetic_utility(averaged, val, 50, args.classifier_steps, s) for s in seeds]
     return {"last": statistics.mean(last_cas), "averaged": statistics.mean(avg_cas),
-            "averaged_steps": avg_info["averaged_steps"], "last_step": info["step"]}
+            "averaged_steps": avg_info["averaged_steps"], "last_step": info["step"], "ema": use_ema}
 
 
 def main() -> None:
@@ -113,12 +114,13 @@ def main() -> None:
             trials = pq.read_table(result.trials_path).to_pylist()
             row[mode] = {"best_utility": result.best_utility, "seconds": result.seconds, "warm_trials": result.warm_trials,
                          "utilities": [t["utility"] for t in trials], "pruned": result.pruned,
-                         "averaging": averaging_effect(study_dir, result.best_trial, val, args)}
+                         "averaging": averaging_effect(study_dir, trials[result.best_trial], val, args)}
             row[mode]["trials_list"] = trials
         target = row["cold"]["best_utility"]
         for mode in ("cold", "warm"):
             row[mode]["reached"] = reached(row[mode].pop("trials_list"), target)
         report["held_out"].append(row)
+        (out / "meta.json").write_text(json.dumps(report, indent=2))  # so far
         print(f"seed {seed}: cold best {target:.4f} at trial {row['cold']['reached']['trials']} "
               f"({row['cold']['reached']['seconds']} s); warm best {row['warm']['best_utility']:.4f}, reached cold best "
               f"at trial {row['warm']['reached']['trials']} ({row['warm']['reached']['seconds']} s)", flush=True)

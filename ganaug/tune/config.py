@@ -57,7 +57,7 @@ class TuneConfig(StrictModel):
     warm_per_dataset: int = Field(2, ge=1, le=100, description="Best configs taken from each of those datasets.")
     history: Path | None = Field(None, description="Run history file; None = $GANAUG_HISTORY, else data/history/gan_runs.parquet.")
     base: GanConfig = Field(default_factory=GanConfig, description="The GanConfig the sampled options are set on (batch size, monitor, device, ...).")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the sampler, of every trial's GAN and of the utility classifier.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the sampler, of every trial's GAN (it replaces base.seed) and of the utility classifier.")
     cpu_threads: int | None = Field(1, ge=1, le=256, description="torch CPU threads during the study (process-wide); None = torch's default.")
 
     @model_validator(mode="after")

@@ -146,7 +146,7 @@ def run_trial(number: int, params: dict[str, Any], data: _Data, cfg: TuneConfig,
     """Train one trial's GAN with rung readings; append its history record (pruned or not)."""
     started = time.perf_counter()
     gan_cfg = to_gan_config(params, cfg.base, cfg.max_steps).model_copy(
-        update={"checkpoint_every": cfg.min_steps, "monitor_every": cfg.min_steps, "grid_every": None})
+        update={"checkpoint_every": cfg.min_steps, "monitor_every": cfg.min_steps, "grid_every": None, "seed": cfg.seed})
     callback = _RungCallback(cfg, data.val, gan_cfg.ema_decay is not None, prune.reporter() if prune else None)
     folder = out / "trials" / f"{number:04d}"
     pruned = False
@@ -253,7 +253,7 @@ def _finish(study: optuna.Study, rows: list[dict[str, Any]], data: _Data, cfg: T
         raise DataError(f"no tuning trial finished (see {trials_path}: {sum(r['state'] == 'failed' for r in rows)} failed); "
                         "raise n_trials or check the errors recorded there")
     best = max(complete, key=lambda row: (row["utility"], -row["number"]))
-    best_cfg = to_gan_config(json.loads(best["params"]), cfg.base, cfg.max_steps)
+    best_cfg = to_gan_config(json.loads(best["params"]), cfg.base, cfg.max_steps).model_copy(update={"seed": cfg.seed})
     dumped = best_cfg.model_dump(mode="json")
     gan_path = atomic_write_text(root / "best_gan.yaml", yaml.safe_dump(dumped, sort_keys=False))
     pipeline_path = atomic_write_text(root / "best_pipeline.yaml", yaml.safe_dump({"gan": dumped}, sort_keys=False))

@@ -63,7 +63,7 @@ def test_utility_scores_a_faithful_generator_far_above_noise(tmp_path: Path) -> 
 
 def test_study_writes_the_best_config_for_train_and_run_and_a_history_record_per_trial(tmp_path: Path) -> None:
     ref = make_dataset(tmp_path / "run" / "dataset.parquet")
-    cfg = tune_cfg(tmp_path, n_trials=4, pruner="none")
+    cfg = tune_cfg(tmp_path, n_trials=4, pruner="none", seed=4)
     result = tune_gan(ref, cfg, tmp_path / "run")
     trials = pq.read_table(result.trials_path).to_pylist()
     assert [t["state"] for t in trials] == ["complete"] * 4 and result.pruned == 0
@@ -72,13 +72,13 @@ def test_study_writes_the_best_config_for_train_and_run_and_a_history_record_per
     assert (result.best_trial, result.best_utility) == (best["number"], best["utility"])
     tuned = load_config(GanConfig, result.best_config_path)
     assert from_gan_config(tuned, 8, 8) == pytest.approx(json.loads(best["params"]))
-    assert (tuned.steps, tuned.batch_size, tuned.device) == (8, 8, "cpu")
+    assert (tuned.steps, tuned.batch_size, tuned.device, tuned.seed) == (8, 8, "cpu", 4)  # the study's seed drives the GANs
     assert load_config(GanConfig, None, None) != tuned
     from ganaug.config import PipelineConfig
 
     assert load_config(PipelineConfig, result.pipeline_config_path).gan == tuned
     records = history_rows(tmp_path / "history.parquet")
-    assert [(r["origin"], r["trial"], r["steps"]) for r in records] == [("tune", t, 8) for t in range(4)]
+    assert [(r["origin"], r["trial"], r["steps"], r["config"]["seed"]) for r in records] == [("tune", t, 8, 4) for t in range(4)]
     assert [r["cas_val"] for r in records] == pytest.approx([t["utility"] for t in trials])
     summary = json.loads((tmp_path / "run" / "tune" / "tune.json").read_text())
     assert summary["result"]["best_trial"] == result.best_trial
