@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,8 +27,10 @@ import pyarrow.parquet as pq
 import torch
 
 from ganaug.errors import DataError
-from ganaug.gan.config import GanConfig
 from ganaug.store import LoadedDataset, write_table
+
+if TYPE_CHECKING:  # the GAN stage imports this module; importing ganaug.gan here would be circular
+    from ganaug.gan.config import GanConfig
 
 HISTORY_ENV = "GANAUG_HISTORY"  # a path, or "off" to record nothing
 DEFAULT_HISTORY = Path("data/history/gan_runs.parquet")

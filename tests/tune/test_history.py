@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -129,3 +131,10 @@ def test_a_record_that_does_not_fit_the_schema_changes_nothing(tmp_path: Path, t
     with pytest.raises(DataError, match="does not fit the history schema"):
         append_record(history, bad)
     assert history.read_bytes() == before
+
+
+def test_the_history_module_imports_on_its_own() -> None:
+    """The GAN stage imports it, so it must not import the GAN stage back (a fresh interpreter, it first)."""
+    done = subprocess.run([sys.executable, "-c", "import ganaug.tune.history, ganaug.tune.study, ganaug.cli.tune"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

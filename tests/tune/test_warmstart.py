@@ -79,3 +79,12 @@ def test_a_past_config_outside_the_space_snaps_to_the_nearest_point() -> None:
     assert (params["loss"], params["lr_schedule"], params["beta1"], params["beta2"]) == ("hinge", "constant", 0.0, 0.99)
     assert "lr_decay_rate" not in params
     assert set(params) == set(CHOICES) | {"g_lr", "d_lr"}
+
+
+def test_among_one_kind_of_data_at_several_sizes_the_closest_size_is_nearest() -> None:
+    """Digits at 10/30/50/100%: third-decimal pixel-statistic differences must not outweigh size."""
+    regimes = {"d10": (105, 0.307), "d30": (315, 0.305), "d100": (1050, 0.305)}
+    candidates = [variant(name, images=n, pixel_mean=mean) for name, (n, mean) in regimes.items()]
+    query = variant("d50", images=525, pixel_mean=0.307)
+    found = distances(query, candidates)
+    assert sorted(regimes, key=lambda name: found[list(regimes).index(name)]) == ["d30", "d100", "d10"]
