@@ -14,9 +14,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.config import OrchestrationConfig
 from flows.runners import TaskExecutor
 from flows.stages import recorded_dataset, run_folder, use_torch_threads
-from ganaug.orchestration import OrchestrationConfig
 from ganaug.store import DatasetRef
 from ganaug.tune.config import TuneConfig
 from ganaug.tune.study import TuneResult, tune_gan

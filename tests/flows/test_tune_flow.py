@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from flows.config import OrchestrationConfig
 from flows.tune import tune_flow
 from ganaug.config import IngestConfig
 from ganaug.data.ingest import ingest
-from ganaug.orchestration import OrchestrationConfig
 from ganaug.tune.config import TuneConfig
 from ganaug.tune.history import history_rows
 from ganaug.tune.study import tune_gan
