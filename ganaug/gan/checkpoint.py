@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganaug.device import select_device
+from ganaug.device import WEIGHT_INIT_LOCK, select_device
 from ganaug.errors import CheckpointError, DataError
 from ganaug.gan.config import GanConfig
 from ganaug.gan.networks import Discriminator, Generator, ImageShape
@@ -214,7 +214,10 @@ def load_generator(checkpoint: str | Path, use_ema: bool = True,
     if use_ema and payload["generator_ema"] is None:
         raise CheckpointError(f"checkpoint {path} has no EMA generator (trained with ema_decay=None); load it with use_ema=False")
     arch = meta["architecture"]
-    generator = Generator(int(meta["latent_dim"]), _shape(meta), int(arch["g_width"]))
+    # Built under the init lock with the global RNG restored: its random init (overwritten next) must not
+    # draw from the RNG that another thread is seeding for its own weights (parallel tuning trials).
+    with WEIGHT_INIT_LOCK, torch.random.fork_rng(devices=[]):
+        generator = Generator(int(meta["latent_dim"]), _shape(meta), int(arch["g_width"]))
     state = payload["generator_ema"]["module"] if use_ema else payload["generator"]
     _load_weights(generator, state, path, "EMA generator" if use_ema else "generator")
     target = select_device(device) if isinstance(device, str) else device
@@ -230,8 +233,9 @@ def load_discriminator(checkpoint: str | Path, device: str | torch.device = "aut
     path = Path(checkpoint)
     payload = read_checkpoint(path)
     meta, arch = payload["meta"], payload["meta"]["architecture"]
-    discriminator = Discriminator(_shape(meta), int(arch["d_width"]), bool(arch["spectral_norm"]),
-                                  str(arch["conditioning"]), bool(arch["minibatch_std"]))
+    with WEIGHT_INIT_LOCK, torch.random.fork_rng(devices=[]):
+        discriminator = Discriminator(_shape(meta), int(arch["d_width"]), bool(arch["spectral_norm"]),
+                                      str(arch["conditioning"]), bool(arch["minibatch_std"]))
     _load_weights(discriminator, payload["discriminator"], path, "discriminator")
     target = select_device(device) if isinstance(device, str) else device
     return discriminator.to(target).eval().requires_grad_(False)
