@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from reference import ReferenceCNN  # bench/reference.py, beside this script
 
 from ganaug.classifier import ArchSpec, TrainConfig, parameter_count, train_classifier
 from ganaug.classifier.train import accuracy_of, auto_steps
@@ -112,20 +112,6 @@ def zero_cost_job(arch_json: str, seed: int, batch_size: int) -> dict[str, Any]:
     batch = balanced_batch(*data.real_train, batch_size, seed)
     arch = ArchSpec.from_json(arch_json)
     return {name: zero_cost_score(name, arch, batch, data.num_classes, seed) for name in ZERO_COST}
-
-
-class ReferenceCNN(nn.Module):
-    """bench/reference.py's textbook CNN: conv32-BN-ReLU-pool, conv64-BN-ReLU-pool, dropout, fc128, fc."""
-
-    def __init__(self, channels: int, side: int, classes: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dropout(0.25), nn.Linear(64 * (side // 4) ** 2, 128), nn.ReLU(), nn.Linear(128, classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
 
 
 def reference_job(seed: int, steps: int, affine: bool, deadline: float) -> dict[str, Any]:

@@ -55,7 +55,8 @@ def read_holder(folder: Path) -> dict[str, Any] | None:
     return note if isinstance(note, dict) else None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one owned by another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -70,7 +71,7 @@ def _is_stale(note: dict[str, Any] | None) -> bool:
     if not note or note.get("host") != socket.gethostname():
         return False
     try:
-        return not _alive(int(note["pid"]))
+        return not process_alive(int(note["pid"]))
     except (KeyError, TypeError, ValueError):
         return False
 
@@ -116,7 +117,9 @@ def _acquire(folder: Path, command: str) -> FileLock:
 
 
 def _write_note(folder: Path, note: dict[str, Any]) -> None:
-    from ganaug.store import atomic_write_json  # store imports nothing from here; keep the import local anyway
+    from ganaug.store import (
+        atomic_write_json,  # store imports nothing from here; keep the import local anyway
+    )
 
     atomic_write_json(folder / HOLDER_FILE, note)
 

@@ -13,18 +13,10 @@ import subprocess
 import sys
 import time
 
+from ganaug.runlock import process_alive
+
 POLL_SECONDS = 0.2
 GRACE_SECONDS = 5.0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _stop_group(child: subprocess.Popen[bytes]) -> None:
@@ -53,7 +45,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     child = subprocess.Popen(command)
-    while not stop and child.poll() is None and _alive(parent) and os.getppid() == parent:
+    while not stop and child.poll() is None and process_alive(parent) and os.getppid() == parent:
         time.sleep(POLL_SECONDS)
     if child.poll() is not None:
         return child.returncode
