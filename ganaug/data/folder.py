@@ -58,6 +58,21 @@ def _open(path: Path):  # -> PIL.Image.Image
     return image
 
 
+def _refuse_unnamed_test_set(root: Path, folders: list[Path]) -> None:
+    """A `test/` folder holding sub-folders named like the classes is a test set, not a class: say so."""
+    names = {folder.name for folder in folders}
+    for folder in folders:
+        if folder.name.lower() != "test":
+            continue
+        nested = sorted(sub.name for sub in folder.iterdir() if sub.is_dir() and sub.name in names)
+        if nested:
+            raise DataError(
+                f"image folder {root}: {folder} holds class sub-folders ({', '.join(nested[:5])}), so it looks like a "
+                f"test set, not a class; pass --test-path {folder} (test_path) to make it the fixed test split, "
+                "or rename it if 'test' really is a class"
+            )
+
+
 def read_folder(cfg: IngestConfig) -> RawImages:
     """Read every image under `cfg.path/<class>/`; resize to `cfg.resize` when given."""
     from PIL import Image
@@ -70,6 +85,8 @@ def read_folder(cfg: IngestConfig) -> RawImages:
         folders = [folder for folder in folders if folder.resolve() != cfg.test_path.resolve()]
         if not folders:
             raise DataError(f"image folder {root} holds only the test folder {cfg.test_path}; expected class sub-folders")
+    else:
+        _refuse_unnamed_test_set(root, folders)
     files: list[tuple[int, Path]] = [(label, f) for label, folder in enumerate(folders) for f in _image_files(folder)]
     opened = [(label, path, _open(path)) for label, path in files]
     channels = cfg.channels or (1 if all(_is_gray(image) for _, _, image in opened) else 3)

@@ -51,6 +51,13 @@ def test_a_test_subfolder_of_an_image_folder_is_the_test_split(tmp_path: Path, r
     assert loaded.meta.class_names == ["cat", "dog", "owl"]  # 'test' is not a class
     assert np.bincount(loaded.labels[loaded.splits == "test"]).tolist() == [2, 2, 2]
     assert (loaded.splits != "test").sum() == 18
+    # The same folder without test_path: one line naming the folder and the option, nothing written.
+    with pytest.raises(DataError, match=r"test.* holds class sub-folders \(cat, dog, owl\).*--test-path"):
+        ingest(IngestConfig(source="folder", path=rgb_folder), tmp_path / "p")
+    assert files_under(tmp_path / "p") == []
+    result = CliRunner().invoke(app, ["ingest", "--source", "folder", "--path", str(rgb_folder),
+                                      "--runs-root", str(tmp_path / "runs"), "--run-id", "r"])
+    assert result.exit_code == 2 and "--test-path" in result.output
 
 
 def test_table_split_column_marks_the_test_rows(tmp_path: Path) -> None:
