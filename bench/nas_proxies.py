@@ -41,8 +41,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from reference import ReferenceCNN  # bench/reference.py, beside this script
+from reference import (  # bench/reference.py, beside this script
+    ReferenceCNN,
+    reference_loop,
+)
 
 from ganaug.classifier import ArchSpec, TrainConfig, parameter_count, train_classifier
 from ganaug.classifier.train import accuracy_of, auto_steps
@@ -122,23 +124,14 @@ def reference_job(seed: int, steps: int, affine: bool, deadline: float) -> dict[
     torch.manual_seed(seed)
     x, y = ((data.real_train[0] + 1) / 2).to(device), data.real_train[1].to(device)  # [-1, 1] -> [0, 1]
     model = ReferenceCNN(x.shape[1], x.shape[2], data.num_classes).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)
-    augment, generator, step = affine_augment(1.0), torch.Generator().manual_seed(seed), 0
-    while step < steps:
+    augment, generator = affine_augment(1.0), torch.Generator().manual_seed(seed)
+
+    def check_deadline(step: int) -> None:
         if time.time() > deadline:
             raise DeadlineReached(f"deadline passed at step {step}")
-        for batch in torch.randperm(len(x), generator=generator).split(64):
-            if step == steps or len(batch) < 2:
-                break
-            images = augment(x[batch], generator) if affine and augment is not None else x[batch]
-            loss = F.cross_entropy(model(images), y[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            step += 1
-    model.eval()
+
+    reference_loop(model, x, y, steps, lambda: torch.randperm(len(x), generator=generator),
+                   (lambda images: augment(images, generator)) if affine and augment is not None else None, check_deadline)
     return {"test": accuracy_of(model, ((data.test[0] + 1) / 2, data.test[1])), "seconds": time.perf_counter() - started}
 
 

@@ -24,6 +24,7 @@ import math
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -85,25 +86,38 @@ def random_affine(x: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False)
 
 
-def reference_accuracy(train_x, train_y, test_x, test_y, steps: int, seed: int, augment: bool) -> float:
-    """Train the reference CNN for `steps` (inputs in [0, 1]) and return its test accuracy."""
-    torch.manual_seed(seed)
-    model = ReferenceCNN(train_x.shape[1], train_x.shape[2], int(test_y.max()) + 1)
+def reference_loop(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, steps: int,
+                   order: Callable[[], torch.Tensor], augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                   before_epoch: Callable[[int], None] | None = None) -> nn.Module:
+    """The plain loop: AdamW 2e-3 with OneCycleLR, batches of 64 in the order `order()` gives each epoch, `steps` steps.
+
+    `augment` transforms each batch; `before_epoch(step)` may stop the loop by raising. Returns the model in eval mode.
+    """
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)
     step = 0
     while step < steps:
-        for batch in torch.randperm(len(train_x)).split(64):
+        if before_epoch is not None:
+            before_epoch(step)
+        for batch in order().split(64):
             if step == steps or len(batch) < 2:
                 break
             x = train_x[batch]
-            loss = F.cross_entropy(model(random_affine(x) if augment else x), train_y[batch])
+            loss = F.cross_entropy(model(augment(x) if augment is not None else x), train_y[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             schedule.step()
             step += 1
-    model.eval()
+    return model.eval()
+
+
+def reference_accuracy(train_x, train_y, test_x, test_y, steps: int, seed: int, augment: bool) -> float:
+    """Train the reference CNN for `steps` (inputs in [0, 1]) and return its test accuracy."""
+    torch.manual_seed(seed)
+    model = ReferenceCNN(train_x.shape[1], train_x.shape[2], int(test_y.max()) + 1)
+    reference_loop(model, train_x, train_y, steps, lambda: torch.randperm(len(train_x)),
+                   random_affine if augment else None)
     with torch.no_grad():
         predicted = torch.cat([model(test_x[i:i + 1000]).argmax(1) for i in range(0, len(test_x), 1000)])
     return float((predicted == test_y).float().mean())
