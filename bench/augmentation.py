@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = {"mnist": ROOT / "shared" / "datasets" / "mnist", "fashion": Path("/usr/share/datasets/fashion-mnist")}
 RARE = {"2": 10, "5": 10, "8": 10}  # imbalanced regimes: three classes keep 10 images, the others 100
 BALANCED_USES = ["real", "classic", "augmented", "weighted", "augmented_classic", "pretrain", "synthetic"]
-IMBALANCED_USES = [*BALANCED_USES, "balanced", "balanced_classic", "oversampled"]
+IMBALANCED_USES = [*BALANCED_USES, "balanced", "balanced_classic", "oversampled", "balanced_mixed"]
 
 
 def regime_config(name: str, folders: dict[str, Path] = FOLDERS) -> tuple[IngestConfig, bool]:

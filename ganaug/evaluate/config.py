@@ -13,18 +13,20 @@ from ganaug.configbase import StrictModel
 Protocol = Literal[
     "real", "augmented", "synthetic", "classic",
     "weighted", "pretrain", "augmented_classic", "soft", "balanced", "balanced_classic", "oversampled",
+    "balanced_mixed",
 ]
 PROTOCOLS: tuple[Protocol, ...] = ("real", "augmented", "synthetic", "classic")
 # Ways of using synthetic data that compete for "best use" (selected on val); synthetic-only is the
 # classification accuracy score, a measurement rather than a use.
 SYNTHETIC_USES: frozenset[str] = frozenset(
-    {"augmented", "weighted", "pretrain", "augmented_classic", "soft", "balanced", "balanced_classic"}
+    {"augmented", "weighted", "pretrain", "augmented_classic", "soft", "balanced", "balanced_classic", "balanced_mixed"}
 )
-# Protocols that fill every class up to the largest with synthetic images (no ratio).
-FILLING_PROTOCOLS = frozenset({"balanced", "balanced_classic"})
+# Protocols that fill every class up to the largest with synthetic images (no ratio); balanced_mixed
+# fills only `StrategyConfig.fill_synthetic_share` of each gap with them, the rest with repeated real images.
+FILLING_PROTOCOLS = frozenset({"balanced", "balanced_classic", "balanced_mixed"})
 SYNTHETIC_PROTOCOLS = SYNTHETIC_USES | {"synthetic"}
 # Protocols that train with the classic affine augmentation.
-CLASSIC_PROTOCOLS = frozenset({"classic", "augmented_classic", "oversampled", "balanced_classic"})
+CLASSIC_PROTOCOLS = frozenset({"classic", "augmented_classic", "oversampled", "balanced_classic", "balanced_mixed"})
 SelectionMetric = Literal["accuracy", "macro_f1"]
 
 
@@ -51,6 +53,11 @@ class StrategyConfig(StrictModel):
     min_confidence: float | None = Field(
         None, gt=0.0, lt=1.0, description="soft: drop synthetic images whose label the teacher gives less than this probability; None = keep all."
     )
+    fill_synthetic_share: float = Field(
+        0.5, gt=0.0, le=1.0,
+        description="balanced_mixed: share of each class's gap to the largest class filled with synthetic images; the rest repeats "
+                    "the class's real images (1.0 = balanced_classic; oversampled is the no-GAN end).",
+    )
 
 
 class EvaluateConfig(StrictModel):
@@ -62,7 +69,8 @@ class EvaluateConfig(StrictModel):
                     "weighted (synthetic down-weighted in the loss), pretrain (on synthetic, then fine-tune on real), "
                     "augmented_classic (real + synthetic, affine on both), soft (synthetic targets from a real-trained teacher), "
                     "balanced (synthetic fills every class up to the largest), balanced_classic (the same, affine on all images), oversampled (real images of smaller classes "
-                    "repeated up to the largest, with affine augmentation: the no-GAN baseline for imbalance).",
+                    "repeated up to the largest, with affine augmentation: the no-GAN baseline for imbalance), balanced_mixed (each class's gap "
+                    "filled partly with synthetic images, partly with repeated real ones: strategy.fill_synthetic_share; affine on all).",
     )
     ratios: list[float] = Field(
         default_factory=lambda: [1.0], min_length=1, max_length=16,

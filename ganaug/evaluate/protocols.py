@@ -90,11 +90,14 @@ def synthetic_per_class(data: ProtocolData, real_labels: np.ndarray, ratio: floa
     return np.array([round(ratio * n) for n in data.class_counts(real_labels)], dtype=np.int64)
 
 
-def synthetic_wanted(spec: RunSpec, data: ProtocolData, real_labels: np.ndarray) -> np.ndarray:
+def synthetic_wanted(spec: RunSpec, data: ProtocolData, real_labels: np.ndarray, cfg: EvaluateConfig) -> np.ndarray:
     """Synthetic images per class that a run trains on (zeros for protocols without synthetic data)."""
     if spec.protocol in FILLING_PROTOCOLS:  # fill every class up to the largest
         counts = data.class_counts(real_labels)
-        return (counts.max() - counts) * (counts > 0)
+        gap = (counts.max() - counts) * (counts > 0)
+        if spec.protocol == "balanced_mixed":
+            return np.round(gap * cfg.strategy.fill_synthetic_share).astype(np.int64)
+        return gap
     if spec.protocol not in SYNTHETIC_PROTOCOLS or spec.ratio is None:
         return np.zeros(data.num_classes, dtype=np.int64)
     return synthetic_per_class(data, real_labels, spec.ratio)
@@ -112,7 +115,8 @@ def check_synthetic_supply(data: ProtocolData, specs: list[RunSpec], cfg: Evalua
         )
     available = data.class_counts(data.synthetic_labels)
     for spec in needs:
-        wanted = synthetic_wanted(spec, data, data.train_labels[real_subset(data, spec.train_fraction, spec.seed)])
+        kept = data.train_labels[real_subset(data, spec.train_fraction, spec.seed)]
+        wanted = synthetic_wanted(spec, data, kept, cfg)
         short = np.flatnonzero(wanted > available)
         if len(short):
             label = int(short[0])
@@ -124,13 +128,14 @@ def check_synthetic_supply(data: ProtocolData, specs: list[RunSpec], cfg: Evalua
             )
 
 
-def _oversample(labels: np.ndarray, num_classes: int, seed: int) -> np.ndarray:
-    """Indices that repeat the images of smaller classes (drawn with replacement) up to the largest class."""
+def _oversample(labels: np.ndarray, num_classes: int, seed: int, filled: np.ndarray) -> np.ndarray:
+    """Indices that repeat the images of smaller classes (drawn with replacement) up to the largest class,
+    less the `filled` images per class that synthetic ones supply."""
     counts = np.bincount(labels, minlength=num_classes)
     extra = []
     for label in np.flatnonzero(counts):
         members = np.flatnonzero(labels == label)
-        extra.append(_rng(seed, label, 11).choice(members, size=counts.max() - counts[label], replace=True))
+        extra.append(_rng(seed, label, 11).choice(members, size=counts.max() - counts[label] - filled[label], replace=True))
     return np.concatenate([np.arange(len(labels)), *extra])
 
 
@@ -145,12 +150,13 @@ def _pick_synthetic(synthetic_labels: np.ndarray, wanted: np.ndarray, seed: int,
 def compose_training_set(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> TrainingSet:
     """The training images of one run; raises if a non-train real row would be used."""
     subset = real_subset(data, spec.train_fraction, spec.seed)
-    if spec.protocol == "oversampled":
-        subset = subset[_oversample(data.train_labels[subset], data.num_classes, spec.seed)]
+    kept_labels = data.train_labels[subset]
+    wanted = synthetic_wanted(spec, data, kept_labels, cfg)
+    if spec.protocol in ("oversampled", "balanced_mixed"):  # balanced_mixed: the part of each gap synthetic images leave
+        subset = subset[_oversample(kept_labels, data.num_classes, spec.seed, wanted)]
     real_labels = data.train_labels[subset]
     real_images = data.train_images[subset]
     real_rows = data.rows["train"][subset]
-    wanted = synthetic_wanted(spec, data, real_labels)
     if wanted.sum() == 0:
         images, labels, n_syn = real_images, real_labels, 0
     else:

@@ -43,6 +43,11 @@ class GanTrainer:
         # channels-last ("NHWC") convolutions are faster with oneDNN on CPU and with cuDNN on GPU.
         self.images = images.to(device).contiguous(memory_format=torch.channels_last)  # (N, C, H, W) in [-1, 1]
         self.labels = labels.to(device)  # (N,) int64
+        # class_sampling='balanced': image indices grouped by class, with each present class's start and size
+        self.by_class = torch.argsort(self.labels, stable=True)
+        counts = torch.bincount(self.labels)
+        self.class_sizes = counts[counts > 0]
+        self.class_starts = (torch.cumsum(counts, 0) - counts)[counts > 0]
         with WEIGHT_INIT_LOCK, torch.random.fork_rng(devices=[]):  # weight init from the seed, global RNG untouched
             torch.manual_seed(cfg.seed)
             g_width, d_width = cfg.widths(shape.height, shape.width)
@@ -170,7 +175,13 @@ class GanTrainer:
         return wgan_gradient_penalty(logits.float(), mixed, self.cfg.gp_weight)
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.randint(0, len(self.images), (self.cfg.batch_size,), generator=self.rng, device=self.device)
+        """Real images and their labels (the fakes of the step take the same labels)."""
+        if self.cfg.class_sampling == "balanced":  # a class uniformly, then one of its images
+            cls = torch.randint(0, len(self.class_sizes), (self.cfg.batch_size,), generator=self.rng, device=self.device)
+            offset = (torch.rand(self.cfg.batch_size, generator=self.rng, device=self.device) * self.class_sizes[cls]).long()
+            index = self.by_class[self.class_starts[cls] + torch.minimum(offset, self.class_sizes[cls] - 1)]
+        else:
+            index = torch.randint(0, len(self.images), (self.cfg.batch_size,), generator=self.rng, device=self.device)
         return self.images[index], self.labels[index]
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:

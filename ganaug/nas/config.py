@@ -135,7 +135,7 @@ class SearchConfig(StrictModel):
             return self
         if not helped or protocol is None:
             return self.model_copy(update={"train_data": "real", "synthetic_ratio": None})
-        if protocol in ("balanced", "balanced_classic"):
+        if protocol in ("balanced", "balanced_classic", "balanced_mixed"):
             return self.model_copy(update={"train_data": "balanced", "synthetic_ratio": None})
         return self.model_copy(update={"train_data": "augmented", "synthetic_ratio": ratio})
 

@@ -54,6 +54,7 @@ def test_run_specs_cover_every_combination():
         ("balanced", None, 1.0, [12, 8, 4], [0, 4, 8]),  # every class filled up to the largest
         ("balanced_classic", None, 0.5, [6, 4, 2], [0, 2, 4]),
         ("oversampled", None, 1.0, [12, 12, 12], [0, 0, 0]),  # real images of smaller classes repeated
+        ("balanced_mixed", None, 1.0, [12, 10, 8], [0, 2, 4]),  # half of each gap synthetic, half repeated real
     ],
 )
 def test_training_set_composition(data, protocol, ratio, fraction, real_counts, synthetic_counts):
@@ -97,7 +98,7 @@ def test_classifier_never_sees_test_images(data, monkeypatch):
 
     monkeypatch.setattr(strategies, "train_classifier", spy)
     every = ["real", "classic", "augmented", "synthetic", "weighted", "pretrain", "augmented_classic", "soft",
-             "balanced", "balanced_classic", "oversampled"]
+             "balanced", "balanced_classic", "oversampled", "balanced_mixed"]
     cfg = tiny_eval_config(protocols=every, train=tiny_eval_config().train.model_copy(update={"steps": 5}))
     for spec in build_run_specs(cfg.model_copy(update={"seeds": 1})):
         protocols.run_protocol(spec, data, cfg)

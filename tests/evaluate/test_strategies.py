@@ -35,7 +35,7 @@ def calls(monkeypatch):
 
 def _run(protocol: str, data, calls, **strategy) -> tuple[dict, list[dict]]:
     cfg = tiny_eval_config(protocols=[protocol], strategy=StrategyConfig(**strategy))
-    ratio = {"balanced": None, "balanced_classic": None}.get(protocol, 1.0)
+    ratio = {"balanced": None, "balanced_classic": None, "balanced_mixed": None}.get(protocol, 1.0)
     row = run_protocol(RunSpec(protocol=protocol, ratio=ratio, seed=0), data, cfg)
     return row, calls
 
@@ -74,9 +74,13 @@ def test_augmented_classic_oversampled_and_balanced_classic_use_affine_augmentat
     _run("oversampled", data, calls)
     _run("balanced_classic", data, calls)
     _run("balanced", data, calls)
-    assert [call["augment"] is not None for call in calls] == [True, True, True, False]
+    _run("balanced_mixed", data, calls, fill_synthetic_share=0.25)
+    assert [call["augment"] is not None for call in calls] == [True, True, True, False, True]
     assert np.bincount(calls[1]["train"][1].numpy()).tolist() == [12, 12, 12]
     assert np.bincount(calls[2]["train"][1].numpy()).tolist() == [12, 12, 12]  # 12/8/4 real, filled up with synthetic
+    mixed_row, _ = _run("balanced_mixed", data, calls, fill_synthetic_share=0.25)
+    assert np.bincount(calls[-1]["train"][1].numpy()).tolist() == [12, 12, 12]
+    assert mixed_row["n_synthetic"] == 3  # a quarter of the gaps of 4 and 8
 
 
 def _rows(val: dict[str, float], test: dict[str, float]) -> list[dict]:

@@ -156,3 +156,21 @@ def test_lecam_penalty_by_hand() -> None:
     real, fake = torch.tensor([1.0, -1.0]), torch.tensor([0.0, 2.0])
     # real - avg_fake = (1.5, -0.5) -> relu^2 mean (2.25 + 0) / 2; avg_real - fake = (0.5, -1.5) -> (0.25 + 0) / 2
     assert lecam_penalty(real, fake, torch.tensor(0.5), torch.tensor(-0.5), 2.0).item() == pytest.approx(2.0 * (1.125 + 0.125))
+
+
+@pytest.mark.parametrize("sampling", ["images", "balanced"])
+def test_class_sampling_draws_classes_in_proportion_or_equally(sampling: str) -> None:
+    from ganaug.gan.trainer import GanTrainer
+
+    counts = [90, 10, 0, 50]  # class 2 has no images; classes are out of order in the data
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])[torch.randperm(150, generator=rng(1))]
+    images = torch.arange(150).view(-1, 1, 1, 1).float().expand(-1, 1, 8, 8).contiguous()  # each image shows its index
+    cfg = GanConfig(class_sampling=sampling, g_width=8, d_width=8, latent_dim=4, batch_size=500, device="cpu")
+    trainer = GanTrainer(cfg, ImageShape(1, 8, 8, 4), torch.device("cpu"), images, labels)
+    drawn_images, drawn_labels = zip(*(trainer._batch() for _ in range(20)), strict=True)
+    index, drawn = torch.cat(drawn_images)[:, 0, 0, 0].long(), torch.cat(drawn_labels)
+    assert torch.equal(labels[index], drawn)  # every image drawn with its own label
+    share = torch.bincount(drawn, minlength=4).float() / len(drawn)
+    expected = torch.tensor([90, 10, 0, 50]) / 150 if sampling == "images" else torch.tensor([1, 1, 0, 1]) / 3
+    assert torch.allclose(share, expected, atol=0.02)
+    assert set(index.tolist()) == set(range(150))  # within a class, every image is drawn
