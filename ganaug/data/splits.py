@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ganaug.data.config import IngestConfig
@@ -63,3 +65,9 @@ def training_subset(labels: np.ndarray, splits: np.ndarray, class_names: list[st
             dropped = rng.permutation(train)[target:]
             keep[dropped] = False
     return keep
+
+
+def minority_classes(counts: Sequence[int]) -> list[bool]:
+    """Which classes are a minority: fewer than half the images of the largest class."""
+    largest = max(counts, default=0)
+    return [n < largest / 2 for n in counts]

@@ -15,7 +15,7 @@ Conditioning = Literal["projection", "acgan"]
 AugmentOp = Literal["color", "translation", "cutout"]
 LrSchedule = Literal["constant", "exponential", "cosine"]
 EmaStatistics = Literal["standing", "copied"]
-ClassSampling = Literal["images", "balanced"]
+ClassSampling = Literal["auto", "images", "balanced"]
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 # Options that fix the networks' shapes: a checkpoint can only be resumed or loaded with these unchanged.
@@ -35,8 +35,9 @@ class GanConfig(StrictModel):
     betas: tuple[Beta, Beta] = Field((0.0, 0.9), description="Adam betas (beta1, beta2) of both networks.")
     batch_size: int = Field(64, ge=1, le=65536, description="Real images per discriminator step (fakes: the same number).")
     class_sampling: ClassSampling = Field(
-        "images", description="How real batches are drawn (the fakes take their labels): images = every image equally often, so classes "
-                              "in their data proportions; balanced = every class equally often, then one of its images (BAGAN-style, for imbalanced data).",
+        "auto", description="How real batches are drawn (the fakes take their labels): images = every image equally often, so classes "
+                            "in their data proportions; balanced = every class equally often, then one of its images (BAGAN-style); "
+                            "auto = balanced when a class has under half the images of the largest, else images.",
     )
     steps: int = Field(3000, ge=1, le=10_000_000, description="Generator steps to train in total.")
     d_steps_per_g: int = Field(1, ge=1, le=16, description="Discriminator steps per generator step.")

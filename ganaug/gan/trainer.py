@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganaug.device import WEIGHT_INIT_LOCK
+from ganaug.data.splits import minority_classes
 from ganaug.gan.augment import diff_augment
 from ganaug.gan.config import GanConfig
 from ganaug.gan.losses import (
@@ -48,6 +49,8 @@ class GanTrainer:
         counts = torch.bincount(self.labels)
         self.class_sizes = counts[counts > 0]
         self.class_starts = (torch.cumsum(counts, 0) - counts)[counts > 0]
+        self.balanced_batches = cfg.class_sampling == "balanced" or (
+            cfg.class_sampling == "auto" and any(minority_classes(self.class_sizes.tolist())))
         with WEIGHT_INIT_LOCK, torch.random.fork_rng(devices=[]):  # weight init from the seed, global RNG untouched
             torch.manual_seed(cfg.seed)
             g_width, d_width = cfg.widths(shape.height, shape.width)
@@ -176,7 +179,7 @@ class GanTrainer:
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Real images and their labels (the fakes of the step take the same labels)."""
-        if self.cfg.class_sampling == "balanced":  # a class uniformly, then one of its images
+        if self.balanced_batches:  # a class uniformly, then one of its images
             cls = torch.randint(0, len(self.class_sizes), (self.cfg.batch_size,), generator=self.rng, device=self.device)
             offset = (torch.rand(self.cfg.batch_size, generator=self.rng, device=self.device) * self.class_sizes[cls]).long()
             index = self.by_class[self.class_starts[cls] + torch.minimum(offset, self.class_sizes[cls] - 1)]

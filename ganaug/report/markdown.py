@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ganaug.data.splits import minority_classes
 from ganaug.errors import DataError
 from ganaug.evaluate.stats import Interval, SummaryRow, format_interval, per_class_gains, select_use, summarize
 from ganaug.evaluate.table import read_evaluation
@@ -110,8 +111,8 @@ def _gains_markdown(rows: list[dict[str, Any]], class_names: list[str], train_co
         return ""
     names = list(class_names)
     if train_counts and len(train_counts) == len(names):
-        largest = max(train_counts)
-        names = [f"**{name}** ({n})" if n < largest / 2 else f"{name} ({n})" for name, n in zip(names, train_counts)]
+        names = [f"**{name}** ({n})" if minority else f"{name} ({n})"
+                 for name, n, minority in zip(names, train_counts, minority_classes(train_counts))]
     header = "| train kept | protocol | " + " | ".join(names) + " |"
     lines = [header, "|" + "---|" * (len(names) + 2)]
     for fraction in sorted({gain["train_fraction"] for gain in gains}):

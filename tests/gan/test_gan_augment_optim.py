@@ -158,7 +158,7 @@ def test_lecam_penalty_by_hand() -> None:
     assert lecam_penalty(real, fake, torch.tensor(0.5), torch.tensor(-0.5), 2.0).item() == pytest.approx(2.0 * (1.125 + 0.125))
 
 
-@pytest.mark.parametrize("sampling", ["images", "balanced"])
+@pytest.mark.parametrize("sampling", ["images", "balanced", "auto"])
 def test_class_sampling_draws_classes_in_proportion_or_equally(sampling: str) -> None:
     from ganaug.gan.trainer import GanTrainer
 
@@ -171,6 +171,20 @@ def test_class_sampling_draws_classes_in_proportion_or_equally(sampling: str) ->
     index, drawn = torch.cat(drawn_images)[:, 0, 0, 0].long(), torch.cat(drawn_labels)
     assert torch.equal(labels[index], drawn)  # every image drawn with its own label
     share = torch.bincount(drawn, minlength=4).float() / len(drawn)
+    # auto: class 1 has under half the images of the largest, so classes are drawn equally
     expected = torch.tensor([90, 10, 0, 50]) / 150 if sampling == "images" else torch.tensor([1, 1, 0, 1]) / 3
     assert torch.allclose(share, expected, atol=0.02)
     assert set(index.tolist()) == set(range(150))  # within a class, every image is drawn
+
+
+def test_auto_class_sampling_keeps_image_sampling_on_balanced_data() -> None:
+    from ganaug.gan.trainer import GanTrainer
+
+    labels = torch.arange(60) % 3  # 20 images per class
+    images = torch.arange(60).view(-1, 1, 1, 1).float().expand(-1, 1, 8, 8).contiguous()
+    batches = {}
+    for sampling in ("auto", "images"):
+        cfg = GanConfig(class_sampling=sampling, g_width=8, d_width=8, latent_dim=4, batch_size=16, device="cpu")
+        trainer = GanTrainer(cfg, ImageShape(1, 8, 8, 3), torch.device("cpu"), images, labels)
+        batches[sampling] = torch.cat([trainer._batch()[1] for _ in range(5)])
+    assert torch.equal(batches["auto"], batches["images"])  # the same draws: artifacts of balanced data unchanged
