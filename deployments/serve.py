@@ -24,7 +24,7 @@ DATA_FOLDER = "data/incoming"  # one sub-folder of images per class
 
 def small_budget(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The `ganaug run` budget as pipeline parameters, with `overrides` merged in."""
-    from flows.config import SMALL_BUDGET, deep_merge
+    from ganaug.pipeline import SMALL_BUDGET, deep_merge
 
     return deep_merge(SMALL_BUDGET, overrides or {})
 

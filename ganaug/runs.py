@@ -197,6 +197,12 @@ class RunFolder:
         manifest.setdefault("stages", {}).setdefault(stage, {}).update(fields)
         self.write_manifest(manifest)
 
+    def add_notes(self, stage: str, notes: dict[str, Any]) -> None:
+        """Add to a recorded stage's notes in run.json (e.g. how many of its tasks were cache hits)."""
+        manifest = self.read_manifest()
+        manifest["stages"][stage].setdefault("notes", {}).update(notes)
+        self.write_manifest(manifest)
+
     def invalidate(self, stages: tuple[str, ...], reason: str) -> list[str]:
         """Mark finished `stages` in run.json as stale (their artifacts were made from an older input)."""
         manifest = self.read_manifest()

@@ -27,7 +27,7 @@ DEFAULT_UI_PORT = 4200
 
 def pipeline_config(config_file: Path | None, budget: str, overrides: dict[str, dict[str, Any]]) -> Any:
     """The `PipelineConfig` of a `ganaug run`: budget, then the config file, then the given options."""
-    from flows.config import SMALL_BUDGET, PipelineConfig, deep_merge
+    from ganaug.pipeline import SMALL_BUDGET, PipelineConfig, deep_merge
 
     if budget not in ("small", "full"):
         raise ConfigError(f"--budget must be 'small' or 'full', not {budget!r}")

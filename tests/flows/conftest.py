@@ -33,7 +33,7 @@ TINY_CONFIG: dict[str, Any] = {
 
 def make_tiny_config(root: Path, **orchestration: Any) -> Any:
     """A pipeline config that runs end to end in seconds, writing under `root`."""
-    from flows.config import PipelineConfig
+    from ganaug.pipeline import PipelineConfig
 
     settings = {"runs_root": str(root / "runs"), "cache_dir": str(root / "cache"), "retry_delay_seconds": 0, **orchestration}
     return PipelineConfig.model_validate({**TINY_CONFIG, "orchestration": settings})

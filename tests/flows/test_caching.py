@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from flows.caching import fingerprint, result_intact, stage_key
+from ganaug.cache import fingerprint, result_intact, stage_key
 from ganaug.config import IngestConfig
 from ganaug.gan import GanConfig
 from ganaug.store import DatasetMeta, DatasetRef, write_dataset

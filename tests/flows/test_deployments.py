@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from flows.config import SMALL_BUDGET, PipelineConfig
+from ganaug.pipeline import SMALL_BUDGET, PipelineConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
