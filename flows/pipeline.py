@@ -8,8 +8,8 @@ from prefect import flow, get_run_logger
 
 from flows import artifacts
 from flows.runners import build_task_runner, shared_dask_cluster
-from flows.stages import evaluate_flow, generate_stage, ingest_stage, search_flow, start, train_gan_stage
-from ganaug.pipeline import PipelineConfig, PipelineSummary, search_config_after
+from flows.stages import evaluate_flow, generate_stage, ingest_stage, search_flow, train_gan_stage
+from ganaug.pipeline import PipelineConfig, PipelineSummary, open_pipeline_run, search_config_after
 from ganaug.runner import stage_outcome
 
 
@@ -17,7 +17,7 @@ from ganaug.runner import stage_outcome
 def pipeline(config: PipelineConfig = PipelineConfig()) -> PipelineSummary:
     """The whole pipeline; finished stages with unchanged inputs and config are reused from the cache."""
     logger = get_run_logger()
-    run = start(config.orchestration)
+    run = open_pipeline_run(config.orchestration)
     settings = config.orchestration.model_copy(update={"run_id": run.run_id})
     logger.info("run folder: %s", run.root.resolve())
     stages: dict[str, str] = {}

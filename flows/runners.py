@@ -1,9 +1,7 @@
-"""How fanned-out work runs under Prefect: task runners chosen by `OrchestrationConfig`, and `TaskExecutor`.
+"""How fanned-out work runs under Prefect: `TaskExecutor`, on the task runner `OrchestrationConfig` chooses.
 
-Threads run locally by default. With `task_runner='dask'` the tasks go to the Dask scheduler at
-`dask_address`, or to a local cluster of worker processes that the pipeline starts once and shares
-between its evaluation and search stages.
-"""
+Threads run locally by default. With `task_runner='dask'` the tasks go to the Dask scheduler at `dask_address`, or
+to a local cluster of worker processes that the pipeline starts once for its evaluation and search stages."""
 
 from __future__ import annotations
 
@@ -35,8 +33,8 @@ def build_task_runner(settings: OrchestrationConfig, dask_address: str | None = 
 
 def local_cluster_kwargs(settings: OrchestrationConfig) -> dict[str, Any]:
     """A LocalCluster of worker processes bound to 127.0.0.1, without the diagnostics dashboard."""
-    return {"n_workers": settings.dask_workers, "threads_per_worker": settings.dask_threads_per_worker,
-            "processes": True, "host": "127.0.0.1", "dashboard_address": None}
+    return dict(n_workers=settings.dask_workers, threads_per_worker=settings.dask_threads_per_worker, processes=True,
+                host="127.0.0.1", dashboard_address=None)
 
 
 @contextlib.contextmanager

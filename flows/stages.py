@@ -7,6 +7,7 @@ caller passes them, as the pipeline does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prefect import Task, flow, get_run_logger
@@ -21,67 +22,49 @@ from ganaug.gan import GanConfig, GanResult
 from ganaug.generate import GenerateConfig
 from ganaug.nas.config import SearchConfig
 from ganaug.nas.results import SearchResult
-from ganaug.pipeline import OrchestrationConfig, StageName
-from ganaug.runner import (open_run, record_cached, recorded_dataset, recorded_gan, run_search, stage_outcome,
+from ganaug.pipeline import OrchestrationConfig, StageName, open_pipeline_run
+from ganaug.runner import (record_cached, recorded_dataset, recorded_gan, run_search, stage_inputs, stage_outcome,
                            synthetic_input)
 from ganaug.runs import RunFolder
-from ganaug.store import ArtifactRef, DatasetRef, SyntheticRef
-
-
-def start(settings: OrchestrationConfig, must_exist: bool = False) -> RunFolder:
-    """Apply `settings.torch_threads` to this process and open the run folder `settings.run_id`."""
-    if settings.torch_threads is not None:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)  # tasks on threads share it; Dask workers use one
-    return open_run(settings.runs_root, settings.run_id, must_exist)
+from ganaug.store import DatasetRef, SyntheticRef
 
 
 def run_cached_stage(stage_task: Task[..., Any], stage: StageName, run: RunFolder, settings: OrchestrationConfig,
-                     config: Any, inputs: dict[str, ArtifactRef], **params: Any) -> tuple[Any, str]:
-    """Run a stage task with this run's result storage, forced refresh and retries; a cache hit is recorded in
-    run.json, or run again when its files are gone or changed. Returns the result and 'ran', 'cached' or
-    'reran: <why the cache was unusable>'."""
+                     publish: Callable[[Any], None], **params: Any) -> tuple[Any, str]:
+    """Run a stage task with this run's result storage, forced refresh and retries, and `publish` its result's
+    artifacts; a cache hit is recorded in run.json, or run again when its files are gone or changed. Returns the
+    result and 'ran', 'cached' or 'reran: <why the cache was unusable>'."""
     stage_task = stage_task.with_options(result_storage=result_storage_path(settings.cache_dir),
                                          refresh_cache=True if stage in settings.refresh else None,
                                          retries=settings.retries, retry_delay_seconds=settings.retry_delay_seconds)
     state = stage_task(**params, return_state=True)
-    result = state.result()
-    if state.name != "Cached":
-        return result, "ran"
-    intact, why = result_intact(result)
-    if not intact:
-        get_run_logger().warning("%s: the cached result is unusable (%s); running the stage again", stage, why)
-        return stage_task.with_options(refresh_cache=True)(**params), f"reran: {why}"
-    record_cached(run, stage, config, inputs, result)
-    return result, "cached"
-
-
-def _inputs(dataset: DatasetRef, synthetic: SyntheticRef | None) -> dict[str, ArtifactRef]:
-    return {"dataset": dataset} | ({"synthetic": synthetic} if synthetic is not None else {})
+    result, outcome = state.result(), "cached" if state.name == "Cached" else "ran"
+    if outcome == "cached":
+        intact, why = result_intact(result)
+        if intact:
+            inputs = stage_inputs(params["dataset"], params.get("synthetic")) if "dataset" in params else {}
+            record_cached(run, stage, params["cfg"], inputs, result)
+        else:
+            get_run_logger().warning("%s: the cached result is unusable (%s); running the stage again", stage, why)
+            result, outcome = stage_task.with_options(refresh_cache=True)(**params), f"reran: {why}"
+    publish(result)
+    return result, outcome
 
 
 def ingest_stage(config: IngestConfig, run: RunFolder, settings: OrchestrationConfig) -> tuple[DatasetRef, str]:
-    ref, outcome = run_cached_stage(ingest_task, "ingest", run, settings, config, {}, cfg=config, out=run.root)
-    artifacts.dataset(ref)
-    return ref, outcome
+    return run_cached_stage(ingest_task, "ingest", run, settings, artifacts.dataset, cfg=config, out=run.root)
 
 
 def train_gan_stage(dataset: DatasetRef, config: GanConfig, run: RunFolder,
                     settings: OrchestrationConfig) -> tuple[GanResult, str]:
-    result, outcome = run_cached_stage(train_gan_task, "train_gan", run, settings, config, _inputs(dataset, None),
-                                       dataset=dataset, cfg=config, out=run.root,
-                                       cache_dir=result_storage_path(settings.cache_dir))
-    artifacts.gan(result)
-    return result, outcome
+    return run_cached_stage(train_gan_task, "train_gan", run, settings, artifacts.gan, dataset=dataset, cfg=config,
+                            out=run.root, cache_dir=result_storage_path(settings.cache_dir))
 
 
 def generate_stage(gan: GanResult, dataset: DatasetRef, config: GenerateConfig, run: RunFolder,
                    settings: OrchestrationConfig) -> tuple[SyntheticRef, str]:
-    ref, outcome = run_cached_stage(generate_task, "generate", run, settings, config, _inputs(dataset, None),
-                                    gan=gan, dataset=dataset, cfg=config, out=run.root)
-    artifacts.synthetic(ref)
-    return ref, outcome
+    return run_cached_stage(generate_task, "generate", run, settings, artifacts.synthetic, gan=gan, dataset=dataset,
+                            cfg=config, out=run.root)
 
 
 def evaluate_stage(dataset: DatasetRef, synthetic: SyntheticRef | None, config: EvaluateConfig, run: RunFolder,
@@ -90,11 +73,12 @@ def evaluate_stage(dataset: DatasetRef, synthetic: SyntheticRef | None, config: 
     data, specs = prepare_evaluation(dataset, synthetic, config)  # bad input fails here, before any training
     executor = TaskExecutor(settings, "evaluate")
     rows = run_all(specs, data, config, executor)
-    get_run_logger().info("evaluation: %d protocol runs, %d reused from the cache", len(rows), executor.counts()["cached"])
-    result, _ = run_cached_stage(evaluation_report_task, "evaluate", run, settings, config, _inputs(dataset, synthetic),
-                                 rows=rows, dataset=dataset, synthetic=synthetic, cfg=config, out=run.root)
+    get_run_logger().info("evaluation: %d protocol runs, %d reused from the cache", len(rows),
+                          executor.counts()["cached"])
+    result, _ = run_cached_stage(evaluation_report_task, "evaluate", run, settings,
+                                 lambda result: artifacts.evaluation(result, config.confidence), rows=rows,
+                                 dataset=dataset, synthetic=synthetic, cfg=config, out=run.root)
     run.add_notes("evaluate", {"tasks": executor.counts()})
-    artifacts.evaluation(result, config.confidence)
     return result, stage_outcome(run, "evaluate")
 
 
@@ -105,8 +89,6 @@ def search_stage(dataset: DatasetRef, synthetic: SyntheticRef | None, config: Se
     result = run_search(run, config, synthetic, executor, callbacks=artifacts.SearchProgress(config.n_trials),
                         dataset=dataset)
     run.add_notes("search", {"tasks": executor.counts()})
-    get_run_logger().info("search: best trial %d, val accuracy %.4f, test accuracy %.4f (real)", result.best_trial,
-                          result.best_fitness, result.test_accuracy_real)
     artifacts.search(result)
     return result, stage_outcome(run, "search")
 
@@ -114,7 +96,7 @@ def search_stage(dataset: DatasetRef, synthetic: SyntheticRef | None, config: Se
 @flow(name="ingest")
 def ingest_flow(config: IngestConfig = IngestConfig(), orchestration: OrchestrationConfig = OrchestrationConfig()) -> DatasetRef:
     """Stage 1: read and split a labelled dataset into <run>/dataset.parquet."""
-    run = start(orchestration)
+    run = open_pipeline_run(orchestration)
     get_run_logger().info("run folder: %s", run.root)
     return ingest_stage(config, run, orchestration)[0]
 
@@ -123,7 +105,7 @@ def ingest_flow(config: IngestConfig = IngestConfig(), orchestration: Orchestrat
 def train_gan_flow(config: GanConfig = GanConfig(), orchestration: OrchestrationConfig = OrchestrationConfig(),
                    dataset: DatasetRef | None = None) -> GanResult:
     """Stage 2: train the conditional GAN on the run's dataset."""
-    run = start(orchestration, must_exist=dataset is None)
+    run = open_pipeline_run(orchestration, must_exist=dataset is None)
     return train_gan_stage(dataset or recorded_dataset(run), config, run, orchestration)[0]
 
 
@@ -131,7 +113,7 @@ def train_gan_flow(config: GanConfig = GanConfig(), orchestration: Orchestration
 def generate_flow(config: GenerateConfig = GenerateConfig(), orchestration: OrchestrationConfig = OrchestrationConfig(),
                   dataset: DatasetRef | None = None, gan: GanResult | None = None) -> SyntheticRef:
     """Stage 3: sample labelled synthetic images from the run's GAN."""
-    run = start(orchestration, must_exist=dataset is None or gan is None)
+    run = open_pipeline_run(orchestration, must_exist=dataset is None or gan is None)
     return generate_stage(gan or recorded_gan(run), dataset or recorded_dataset(run), config, run, orchestration)[0]
 
 
@@ -139,7 +121,7 @@ def generate_flow(config: GenerateConfig = GenerateConfig(), orchestration: Orch
 def evaluate_flow(config: EvaluateConfig = EvaluateConfig(), orchestration: OrchestrationConfig = OrchestrationConfig(),
                   dataset: DatasetRef | None = None, synthetic: SyntheticRef | None = None) -> EvaluationResult:
     """Stage 4: classifiers on real vs augmented vs synthetic-only data, scored on the real test split."""
-    run = start(orchestration, must_exist=dataset is None)
+    run = open_pipeline_run(orchestration, must_exist=dataset is None)
     dataset = dataset or recorded_dataset(run)
     synthetic = synthetic_input(run, dataset, synthetic, needed=config.needs_synthetic())
     return evaluate_stage(dataset, synthetic, config, run, orchestration)[0]
@@ -149,5 +131,5 @@ def evaluate_flow(config: EvaluateConfig = EvaluateConfig(), orchestration: Orch
 def search_flow(config: SearchConfig = SearchConfig(), orchestration: OrchestrationConfig = OrchestrationConfig(),
                 dataset: DatasetRef | None = None, synthetic: SyntheticRef | None = None) -> SearchResult:
     """Stage 5: architecture search over the classifier."""
-    run = start(orchestration, must_exist=dataset is None)
+    run = open_pipeline_run(orchestration, must_exist=dataset is None)
     return search_stage(dataset or recorded_dataset(run), synthetic, config, run, orchestration)[0]

@@ -1,15 +1,11 @@
-"""Prefect tasks: each one call of a `ganaug.runner` stage runner, cached under `ganaug.cache.stage_key`.
-
-Every stage task persists its (small, JSON) result under the configured cache folder, so a rerun
-with the same inputs and config is a cache hit. Retries cover transient I/O only: a `GanAugError`
-(bad input, divergence, corrupt checkpoint) fails at once.
-"""
+"""Prefect tasks: each one call of a `ganaug.runner` stage runner, its result cached under `ganaug.cache.stage_key`
+(a rerun with the same inputs and config is a cache hit). Retries cover transient I/O only: a `GanAugError` (bad
+input, divergence, corrupt checkpoint) fails at once."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +37,12 @@ def transient_only(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -
     return isinstance(error, TRANSIENT_ERRORS)
 
 
-@dataclass
 class StagePolicy(CachePolicy):
-    """Prefect cache policy: `stage_key` of the task's name (or `stage`) and inputs."""
-
-    stage: str | None = None
+    """Prefect cache policy: `stage_key` of the task's name and inputs."""
 
     def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any],
                     **kwargs: Any) -> str | None:
-        return stage_key(self.stage or task_ctx.task.name, inputs)
+        return stage_key(task_ctx.task.name, inputs)
 
 
 STAGE_TASK_OPTIONS: dict[str, Any] = {"cache_policy": StagePolicy(), "persist_result": True, "result_serializer": "json",
@@ -89,5 +82,5 @@ def work_task(name: str) -> Task[..., Any]:
         return fn(item)
 
     call.__name__ = call.__qualname__ = name  # names the task in the UI and its key on a Dask scheduler
-    return task(call, name=name, task_run_name="{label}", cache_policy=StagePolicy(stage=name), persist_result=True,
+    return task(call, name=name, task_run_name="{label}", cache_policy=StagePolicy(), persist_result=True,
                 result_serializer="pickle")

@@ -13,8 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import artifacts
 from flows.runners import TaskExecutor
-from flows.stages import start
-from ganaug.pipeline import OrchestrationConfig
+from ganaug.pipeline import OrchestrationConfig, open_pipeline_run
 from ganaug.runner import recorded_dataset
 from ganaug.store import DatasetRef
 from ganaug.tune.config import TuneConfig
@@ -25,7 +24,7 @@ from ganaug.tune.study import TuneResult, tune_gan
 def tune_flow(config: TuneConfig = TuneConfig(), orchestration: OrchestrationConfig = OrchestrationConfig(),
               dataset: DatasetRef | None = None) -> TuneResult:
     """Tune the GAN on the run's dataset (warm-started from the run history); writes <run>/tune/."""
-    run = start(orchestration, must_exist=dataset is None)
+    run = open_pipeline_run(orchestration, must_exist=dataset is None)
     logger = get_run_logger()
     rows: list[dict[str, Any]] = []
 

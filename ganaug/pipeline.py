@@ -117,6 +117,17 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
+def open_pipeline_run(settings: OrchestrationConfig, must_exist: bool = False) -> RunFolder:
+    """Apply `settings.torch_threads` to this process and open the run folder `settings.run_id` (`open_run`)."""
+    from ganaug.runner import open_run
+
+    if settings.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)  # fan-out tasks on threads share it; Dask workers use one
+    return open_run(settings.runs_root, settings.run_id, must_exist)
+
+
 def search_config_after(search: SearchConfig, evaluation: EvaluationResult) -> SearchConfig:
     """The search config following the evaluation's verdict on the full train split (the use of synthetic data)."""
     chosen = next((s for s in evaluation.selections if s.train_fraction >= 1.0), None)

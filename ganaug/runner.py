@@ -129,7 +129,8 @@ def recorded_synthetic(run: RunFolder) -> SyntheticRef:
     return SyntheticRef.model_validate(_recorded(run, "generate")["outputs"]["synthetic"])
 
 
-def _inputs(dataset: DatasetRef, synthetic: SyntheticRef | None = None) -> dict[str, ArtifactRef]:
+def stage_inputs(dataset: DatasetRef, synthetic: SyntheticRef | None = None) -> dict[str, ArtifactRef]:
+    """A stage's input artifacts as run.json records them."""
     return {"dataset": dataset, **({"synthetic": synthetic} if synthetic is not None else {})}
 
 
@@ -165,7 +166,7 @@ def run_train(run: RunFolder, cfg: GanConfig, dataset: DatasetRef | None = None,
                  if cache_dir is not None else contextlib.nullcontext(False))
     with run.lock(), resumable as resume:
         cfg = cfg.model_copy(update={"resume": True}) if resume else cfg
-        with run.stage("train_gan", config=cfg, inputs=_inputs(dataset)) as record:
+        with run.stage("train_gan", config=cfg, inputs=stage_inputs(dataset)) as record:
             result = train_gan(dataset, cfg, run.root, callbacks=callbacks, origin=origin)
             record_result(record, result)
     log.info("GAN trained to step %d in %.1f s on %s (%.0f images/s)", result.steps, result.seconds, result.device,
@@ -181,7 +182,7 @@ def run_generate(run: RunFolder, cfg: GenerateConfig, checkpoint: Path | None = 
 
     dataset = dataset or run_dataset(run)
     checkpoint = Path(checkpoint) if checkpoint is not None else GanPaths.under(run.root).last_checkpoint
-    with run.stage("generate", config=cfg, inputs=_inputs(dataset)) as record:
+    with run.stage("generate", config=cfg, inputs=stage_inputs(dataset)) as record:
         ref = generate_from_checkpoint(checkpoint, dataset, cfg, run.root)
         selection = read_dataset_meta(ref.path).extra.get("checkpoint_selection") or {}
         record.inputs["checkpoint"] = ArtifactRef(path=str(checkpoint.with_name(str(selection.get("file", checkpoint.name)))),
@@ -202,7 +203,7 @@ def run_evaluate(run: RunFolder, cfg: EvaluateConfig, synthetic: Path | Syntheti
 
     dataset = dataset or run_dataset(run)
     synthetic_ref = synthetic_input(run, dataset, synthetic, needed=cfg.needs_synthetic())
-    with run.stage("evaluate", config=cfg, inputs=_inputs(dataset, synthetic_ref)) as record:
+    with run.stage("evaluate", config=cfg, inputs=stage_inputs(dataset, synthetic_ref)) as record:
         if rows is None:
             result = evaluate(dataset, synthetic_ref, cfg, run.root, executor=executor)
         else:
@@ -221,7 +222,7 @@ def run_search(run: RunFolder, cfg: SearchConfig, synthetic: Path | SyntheticRef
 
     dataset = dataset or run_dataset(run)
     synthetic_ref = synthetic_input(run, dataset, synthetic, needed=needs_synthetic(cfg) is not None)
-    with run.stage("search", config=cfg, inputs=_inputs(dataset, synthetic_ref)) as record:
+    with run.stage("search", config=cfg, inputs=stage_inputs(dataset, synthetic_ref)) as record:
         result = search(dataset, synthetic_ref, cfg, run.root, executor=executor, callbacks=callbacks)
         record_result(record, result)
     return result

@@ -133,8 +133,9 @@ def verify_top(study: optuna.Study, cfg: SearchConfig, runner: TrialRunner, exec
     top = sorted(proxy_done, key=lambda t: (-t.user_attrs["fitness"], t.number))[: cfg.verify_top_k]
     todo = [t for t in top if t.number not in verified]
     archs = [ArchSpec.from_json(t.user_attrs["arch"]) for t in todo]
-    results = map_trials(executor, runner, [(arch, None, float(t.user_attrs.get("augment", 0.0))) for arch, t in zip(archs, todo)],
-                         "nas_trial", [trial_label(f"nas_trial verify {t.number}", arch) for arch, t in zip(archs, todo)])
+    calls = [(arch, None, float(t.user_attrs.get("augment", 0.0))) for arch, t in zip(archs, todo)]
+    results = map_trials(executor, runner, calls, "nas_trial",
+                         [trial_label(f"nas_trial verify {t.number}", arch) for arch, t in zip(archs, todo)])
     for source, result in zip(todo, results):
         attrs: dict[str, Any] = {"role": "verify", "fidelity": "full", "arch": source.user_attrs["arch"],
                                  "augment": source.user_attrs.get("augment", 0.0), "verify_of": source.number}
