@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ganaug import runlock
+from ganaug import faults, runlock
 from ganaug.errors import ConfigError, DataError
 from ganaug.store import ArtifactRef, atomic_write_json
 
@@ -239,10 +239,12 @@ class RunFolder:
                            for key, ref in (inputs or {}).items()},
             }
             self.write_manifest(manifest)
+            faults.reached(f"{name}:started")
             record = StageRecord()
             started = time.perf_counter()
             try:
                 yield record
+                faults.reached(f"{name}:finished")  # outputs written, run.json not yet told
             except BaseException as err:
                 if created:
                     self._remove_if_only_manifest()

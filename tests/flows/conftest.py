@@ -39,6 +39,20 @@ def make_tiny_config(root: Path, **orchestration: Any) -> Any:
     return PipelineConfig.model_validate({**TINY_CONFIG, "orchestration": settings})
 
 
+def processes_of(prefect_home: Path) -> list[int]:
+    """Processes started with this PREFECT_HOME in their environment (a test's `ganaug run` and what it started)."""
+    marker = f"PREFECT_HOME={prefect_home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 @pytest.fixture(scope="session")
 def tiny_config() -> Any:
     """`tiny_config(root, **orchestration)`: the tiny pipeline config writing under `root`."""
