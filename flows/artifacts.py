@@ -15,6 +15,7 @@ from prefect.artifacts import (create_markdown_artifact, create_progress_artifac
 from ganaug.report import summaries
 from ganaug.store import DatasetRef, SyntheticRef
 
+
 def dataset(ref: DatasetRef) -> None:
     rows, description = summaries.dataset_table(ref)
     create_table_artifact(table=rows, key="ganaug-dataset", description=f"Dataset: {description}")
@@ -40,7 +41,7 @@ class GanProgress:
 
     def __init__(self) -> None:
         self.bar: ProgressArtifact | None = None
-        self.monitor = ""  # the collapse monitor's latest reading
+        self.monitor, self.logged = "", 0  # the collapse monitor's latest reading, the step last logged
 
     def on_start(self, step: int, total_steps: int) -> None:
         resumed = f" (resumed at step {step})" if step else ""
@@ -53,11 +54,8 @@ class GanProgress:
 
         losses = ", ".join(f"{name} {metrics[name]:.3f}" for name in ("d_loss", "g_loss")
                            if isinstance(metrics.get(name), float))
-        reading = reading_summary(metrics)
+        reading = reading_summary(metrics)  # a collapse is logged as a warning by the GAN stage itself
         self.monitor = reading or self.monitor
-        if metrics.get("collapsed"):
-            get_run_logger().warning("GAN step %d: class(es) %s collapsed (within-class spread below collapse_spread "
-                                     "of the real val spread); see the sample grids", step, ", ".join(metrics["collapsed"]))
         if self.bar is None:
             return
         total = self.bar.total

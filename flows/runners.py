@@ -28,13 +28,7 @@ def build_task_runner(settings: OrchestrationConfig, dask_address: str | None = 
     address = dask_address or settings.dask_address
     if address is not None:
         return DaskTaskRunner(address=address)
-    return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(settings))
-
-
-def local_cluster_kwargs(settings: OrchestrationConfig) -> dict[str, Any]:
-    """A LocalCluster of worker processes bound to 127.0.0.1, without the diagnostics dashboard."""
-    return dict(n_workers=settings.dask_workers, threads_per_worker=settings.dask_threads_per_worker, processes=True,
-                host="127.0.0.1", dashboard_address=None)
+    return DaskTaskRunner(cluster_kwargs=settings.local_cluster_kwargs())
 
 
 @contextlib.contextmanager
@@ -49,7 +43,7 @@ def shared_dask_cluster(settings: OrchestrationConfig) -> Iterator[str | None]:
         return
     from distributed import LocalCluster
 
-    with LocalCluster(**local_cluster_kwargs(settings)) as cluster:
+    with LocalCluster(**settings.local_cluster_kwargs()) as cluster:
         yield cluster.scheduler_address
 
 

@@ -82,6 +82,11 @@ class OrchestrationConfig(StrictModel):
             raise ValueError("dask_address is set but task_runner is not 'dask'")
         return self
 
+    def local_cluster_kwargs(self) -> dict[str, Any]:
+        """A Dask LocalCluster of `dask_workers` worker processes bound to 127.0.0.1, without the dashboard."""
+        return {"n_workers": self.dask_workers, "threads_per_worker": self.dask_threads_per_worker, "processes": True,
+                "host": "127.0.0.1", "dashboard_address": None}
+
 
 class PipelineConfig(StrictModel):
     """One config per stage plus orchestration; the parameters of the pipeline flow (a form in the UI)."""
