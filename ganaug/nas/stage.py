@@ -18,6 +18,7 @@ from ganaug.classifier import ArchSpec
 from ganaug.classifier.train import cpu_threads
 from ganaug.configbase import format_validation_error
 from ganaug.errors import ConfigError
+from ganaug.executor import Executor, Unpack, as_executor
 from ganaug.nas.config import SearchConfig
 from ganaug.nas.data import SearchData, load_search_data
 from ganaug.nas.evaluator import Fidelity, TrialRunner, score_on_test
@@ -26,7 +27,6 @@ from ganaug.nas.report import plot_fitness, plot_pareto, write_report
 from ganaug.nas.results import (ProxyCorrelation, SearchResult, best_json, mark_pareto, select_best, study_rows,
                                 trial_row, write_trials)
 from ganaug.nas.space import SearchSpace
-from ganaug.executor import Executor, Unpack, as_executor
 from ganaug.nas.study import (TrialTask, map_trials, objective_values, open_study, result_attrs, run_search_trials,
                               study_fingerprint, trial_label)
 from ganaug.store import DatasetRef, SyntheticRef, atomic_write_json, write_table
@@ -70,7 +70,8 @@ def measure_proxy(space: SearchSpace, cfg: SearchConfig, data: SearchData, execu
     if "training" in names:
         runners["training"] = TrialRunner(data.proxy(cfg), proxy, cfg.seed)
     calls = [(runner, arch, augment) for arch, augment in candidates for runner in runners.values()]
-    labels = [trial_label(f"nas_trial sample {i} {kind}", arch) for i, (arch, _) in enumerate(candidates) for kind in runners]
+    labels = [trial_label(f"nas_trial sample {i} {kind}", arch)
+              for i, (arch, _) in enumerate(candidates) for kind in runners]
     results = iter(map_trials(executor, _train_candidate, calls, "nas_trial", labels))
     batch = balanced_batch(full_data.train_x, full_data.train_y, cfg.zero_cost_batch, cfg.seed)
     rows: list[dict[str, Any]] = []

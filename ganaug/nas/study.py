@@ -1,8 +1,9 @@
 """The Optuna study behind a search: storage and resume, and the ask -> evaluate -> tell loop.
 
 Trials are asked in batches of `parallel`, evaluated through an optional `ganaug.executor`
-executor (each batch one `map`), and told in the order they were asked. Results therefore do not depend on which worker finishes first:
-the same seed, config and `parallel` give the same trials with any executor.
+executor (each batch one `map`), and told in the order they were asked. Results therefore do not
+depend on which worker finishes first: the same seed, config and `parallel` give the same trials
+with any executor.
 """
 
 from __future__ import annotations
