@@ -48,6 +48,7 @@ from reference import (  # bench/reference.py, beside this script
 
 from ganaug.classifier import ArchSpec, TrainConfig, parameter_count, train_classifier
 from ganaug.classifier.train import accuracy_of, auto_steps
+from ganaug.executor import settle
 from ganaug.nas.augment import affine_augment
 from ganaug.nas.config import SearchConfig, SpaceConfig
 from ganaug.nas.data import SearchData, load_search_data
@@ -291,23 +292,21 @@ class Bench:
 
 
 class SearchExecutor:
-    """The study loop's executor: full-fidelity trainings through the bench's shared cache."""
+    """The study loop's executor (`ganaug.executor` protocol): full-fidelity trainings through the bench's shared cache."""
 
     def __init__(self, bench: Bench, seed: int) -> None:
         self.bench, self.seed = bench, seed
 
-    def submit(self, task: Any, arch: ArchSpec, prune: Any = None, augment: float = 0.0) -> Any:
-        return _AsTrialResult(self.bench.full(arch, augment, self.seed), arch)
+    def map(self, fn: Any, items: Any, *, name: str = "work", labels: Any = None, return_exceptions: bool = False) -> list[Any]:
+        """Each item is a trial's (arch, prune, augment); the study loop's task `fn` is not used."""
+        futures = [(self.bench.full(arch, augment, self.seed), arch) for arch, _, augment in items]
+        return [settle(lambda f=future, a=arch: _as_trial_result(f.result(), a), name, return_exceptions)
+                for future, arch in futures]
 
 
-class _AsTrialResult:
-    def __init__(self, future: Future, arch: ArchSpec) -> None:
-        self.future, self.arch = future, arch
-
-    def result(self) -> TrialResult:
-        r = self.future.result()
-        return TrialResult(arch_json=self.arch.to_json(), accuracy=r["val"], parameter_count=r["params"], state="complete",
-                           fidelity="full", steps_run=r["steps_run"], seconds=r["seconds"], val_curve=tuple(r["curve"]))
+def _as_trial_result(r: dict[str, Any], arch: ArchSpec) -> TrialResult:
+    return TrialResult(arch_json=arch.to_json(), accuracy=r["val"], parameter_count=r["params"], state="complete",
+                       fidelity="full", steps_run=r["steps_run"], seconds=r["seconds"], val_curve=tuple(r["curve"]))
 
 
 def run_proxies(bench: Bench, space: SearchSpace) -> dict[str, Any]:

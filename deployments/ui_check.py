@@ -105,7 +105,7 @@ def run_tiny_pipeline(api: str, workdir: Path) -> str:
     """Run the tiny pipeline against `api` in a child process; return its flow run id."""
     code = (
         "import json, sys\n"
-        "from flows.config import PipelineConfig\n"
+        "from ganaug.pipeline import PipelineConfig\n"
         "from flows import pipeline\n"
         "cfg = PipelineConfig.model_validate(json.loads(sys.argv[1]))\n"
         "state = pipeline(cfg, return_state=True)\n"

@@ -1,16 +1,11 @@
 """Prefect 3 flows around the ganaug stages: one flow per stage and the `pipeline` that chains them.
 
-Tasks are thin wrappers over the stage functions; see docs/orchestration.md for caching, resume,
+Tasks are one call of a stage runner (`ganaug.runner`) each; see docs/orchestration.md for caching, resume,
 artifacts, deployments and scale-out.
 """
 
-from flows.pipeline import PipelineSummary, pipeline
-from flows.stages import (
-    evaluate_flow,
-    generate_flow,
-    ingest_flow,
-    search_flow,
-    train_gan_flow,
-)
+from flows.pipeline import pipeline
+from flows.stages import evaluate_flow, generate_flow, ingest_flow, search_flow, train_gan_flow
+from ganaug.pipeline import PipelineSummary
 
 __all__ = ["PipelineSummary", "evaluate_flow", "generate_flow", "ingest_flow", "pipeline", "search_flow", "train_gan_flow"]

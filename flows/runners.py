@@ -1,22 +1,22 @@
-"""Task runners for the fan-out stages, chosen by `OrchestrationConfig`, and an executor adapter.
+"""How fanned-out work runs under Prefect: `TaskExecutor`, on the task runner `OrchestrationConfig` chooses.
 
-Threads run locally by default. With `task_runner='dask'` the tasks go to the Dask scheduler at
-`dask_address`, or to a local cluster of worker processes that the pipeline starts once and shares
-between its evaluation and search stages.
-"""
+Threads run locally by default. With `task_runner='dask'` the tasks go to the Dask scheduler at `dask_address`, or
+to a local cluster of worker processes that the pipeline starts once for its evaluation and search stages."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from prefect import Task
+from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows.config import OrchestrationConfig
+from flows.tasks import work_task
+from ganaug.cache import result_storage_path
+from ganaug.executor import settle
+from ganaug.pipeline import OrchestrationConfig, StageName
 
 
 def build_task_runner(settings: OrchestrationConfig, dask_address: str | None = None) -> TaskRunner:
@@ -28,18 +28,7 @@ def build_task_runner(settings: OrchestrationConfig, dask_address: str | None = 
     address = dask_address or settings.dask_address
     if address is not None:
         return DaskTaskRunner(address=address)
-    return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(settings))
-
-
-def local_cluster_kwargs(settings: OrchestrationConfig) -> dict[str, Any]:
-    """A LocalCluster of worker processes bound to 127.0.0.1, without the diagnostics dashboard."""
-    return {
-        "n_workers": settings.dask_workers,
-        "threads_per_worker": settings.dask_threads_per_worker,
-        "processes": True,
-        "host": "127.0.0.1",
-        "dashboard_address": None,
-    }
+    return DaskTaskRunner(cluster_kwargs=settings.local_cluster_kwargs())
 
 
 @contextlib.contextmanager
@@ -54,45 +43,33 @@ def shared_dask_cluster(settings: OrchestrationConfig) -> Iterator[str | None]:
         return
     from distributed import LocalCluster
 
-    with LocalCluster(**local_cluster_kwargs(settings)) as cluster:
+    with LocalCluster(**settings.local_cluster_kwargs()) as cluster:
         yield cluster.scheduler_address
 
 
 class TaskExecutor:
-    """A `concurrent.futures`-like executor whose submissions run as Prefect tasks of the current flow.
+    """The `ganaug.executor.Executor` of the flows: every unit of work a task run on the flow's task runner.
 
-    The stage libraries take an `executor` with `.submit(fn, *args, **kwargs)`; handing them this
-    makes every unit of work (a NAS trial, a final retraining) a task run on the flow's task runner.
-    `make_task(fn)` returns a task that runs `fn(*args, **kwargs)` given `(fn, args, kwargs)`.
+    A fan-out's `name` names its task (protocol_run, nas_trial, ...) and its labels the task runs.
+    With a `stage`, a unit's result is cached under the key of its work and item (a rerun with the same
+    inputs is a cache hit; `settings.refresh` naming the stage forces a rerun); without one nothing is cached.
     """
 
-    def __init__(self, make_task: Callable[[Callable[..., Any]], Task[..., Any]]) -> None:
-        self._make_task = make_task
-        self._waiters = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="ganaug-wait")
-        self._futures: list[PrefectFuture[Any]] = []
+    def __init__(self, settings: OrchestrationConfig, stage: StageName | None) -> None:
+        self.options: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+        if stage is not None:
+            self.options = {"result_storage": result_storage_path(settings.cache_dir),
+                            "refresh_cache": True if stage in settings.refresh else None}
+        self.futures: list[PrefectFuture[Any]] = []
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        future = self._make_task(fn).submit(fn, args, kwargs)
-        self._futures.append(future)
-        return self._waiters.submit(future.result)
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, name: str = "work",
+            labels: Sequence[str] | None = None, return_exceptions: bool = False) -> list[Any]:
+        work = work_task(name).with_options(**self.options)
+        futures = [work.submit(fn, item, label) for item, label in zip(items, labels or [name] * len(items), strict=True)]
+        self.futures += futures
+        return [settle(future.result, name, return_exceptions) for future in futures]
 
-    @property
-    def submitted(self) -> int:
-        return len(self._futures)
-
-    def cached(self) -> int:
-        """How many finished submissions were cache hits."""
-        return sum(future.state.is_final() and future.state.name == "Cached" for future in self._futures)
-
-    def map(self, fn: Callable[..., Any], *iterables: Any) -> Iterator[Any]:
-        futures = [self.submit(fn, *args) for args in zip(*iterables, strict=True)]
-        return (future.result() for future in futures)
-
-    def shutdown(self, wait: bool = True) -> None:
-        self._waiters.shutdown(wait=wait)
-
-    def __enter__(self) -> TaskExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+    def counts(self) -> dict[str, int]:
+        """How many units were submitted, and how many of them were cache hits."""
+        return {"submitted": len(self.futures),
+                "cached": sum(future.state.name == "Cached" for future in self.futures)}

@@ -2,7 +2,7 @@
 
 Every field has a default, a range and a one-line description; unknown keys are rejected.
 Each stage's config lives next to its code; the pipeline's `PipelineConfig` and
-`OrchestrationConfig` live in `flows.config`, beside the flows they parameterise.
+`OrchestrationConfig` live in `ganaug.pipeline` (which imports every stage).
 """
 
 from __future__ import annotations

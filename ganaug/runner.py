@@ -12,6 +12,7 @@ Re-ingesting a different dataset into a run marks every later stage in run.json 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from ganaug.data.config import IngestConfig
-from ganaug.errors import DataError
+from ganaug.errors import ConfigError, DataError
 from ganaug.runs import RunFolder, StageRecord
 from ganaug.store import ArtifactRef, DatasetRef, SyntheticRef, dataset_ref, file_hash, read_dataset_meta
 
@@ -68,7 +69,68 @@ def record_result(record: StageRecord, result: Any) -> None:
     record.notes["result"] = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
 
 
-def _inputs(dataset: DatasetRef, synthetic: SyntheticRef | None = None) -> dict[str, ArtifactRef]:
+def record_cached(run: RunFolder, stage: str, config: Any, inputs: dict[str, ArtifactRef], result: Any) -> None:
+    """Record in run.json a stage whose result was reused from the cache (its files may lie in another run folder)."""
+    with run.stage(stage, config=config, inputs=inputs) as record:
+        record_result(record, result)
+        record.notes["cached"] = True
+    log.info("%s: reused the cached result (same inputs and config)", stage)
+
+
+def stage_outcome(run: RunFolder, stage: str) -> str:
+    """'ran' or 'cached', with how many of its fanned-out tasks were cache hits, from run.json."""
+    entry = run.read_manifest().get("stages", {}).get(stage, {})
+    notes = entry.get("notes", {})
+    outcome = "cached" if notes.get("cached") else entry.get("status", "not run")
+    outcome = "ran" if outcome == "completed" else outcome
+    tasks = notes.get("tasks")
+    if not tasks:
+        return outcome
+    if outcome == "ran" and tasks["submitted"] and tasks["cached"] == tasks["submitted"]:
+        outcome = "cached"  # every unit of work came from the cache; only the bookkeeping ran
+    return f"{outcome} ({tasks['cached']}/{tasks['submitted']} tasks cached)"
+
+
+def open_run(runs_root: Path, run_id: str | None, must_exist: bool = False) -> RunFolder:
+    """The run folder `run_id` under `runs_root` (a new id when unset); `must_exist`: earlier stages ran there."""
+    if not must_exist:
+        return RunFolder.create(runs_root, run_id)
+    if run_id is None:
+        raise ConfigError("orchestration.run_id: name the run folder whose earlier stages this stage builds on")
+    run = RunFolder.open(Path(runs_root) / run_id)
+    if not run.manifest_path.is_file():
+        raise DataError(f"run folder {run.root} has no run.json; run the earlier stages (or the pipeline) first")
+    return run
+
+
+def _recorded(run: RunFolder, stage: str) -> dict[str, Any]:
+    entry = run.read_manifest().get("stages", {}).get(stage)
+    if entry and entry.get("status") == "stale":
+        raise DataError(f"run folder {run.root}: the output of stage '{stage}' is stale ({entry.get('stale_reason')})")
+    if not entry or entry.get("status") != "completed":
+        raise DataError(f"run folder {run.root}: stage '{stage}' has not completed there (see {run.manifest_path})")
+    return entry
+
+
+def recorded_dataset(run: RunFolder) -> DatasetRef:
+    """The dataset the run's completed ingest stage recorded."""
+    return DatasetRef.model_validate(_recorded(run, "ingest")["outputs"]["dataset"])
+
+
+def recorded_gan(run: RunFolder) -> GanResult:
+    """The GAN the run's completed train_gan stage recorded."""
+    from ganaug.gan import GanResult
+
+    return GanResult.model_validate(_recorded(run, "train_gan")["notes"]["result"])
+
+
+def recorded_synthetic(run: RunFolder) -> SyntheticRef:
+    """The synthetic table the run's completed generate stage recorded."""
+    return SyntheticRef.model_validate(_recorded(run, "generate")["outputs"]["synthetic"])
+
+
+def stage_inputs(dataset: DatasetRef, synthetic: SyntheticRef | None = None) -> dict[str, ArtifactRef]:
+    """A stage's input artifacts as run.json records them."""
     return {"dataset": dataset, **({"synthetic": synthetic} if synthetic is not None else {})}
 
 
@@ -84,18 +146,31 @@ def run_ingest(run: RunFolder, cfg: IngestConfig) -> DatasetRef:
             reason = (f"dataset.parquet was ingested again (content hash {previous[:12]} -> {ref.content_hash[:12]}); "
                       "rerun this stage")
             record.notes["invalidated"] = run.invalidate(DOWNSTREAM_OF_INGEST, reason)
+    log.info("ingested %d images into %s (content hash %s)", ref.rows, ref.path, ref.content_hash[:12])
     return ref
 
 
 def run_train(run: RunFolder, cfg: GanConfig, dataset: DatasetRef | None = None,
-              callbacks: Iterable[Any] | Callable[..., Any] | None = None, origin: str = "train") -> GanResult:
-    """Train the GAN on the run's dataset into gan/; `origin` labels its run-history record (train, flow)."""
+              callbacks: Iterable[Any] | Callable[..., Any] | None = None, origin: str = "train",
+              cache_dir: Path | None = None) -> GanResult:
+    """Train the GAN on the run's dataset into gan/; `origin` labels its run-history record (train, flow).
+
+    With `cache_dir`, a training of the same inputs and config that was interrupted (in this or
+    another run folder) is resumed from its last checkpoint (`ganaug.cache.resumable_training`).
+    """
+    from ganaug.cache import resumable_training, stage_key
     from ganaug.gan import train_gan
 
     dataset = dataset or run_dataset(run)
-    with run.stage("train_gan", config=cfg, inputs=_inputs(dataset)) as record:
-        result = train_gan(dataset, cfg, run.root, callbacks=callbacks, origin=origin)
-        record_result(record, result)
+    resumable = (resumable_training(stage_key("train_gan", {"dataset": dataset, "cfg": cfg}), run.gan, cache_dir)
+                 if cache_dir is not None else contextlib.nullcontext(False))
+    with run.lock(), resumable as resume:
+        cfg = cfg.model_copy(update={"resume": True}) if resume else cfg
+        with run.stage("train_gan", config=cfg, inputs=stage_inputs(dataset)) as record:
+            result = train_gan(dataset, cfg, run.root, callbacks=callbacks, origin=origin)
+            record_result(record, result)
+    log.info("GAN trained to step %d in %.1f s on %s (%.0f images/s)", result.steps, result.seconds, result.device,
+             result.images_per_second)
     return result
 
 
@@ -107,37 +182,47 @@ def run_generate(run: RunFolder, cfg: GenerateConfig, checkpoint: Path | None = 
 
     dataset = dataset or run_dataset(run)
     checkpoint = Path(checkpoint) if checkpoint is not None else GanPaths.under(run.root).last_checkpoint
-    with run.stage("generate", config=cfg, inputs=_inputs(dataset)) as record:
+    with run.stage("generate", config=cfg, inputs=stage_inputs(dataset)) as record:
         ref = generate_from_checkpoint(checkpoint, dataset, cfg, run.root)
         selection = read_dataset_meta(ref.path).extra.get("checkpoint_selection") or {}
         record.inputs["checkpoint"] = ArtifactRef(path=str(checkpoint.with_name(str(selection.get("file", checkpoint.name)))),
                                                   content_hash=str(selection.get("checkpoint_id", "")), kind="gan-checkpoint")
         record_result(record, ref)
+    log.info("generated %d synthetic images into %s", ref.rows, ref.path)
     return ref
 
 
-def run_evaluate(run: RunFolder, cfg: EvaluateConfig, synthetic: Path | None = None,
-                 executor: Any = None) -> EvaluationResult:
-    """Evaluate the run's (fresh) synthetic data; writes evaluation.parquet and report.md together."""
-    from ganaug.evaluate import evaluate
+def run_evaluate(run: RunFolder, cfg: EvaluateConfig, synthetic: Path | SyntheticRef | None = None,
+                 executor: Any = None, dataset: DatasetRef | None = None,
+                 rows: list[dict[str, Any]] | None = None) -> EvaluationResult:
+    """Evaluate the run's (fresh) synthetic data; writes evaluation.parquet and report.md together.
 
-    dataset = run_dataset(run)
+    `rows`: the protocol runs, when the caller ran them already (the flows fan them out as cached tasks).
+    """
+    from ganaug.evaluate import evaluate, finish_evaluation, prepare_evaluation
+
+    dataset = dataset or run_dataset(run)
     synthetic_ref = synthetic_input(run, dataset, synthetic, needed=cfg.needs_synthetic())
-    with run.stage("evaluate", config=cfg, inputs=_inputs(dataset, synthetic_ref)) as record:
-        result = evaluate(dataset, synthetic_ref, cfg, run.root, executor=executor)
+    with run.stage("evaluate", config=cfg, inputs=stage_inputs(dataset, synthetic_ref)) as record:
+        if rows is None:
+            result = evaluate(dataset, synthetic_ref, cfg, run.root, executor=executor)
+        else:
+            data, _ = prepare_evaluation(dataset, synthetic_ref, cfg)
+            seconds = sum(float(row.get("seconds", 0.0)) for row in rows)
+            result = finish_evaluation(rows, data, dataset, synthetic_ref, cfg, run.root, seconds)
         record_result(record, result)
     return result
 
 
-def run_search(run: RunFolder, cfg: SearchConfig, synthetic: Path | None = None, executor: Any = None,
-               callbacks: Any = None) -> SearchResult:
+def run_search(run: RunFolder, cfg: SearchConfig, synthetic: Path | SyntheticRef | None = None, executor: Any = None,
+               callbacks: Any = None, dataset: DatasetRef | None = None) -> SearchResult:
     """Search classifier architectures on the run's data into nas/."""
     from ganaug.nas.data import needs_synthetic
     from ganaug.nas.stage import search
 
-    dataset = run_dataset(run)
+    dataset = dataset or run_dataset(run)
     synthetic_ref = synthetic_input(run, dataset, synthetic, needed=needs_synthetic(cfg) is not None)
-    with run.stage("search", config=cfg, inputs=_inputs(dataset, synthetic_ref)) as record:
+    with run.stage("search", config=cfg, inputs=stage_inputs(dataset, synthetic_ref)) as record:
         result = search(dataset, synthetic_ref, cfg, run.root, executor=executor, callbacks=callbacks)
         record_result(record, result)
     return result
@@ -150,14 +235,17 @@ def run_dataset(run: RunFolder) -> DatasetRef:
     return dataset_ref(run.dataset)
 
 
-def synthetic_input(run: RunFolder, dataset: DatasetRef, given: Path | None = None,
+def synthetic_input(run: RunFolder, dataset: DatasetRef, given: Path | SyntheticRef | None = None,
                     needed: bool = True) -> SyntheticRef | None:
     """The synthetic table a stage reads: `given`, else the run's synthetic.parquet if present (else None).
 
-    The run's own synthetic.parquet must have been sampled for the run's current dataset and from
-    the GAN checkpoint that gan/ holds now. A stale one is refused (`DataError` saying what to rerun)
-    when the stage needs it, and left out with a warning when it is optional.
+    A `SyntheticRef` is taken as it is (its caller resolved it). The run's own synthetic.parquet must
+    have been sampled for the run's current dataset and from the GAN checkpoint that gan/ holds now.
+    A stale one is refused (`DataError` saying what to rerun) when the stage needs it, and left out
+    with a warning when it is optional.
     """
+    if isinstance(given, SyntheticRef):
+        return given
     path = Path(given) if given is not None else run.synthetic
     if not path.is_file():
         if given is not None:

@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ganaug import runlock
+from ganaug import faults, runlock
 from ganaug.errors import ConfigError, DataError
 from ganaug.store import ArtifactRef, atomic_write_json
 
@@ -197,6 +197,12 @@ class RunFolder:
         manifest.setdefault("stages", {}).setdefault(stage, {}).update(fields)
         self.write_manifest(manifest)
 
+    def add_notes(self, stage: str, notes: dict[str, Any]) -> None:
+        """Add to a recorded stage's notes in run.json (e.g. how many of its tasks were cache hits)."""
+        manifest = self.read_manifest()
+        manifest["stages"][stage].setdefault("notes", {}).update(notes)
+        self.write_manifest(manifest)
+
     def invalidate(self, stages: tuple[str, ...], reason: str) -> list[str]:
         """Mark finished `stages` in run.json as stale (their artifacts were made from an older input)."""
         manifest = self.read_manifest()
@@ -233,10 +239,12 @@ class RunFolder:
                            for key, ref in (inputs or {}).items()},
             }
             self.write_manifest(manifest)
+            faults.reached(f"{name}:started")
             record = StageRecord()
             started = time.perf_counter()
             try:
                 yield record
+                faults.reached(f"{name}:finished")  # outputs written, run.json not yet told
             except BaseException as err:
                 if created:
                     self._remove_if_only_manifest()

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
+from ganaug import faults
 from ganaug.errors import DataError
 
 SCHEMA_VERSION = 1
@@ -178,6 +179,7 @@ def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
             temporaries.append(_temporary_beside(target))
         yield temporaries
         for tmp, target in zip(temporaries, targets, strict=True):
+            faults.reached(f"write:{target.name}")  # written, not yet in place
             os.replace(tmp, target)
     finally:
         for tmp in temporaries:

@@ -75,3 +75,12 @@ def test_a_key_given_twice_in_a_yaml_file_is_refused(tmp_path: Path) -> None:
     result = runner.invoke(app, ["ingest", "-c", str(config), "--runs-root", str(tmp_path / "runs")])
     assert result.exit_code == 2 and "duplicate key 'seed'" in result.output and "line 3" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_protocol_table_has_a_header_on_every_column() -> None:
+    from types import SimpleNamespace
+
+    from ganaug.cli.evaluate import protocol_table
+
+    headers = [column.header for column in protocol_table(SimpleNamespace(runs=0, summary=[])).columns]
+    assert len(headers) == 11 and all(headers) and headers.count("verdict") == 2

@@ -45,9 +45,9 @@ def protocol_table(result: Any) -> Table:
     from ganaug.report.plots import protocol_label
 
     table = Table(title=f"test accuracy on the real test split ({result.runs} runs)")
-    for column in ("train kept", "protocol", "real", "synthetic", "seeds", "accuracy", "macro-F1", "vs real", "",
-                   "vs classic", ""):
-        table.add_column(column, justify="left" if column in ("protocol", "") else "right")
+    for column in ("train kept", "protocol", "real", "synthetic", "seeds", "accuracy", "macro-F1", "vs real", "verdict",
+                   "vs classic", "verdict"):
+        table.add_column(column, justify="left" if column in ("protocol", "verdict") else "right")
     for row in result.summary:
         table.add_row(
             f"{row.train_fraction:.0%}", protocol_label(row.protocol, row.ratio), f"{row.n_real:.0f}",

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ DEFAULT_UI_PORT = 4200
 
 def pipeline_config(config_file: Path | None, budget: str, overrides: dict[str, dict[str, Any]]) -> Any:
     """The `PipelineConfig` of a `ganaug run`: budget, then the config file, then the given options."""
-    from flows.config import SMALL_BUDGET, PipelineConfig, deep_merge
+    from ganaug.pipeline import SMALL_BUDGET, PipelineConfig, deep_merge
 
     if budget not in ("small", "full"):
         raise ConfigError(f"--budget must be 'small' or 'full', not {budget!r}")
@@ -62,12 +64,32 @@ def quiet_interrupt_logs() -> None:
                 handler.addFilter(drop)
 
 
-def ui_url() -> str | None:
-    """The UI address of the Prefect API this process talks to (None = a temporary local server)."""
+def flow_run_url(flow_run_id: Any, ui: str | None = None) -> str:
+    """The flow run's page in the UI that the server at `ui` opens (default: `ganaug ui` on this machine)."""
+    ui = (ui or f"http://127.0.0.1:{DEFAULT_UI_PORT}").rstrip("/")
+    return f"{ui}{default_ui_path(ui)}/runs/flow-run/{flow_run_id}"
+
+
+def default_ui_path(ui: str) -> str:
+    """Where under `ui` the server's default UI lives: '/v2' for the V2 UI (the default since Prefect 3.8), '' for V1.
+
+    Asked from the server's /ui-settings; where it serves no UI (or does not answer), this machine's
+    setting (`PREFECT_SERVER_UI_V2_ENABLED`) decides, as it does for `ganaug ui`.
+    """
     from prefect.settings import get_current_settings
 
-    api = get_current_settings().api.url
-    return api.removesuffix("/").removesuffix("/api") if api else None
+    settings = get_current_settings()
+    if settings.cloud.ui_url and ui.startswith(settings.cloud.ui_url):
+        return ""  # Prefect Cloud's UI
+    try:
+        with urllib.request.urlopen(f"{ui}/ui-settings", timeout=3) as response:
+            served = json.load(response)
+        base = served[f"{served['default_ui']}_base_url"]  # None: the server serves no UI
+    except (OSError, ValueError, KeyError, TypeError):
+        base = None
+    if base is None:
+        return "/v2" if getattr(settings.server.ui, "v2_enabled", False) else ""
+    return str(base).rstrip("/")
 
 
 def _summary_tables(summary: Any) -> list[Table]:
@@ -121,13 +143,13 @@ def run_command(
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "ganaug")
         from flows import pipeline
 
-        where = ui_url()
+        from prefect.settings import get_current_settings
+
+        api, ui = get_current_settings().api.url, get_current_settings().ui_url
         with contextlib.ExitStack() as stack:
-            if where is None:  # our own temporary server: out of reach of Ctrl-C, gone with this process
+            if api is None:  # our own temporary server: out of reach of Ctrl-C, gone with this process
                 stack.enter_context(temporary_server())
-            console.print(
-                f"Prefect API: {where + '/api' if where else 'a temporary local server (set PREFECT_API_URL to use `ganaug ui`)'}"
-            )
+            console.print(f"Prefect API: {api or 'a temporary local server (set PREFECT_API_URL to use `ganaug ui`)'}")
             quiet_interrupt_logs()
             started = time.perf_counter()
             state = pipeline(cfg, return_state=True)
@@ -144,10 +166,10 @@ def run_command(
         console.print(f"finished in {seconds:.0f} s")
         console.print(f"run folder: [bold]{summary.run_dir}[/]  (report: {summary.report_path})")
         flow_run_id = state.state_details.flow_run_id
-        if where:
-            console.print(f"UI: {where}/runs/flow-run/{flow_run_id}")
+        if api:
+            console.print(f"UI: {flow_run_url(flow_run_id, ui)}")
         else:
-            console.print(f"UI: run `ganaug ui` and open http://127.0.0.1:{DEFAULT_UI_PORT}/runs/flow-run/{flow_run_id} "
+            console.print(f"UI: run `ganaug ui` and open {flow_run_url(flow_run_id)} "
                           "(runs are kept in the local Prefect database)")
 
 

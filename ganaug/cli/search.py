@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,22 +10,6 @@ from rich.table import Table
 
 from ganaug.cli.app import ConfigOption, RunsRootOption, app, build_config, cli_errors, console, find_run_dir
 from ganaug.errors import ConfigError
-
-
-
-def _worker_init(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _executor(parallel: int) -> ProcessPoolExecutor | None:
-    """Worker processes for parallel trials (processes keep each trial's torch RNG its own)."""
-    if parallel <= 1:
-        return None
-    threads = max(1, (os.cpu_count() or 1) // parallel)
-    return ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init, initargs=(threads,))
 
 
 def leaderboard_table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -49,7 +30,7 @@ def search_command(
     synthetic: Path = typer.Option(None, "--synthetic", help="Synthetic table (default: <run-dir>/synthetic.parquet if present)."),
     strategy: str = typer.Option(None, "--strategy", help="evolution, random, tpe or nsga2."),
     trials: int = typer.Option(None, "--trials", "-n", help="Search trials (total, counting a resumed study's)."),
-    parallel: int = typer.Option(None, "--parallel", "-j", help="Trials evaluated at once, in worker processes."),
+    parallel: int = typer.Option(None, "--parallel", "-j", help="Trials evaluated at once, on threads."),
     steps: int = typer.Option(None, "--steps", help="Optimizer steps per full-fidelity trial (default: as in evaluation)."),
     mode: str = typer.Option(None, "--mode", help="full, proxy or proxy-then-verify."),
     objective: list[str] = typer.Option(None, "--objective", help="Extra objective to minimise: params or latency (repeatable)."),
@@ -64,6 +45,7 @@ def search_command(
     runs_root: Path = RunsRootOption,
 ) -> None:
     """Search classifier architectures; writes <run-dir>/nas/ (trials, best.json, plots, report.md)."""
+    from ganaug.executor import ThreadExecutor
     from ganaug.nas.config import SearchConfig
     from ganaug.runner import run_search
     from ganaug.runs import DATASET_FILE, RunFolder
@@ -79,12 +61,7 @@ def search_command(
         if synthetic is not None and not synthetic.is_file():
             raise ConfigError(f"--synthetic {synthetic} does not exist")
         run = RunFolder.open(find_run_dir(run_dir, runs_root, {DATASET_FILE: "ganaug ingest"}))
-        executor = _executor(cfg.parallel)
-        try:
-            result = run_search(run, cfg, synthetic, executor=executor)
-        finally:
-            if executor is not None:
-                executor.shutdown()
+        result = run_search(run, cfg, synthetic, executor=ThreadExecutor(cfg.parallel))
         _print_result(result)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +71,7 @@ def tune_command(
                      "warm_start": False if cold else None}
         cfg = tune_config(config, overrides, gan_config, device)
         folder = find_run_dir(run_dir, runs_root, {"dataset.parquet": "ganaug ingest"})
+        from ganaug.executor import ThreadExecutor
         from ganaug.store import dataset_ref
         from ganaug.tune.study import tune_gan
 
@@ -85,12 +85,8 @@ def tune_command(
             console.print(f"trial {row['number']}: {row['state']}, CAS on val {utility} "
                           f"({'warm start' if row['warm_from'] else 'sampled'}, {row['seconds']:.1f} s)", highlight=False)
 
-        executor = ThreadPoolExecutor(cfg.parallel, thread_name_prefix="ganaug-tune") if cfg.parallel > 1 else None
-        try:
-            result = tune_gan(dataset_ref(folder / "dataset.parquet"), cfg, folder, executor=executor, on_trial=progress)
-        finally:
-            if executor is not None:
-                executor.shutdown()
+        result = tune_gan(dataset_ref(folder / "dataset.parquet"), cfg, folder, executor=ThreadExecutor(cfg.parallel),
+                          on_trial=progress)
     console.print(trials_table(rows))
     warm = f"{result.warm_trials} warm-start trial(s) from {', '.join(result.warm_from)}" if result.warm_trials else "no warm start"
     console.print(f"best: trial {result.best_trial}, CAS on val {result.best_utility:.4f}; {result.pruned} pruned, "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from ganaug.evaluate.metrics import generative_metrics
 from ganaug.evaluate.protocols import RunSpec, build_run_specs, check_synthetic_supply, run_protocol
 from ganaug.evaluate.stats import Selection, SummaryRow, select_use, summarize
 from ganaug.evaluate.table import write_evaluation
+from ganaug.executor import as_executor
 from ganaug.runs import EVALUATION_FILE, REPORT_FILE
 from ganaug.store import DatasetRef, SyntheticRef, atomic_paths
 
@@ -65,8 +65,15 @@ def prepare_evaluation(
     return ProtocolData(**{**data.__dict__, "notes": notes}), specs
 
 
+def run_label(spec: RunSpec) -> str:
+    """A protocol run's display name, e.g. `augmented x0.5 25% real seed 1`."""
+    ratio = f" x{spec.ratio:g}" if spec.ratio is not None else ""
+    kept = f" {spec.train_fraction:.0%} real" if spec.train_fraction < 1.0 else ""
+    return f"{spec.protocol}{ratio}{kept} seed {spec.seed}"
+
+
 def run_all(specs: list[RunSpec], data: ProtocolData, cfg: EvaluateConfig, executor: Any = None) -> list[dict[str, Any]]:
-    """Run every spec: `cfg.workers` at once on local threads, or through an executor with `.map` or `.submit`.
+    """Run every spec through `executor` (`ganaug.executor`; default `cfg.workers` local threads), rows in spec order.
 
     Every run trains with one torch thread and seeds itself and its own generators, so the rows are
     the same whatever the executor (threads, processes, Dask) and however many runs go at once.
@@ -74,18 +81,8 @@ def run_all(specs: list[RunSpec], data: ProtocolData, cfg: EvaluateConfig, execu
     """
     job = functools.partial(run_protocol, data=data, cfg=cfg)
     with cpu_threads(RUN_THREADS):
-        if executor is None:
-            workers = min(cfg.resolved_workers(), len(specs))
-            if workers <= 1:
-                return [job(spec) for spec in specs]
-            with ThreadPoolExecutor(workers, thread_name_prefix="ganaug-evaluate") as pool:
-                return list(pool.map(job, specs))
-        if hasattr(executor, "map"):
-            return list(executor.map(job, specs))
-        if hasattr(executor, "submit"):
-            futures = [executor.submit(job, spec) for spec in specs]
-            return [future.result() for future in futures]
-    raise ConfigError(f"executor {type(executor).__name__} has neither .map nor .submit")
+        return as_executor(executor, min(cfg.resolved_workers(), len(specs))).map(
+            job, specs, name="protocol_run", labels=[run_label(spec) for spec in specs])
 
 
 def finish_evaluation(

@@ -18,6 +18,7 @@ from ganaug.classifier import ArchSpec
 from ganaug.classifier.train import cpu_threads
 from ganaug.configbase import format_validation_error
 from ganaug.errors import ConfigError
+from ganaug.executor import Executor, Unpack, as_executor
 from ganaug.nas.config import SearchConfig
 from ganaug.nas.data import SearchData, load_search_data
 from ganaug.nas.evaluator import Fidelity, TrialRunner, score_on_test
@@ -26,8 +27,8 @@ from ganaug.nas.report import plot_fitness, plot_pareto, write_report
 from ganaug.nas.results import (ProxyCorrelation, SearchResult, best_json, mark_pareto, select_best, study_rows,
                                 trial_row, write_trials)
 from ganaug.nas.space import SearchSpace
-from ganaug.nas.study import (Executor, TrialTask, objective_values, open_study, result_attrs, run_search_trials, submit_call,
-                              study_fingerprint)
+from ganaug.nas.study import (TrialTask, map_trials, objective_values, open_study, result_attrs, run_search_trials,
+                              study_fingerprint, trial_label)
 from ganaug.store import DatasetRef, SyntheticRef, atomic_write_json, write_table
 from ganaug.runs import NAS_DIR, REPORT_FILE
 
@@ -68,15 +69,17 @@ def measure_proxy(space: SearchSpace, cfg: SearchConfig, data: SearchData, execu
     runners = {"full": TrialRunner(full_data, full, cfg.seed)}
     if "training" in names:
         runners["training"] = TrialRunner(data.proxy(cfg), proxy, cfg.seed)
-    futures = [{k: submit_call(executor, runner, arch, None, augment) for k, runner in runners.items()}
-               for arch, augment in candidates]
+    calls = [(runner, arch, augment) for arch, augment in candidates for runner in runners.values()]
+    labels = [trial_label(f"nas_trial sample {i} {kind}", arch)
+              for i, (arch, _) in enumerate(candidates) for kind in runners]
+    results = iter(map_trials(executor, _train_candidate, calls, "nas_trial", labels))
     batch = balanced_batch(full_data.train_x, full_data.train_y, cfg.zero_cost_batch, cfg.seed)
     rows: list[dict[str, Any]] = []
-    for (arch, augment), pending in zip(candidates, futures):
-        try:
-            trained = {k: future.result() for k, future in pending.items()}
-        except Exception as err:  # a failing architecture is left out of the sample, not fatal
-            log.warning("correlation sample %s failed: %s", arch.to_json(), err)
+    for arch, augment in candidates:
+        trained = {kind: next(results) for kind in runners}
+        failed = next((r for r in trained.values() if isinstance(r, Exception)), None)
+        if failed is not None:  # a failing architecture is left out of the sample, not fatal
+            log.warning("correlation sample %s failed: %s", arch.to_json(), failed)
             continue
         row: dict[str, Any] = {"arch_json": arch.to_json(), "augment_strength": augment,
                                "full_fitness": trained["full"].accuracy, "full_seconds": trained["full"].seconds}
@@ -98,6 +101,10 @@ def measure_proxy(space: SearchSpace, cfg: SearchConfig, data: SearchData, execu
     return ProxyCorrelation(sample_size=len(rows), spearman=chosen.spearman, kendall=chosen.kendall,
                             proxy_seconds=chosen.seconds, full_seconds=full_seconds, cost_ratio=chosen.cost_ratio,
                             proxy=chosen.name, candidates=measured)
+
+
+def _train_candidate(runner: TrialTask, arch: ArchSpec, augment: float) -> Any:
+    return runner(arch, None, augment)
 
 
 def proxy_runner(name: str, cfg: SearchConfig, data: SearchData, fidelity: Fidelity) -> TrialTask:
@@ -126,15 +133,15 @@ def verify_top(study: optuna.Study, cfg: SearchConfig, runner: TrialRunner, exec
     proxy_done = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("fidelity") == "proxy"]
     top = sorted(proxy_done, key=lambda t: (-t.user_attrs["fitness"], t.number))[: cfg.verify_top_k]
     todo = [t for t in top if t.number not in verified]
-    futures = [submit_call(executor, runner, ArchSpec.from_json(t.user_attrs["arch"]), None,
-                           float(t.user_attrs.get("augment", 0.0))) for t in todo]
-    for source, future in zip(todo, futures):
+    archs = [ArchSpec.from_json(t.user_attrs["arch"]) for t in todo]
+    calls = [(arch, None, float(t.user_attrs.get("augment", 0.0))) for arch, t in zip(archs, todo)]
+    results = map_trials(executor, runner, calls, "nas_trial",
+                         [trial_label(f"nas_trial verify {t.number}", arch) for arch, t in zip(archs, todo)])
+    for source, result in zip(todo, results):
         attrs: dict[str, Any] = {"role": "verify", "fidelity": "full", "arch": source.user_attrs["arch"],
                                  "augment": source.user_attrs.get("augment", 0.0), "verify_of": source.number}
-        try:
-            result = future.result()
-        except Exception as err:
-            attrs["error"] = f"{type(err).__name__}: {err}"
+        if isinstance(result, Exception):
+            attrs["error"] = f"{type(result).__name__}: {result}"
             study.add_trial(create_trial(state=TrialState.FAIL, params=source.params,
                                          distributions=source.distributions, user_attrs=attrs))
             continue
@@ -154,10 +161,12 @@ def _final_scores(arch: ArchSpec, augment: float, cfg: SearchConfig, data: Searc
     """Test accuracy of `arch` retrained (augmentation at `augment`) on real train, and on real + synthetic train."""
     final = Fidelity(name="full", steps=cfg.final_steps, batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
                      cpu_threads=cfg.cpu_threads)
-    protocols = [data.trial_data(data.real_train)] + ([data.trial_data(data.augmented())] if data.synthetic else [])
-    futures = [submit_call(executor, score_on_test, arch, protocol, data.test, final, cfg.seed, augment)
-               for protocol in protocols]
-    scores = [f.result() for f in futures]
+    protocols = {"real": data.trial_data(data.real_train)}
+    if data.synthetic:
+        protocols["augmented"] = data.trial_data(data.augmented())
+    scores = as_executor(executor).map(
+        Unpack(score_on_test), [(arch, protocol, data.test, final, cfg.seed, augment) for protocol in protocols.values()],
+        name="nas_final_test", labels=[trial_label(f"nas_final_test {name}", arch) for name in protocols])
     return scores[0], (scores[1] if len(scores) > 1 else None)
 
 

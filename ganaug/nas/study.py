@@ -1,9 +1,9 @@
 """The Optuna study behind a search: storage and resume, and the ask -> evaluate -> tell loop.
 
-Trials are asked in batches of `parallel`, evaluated through an optional executor
-(`concurrent.futures`-like: `submit(fn, *args)` returning an object with `.result()`), and told
-in the order they were asked. Results therefore do not depend on which worker finishes first:
-the same seed, config and `parallel` give the same trials with any executor.
+Trials are asked in batches of `parallel`, evaluated through an optional `ganaug.executor`
+executor (each batch one `map`), and told in the order they were asked. Results therefore do not
+depend on which worker finishes first: the same seed, config and `parallel` give the same trials
+with any executor.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import optuna
 from optuna.storages import JournalStorage
@@ -22,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ganaug.classifier import ArchSpec
 from ganaug.errors import ConfigError, DataError
+from ganaug.executor import Executor, Unpack, as_executor
 from ganaug.nas.config import SearchConfig
 from ganaug.nas.evaluator import PruneContext, TrialResult, quiet_optuna
 from ganaug.nas.space import SearchSpace
@@ -38,10 +38,6 @@ RESUMABLE_CHANGES = {"n_trials", "parallel", "resume", "final_steps", "correlati
 TrialTask = Callable[[ArchSpec, PruneContext | None, float], TrialResult]
 # called with each finished trial as Optuna stored it
 TrialHook = Callable[[FrozenTrial], None]
-
-
-class Executor(Protocol):
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
 
 
 def study_fingerprint(cfg: SearchConfig, data_hashes: Sequence[str]) -> str:
@@ -109,16 +105,17 @@ def result_attrs(result: TrialResult) -> dict[str, Any]:
     }
 
 
-def submit_call(executor: Executor | None, fn: Callable[..., Any], *args: Any) -> Any:
-    """`executor.submit(fn, *args)`, or a call made now; either way an object with `.result()`."""
-    future: Future = Future()
-    try:
-        if executor is not None:
-            return executor.submit(fn, *args)
-        future.set_result(fn(*args))
-    except Exception as err:  # surfaces at .result(); the caller records the trial as failed
-        future.set_exception(err)
-    return future
+def map_trials(executor: Executor | None, task: Callable[..., Any], calls: Sequence[tuple[Any, ...]], name: str,
+               labels: Sequence[str]) -> list[Any]:
+    """`task(*args)` for every args tuple of `calls` through `executor`; a call that raises gives its exception."""
+    return as_executor(executor).map(Unpack(task), list(calls), name=name, labels=labels, return_exceptions=True)
+
+
+def trial_label(kind: str, arch: ArchSpec) -> str:
+    """A unit of search work's display name, e.g. `nas_trial 3: 16k3max | batch relu drop0 head0`."""
+    from ganaug.nas.report import arch_summary
+
+    return f"{kind}: {arch_summary(arch)}"
 
 
 def prune_context(study: optuna.Study, fidelity: str) -> PruneContext | None:
@@ -144,12 +141,10 @@ def _ask(study: optuna.Study, space: SearchSpace, fidelity: str) -> tuple[optuna
     return trial, arch, augment
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, future: Any, objectives: Sequence[str]) -> None:
-    try:
-        result: TrialResult = future.result()
-    except Exception as err:  # a trial that raises is recorded and the search goes on
-        log.warning("trial %d failed: %s: %s", trial.number, type(err).__name__, err)
-        trial.set_user_attr("error", f"{type(err).__name__}: {err}")
+def _tell(study: optuna.Study, trial: optuna.Trial, result: TrialResult | Exception, objectives: Sequence[str]) -> None:
+    if isinstance(result, Exception):  # a trial that raises is recorded and the search goes on
+        log.warning("trial %d failed: %s: %s", trial.number, type(result).__name__, result)
+        trial.set_user_attr("error", f"{type(result).__name__}: {result}")
         study.tell(trial, state=TrialState.FAIL)
         return
     for key, value in result_attrs(result).items():
@@ -181,9 +176,10 @@ def run_search_trials(
     while done < n_trials:
         batch = [_ask(study, space, fidelity) for _ in range(min(parallel, n_trials - done))]
         prune = prune_context(study, fidelity)
-        futures = [submit_call(executor, task, arch, prune, augment) for _, arch, augment in batch]
-        for (trial, _, _), future in zip(batch, futures):
-            _tell(study, trial, future, objectives)
+        results = map_trials(executor, task, [(arch, prune, augment) for _, arch, augment in batch], "nas_trial",
+                             [trial_label(f"nas_trial {trial.number}", arch) for trial, arch, _ in batch])
+        for (trial, _, _), result in zip(batch, results):
+            _tell(study, trial, result, objectives)
             if on_trial is not None:
                 on_trial(study.get_trials(deepcopy=False)[trial.number])
         done += len(batch)

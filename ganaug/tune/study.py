@@ -33,9 +33,9 @@ from ganaug.classifier import ArchSpec, TrainConfig, accuracy, train_classifier
 from ganaug.classifier.train import cpu_threads
 from ganaug.data.tensors import load_tensors
 from ganaug.errors import DataError
+from ganaug.executor import Executor, Unpack, as_executor
 from ganaug.gan import load_generator, sample, train_gan
 from ganaug.nas.evaluator import PruneContext, quiet_optuna
-from ganaug.nas.study import Executor, submit_call
 from ganaug.store import (
     DatasetRef,
     LoadedDataset,
@@ -212,26 +212,25 @@ def tune_gan(dataset: DatasetRef | str | Path, cfg: TuneConfig, out: str | Path,
             batch = [study.ask() for _ in range(min(cfg.parallel, cfg.n_trials - len(rows)))]
             points = [suggest(trial) for trial in batch]
             prune = PruneContext(study.pruner, _finished(study))
-            futures = [submit_call(executor, run_trial, trial.number, params, data, cfg, root, prune)
-                       for trial, params in zip(batch, points)]
-            for trial, params, future in zip(batch, points, futures):
-                rows.append(_tell(study, trial, params, future, data, started))
+            outcomes = as_executor(executor).map(
+                Unpack(run_trial), [(trial.number, params, data, cfg, root, prune) for trial, params in zip(batch, points)],
+                name="tune_trial", labels=[f"tune_trial {trial.number}" for trial in batch], return_exceptions=True)
+            for trial, params, outcome in zip(batch, points, outcomes):
+                rows.append(_tell(study, trial, params, outcome, data, started))
                 if on_trial is not None:
                     on_trial(rows[-1])
     return _finish(study, rows, data, cfg, root, neighbours, started)
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, params: dict[str, Any], future: Any, data: _Data,
-          started: float) -> dict[str, Any]:
+def _tell(study: optuna.Study, trial: optuna.Trial, params: dict[str, Any], outcome: TrialOutcome | Exception,
+          data: _Data, started: float) -> dict[str, Any]:
     row: dict[str, Any] = {"number": trial.number, "warm_from": data.warm_from.get(trial.number),
                            "params": json.dumps(params, sort_keys=True), "rung_steps": [], "rung_utility": [],
                            "utility": None, "seconds": 0.0, "error": None}
-    try:
-        outcome: TrialOutcome = future.result()
-    except Exception as err:  # a trial that raises (e.g. a diverging GAN) is recorded and the study goes on
-        log.warning("tuning trial %d failed: %s: %s", trial.number, type(err).__name__, err)
+    if isinstance(outcome, Exception):  # a trial that raises (e.g. a diverging GAN) is recorded and the study goes on
+        log.warning("tuning trial %d failed: %s: %s", trial.number, type(outcome).__name__, outcome)
         study.tell(trial, state=TrialState.FAIL)
-        return {**row, "state": "failed", "error": f"{type(err).__name__}: {err}",
+        return {**row, "state": "failed", "error": f"{type(outcome).__name__}: {outcome}",
                 "finished_after": time.perf_counter() - started}
     for step, utility in outcome.rungs:
         trial.report(utility, step)

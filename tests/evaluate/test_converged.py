@@ -13,7 +13,7 @@ from ganaug.evaluate import EvaluateConfig
 from ganaug.evaluate.data import load_protocol_data
 from ganaug.evaluate.protocols import build_run_specs
 from ganaug.evaluate.stage import run_all
-from flows.config import SMALL_BUDGET
+from ganaug.pipeline import SMALL_BUDGET
 
 
 def test_small_budget_real_protocol_on_ten_digits_per_class_beats_logistic_regression(tmp_path: Path) -> None:

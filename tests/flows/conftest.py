@@ -33,10 +33,24 @@ TINY_CONFIG: dict[str, Any] = {
 
 def make_tiny_config(root: Path, **orchestration: Any) -> Any:
     """A pipeline config that runs end to end in seconds, writing under `root`."""
-    from flows.config import PipelineConfig
+    from ganaug.pipeline import PipelineConfig
 
     settings = {"runs_root": str(root / "runs"), "cache_dir": str(root / "cache"), "retry_delay_seconds": 0, **orchestration}
     return PipelineConfig.model_validate({**TINY_CONFIG, "orchestration": settings})
+
+
+def processes_of(prefect_home: Path) -> list[int]:
+    """Processes started with this PREFECT_HOME in their environment (a test's `ganaug run` and what it started)."""
+    marker = f"PREFECT_HOME={prefect_home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -26,7 +30,7 @@ def test_run_prints_the_summary_run_folder_and_ui_address(first_run: Any, tiny_r
     run_dir = tiny_root / "runs" / "from-cli"
     assert "run folder:" in result.output and str(run_dir) in result.output.replace("\n", "")
     ui = PREFECT_API_URL.value().removesuffix("/api")
-    assert f"UI: {ui}/runs/flow-run/" in result.output
+    assert f"UI: {ui}/v2/runs/flow-run/" in result.output  # the test server has no UI: Prefect's default, V2
     rows = {cells[1].strip(): cells[2].strip() for line in result.output.splitlines()
             if len(cells := line.split("│")) == 4}
     assert {rows[stage] for stage in ("ingest", "train_gan", "generate")} == {"cached"}
@@ -34,6 +38,31 @@ def test_run_prints_the_summary_run_folder_and_ui_address(first_run: Any, tiny_r
                 if len(cells := line.split("│")) == 6}
     assert accuracy["real"] == accuracy["augmented x1"] == "2"  # seeds per protocol in the accuracy table
     assert (run_dir / "run.json").is_file()
+
+
+@pytest.mark.parametrize(("served", "path"), [({"default_ui": "v2", "v1_base_url": "/", "v2_base_url": "/v2"}, "/v2"),
+                                              ({"default_ui": "v1", "v1_base_url": "/", "v2_base_url": "/v2"}, "")])
+def test_ui_link_opens_the_ui_the_server_serves_by_default(served: dict[str, Any], path: str) -> None:
+    from ganaug.cli.run import flow_run_url
+
+    class UiSettings(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = json.dumps(served if self.path == "/ui-settings" else {}).encode()
+            self.send_response(200 if self.path == "/ui-settings" else 404)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), UiSettings) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        ui = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            assert flow_run_url("abc", ui) == f"{ui}{path}/runs/flow-run/abc"
+        finally:
+            server.shutdown()
 
 
 def test_missing_input_path_fails_before_any_run(tmp_path: Path) -> None:

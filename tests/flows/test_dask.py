@@ -13,7 +13,7 @@ def test_nas_trials_run_in_parallel_on_two_dask_workers(first_run: Any, tmp_path
 
     from flows import search_flow
     from flows.runners import build_task_runner, shared_dask_cluster
-    from flows.stages import recorded_dataset, recorded_synthetic
+    from ganaug.runner import recorded_dataset, recorded_synthetic
     from ganaug.runs import RunFolder
 
     _, cfg = first_run

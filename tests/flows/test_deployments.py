@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from flows.config import SMALL_BUDGET, PipelineConfig
+from ganaug.pipeline import SMALL_BUDGET, PipelineConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,14 +20,17 @@ def _schedules(deployment: Any) -> list[tuple[str, str]]:
     return [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules]
 
 
-def test_served_deployments_carry_the_cron_schedule_and_parameters(api: Any) -> None:
+def _serve_module() -> Any:
     sys.path.insert(0, str(PROJECT_ROOT / "deployments"))
     try:
-        from serve import build_deployments
+        import serve
     finally:
         sys.path.remove(str(PROJECT_ROOT / "deployments"))
+    return serve
 
-    for deployment in build_deployments(data_folder="data/new-images", cron="30 2 * * *"):
+
+def test_served_deployments_carry_the_cron_schedule_and_parameters(api: Any) -> None:
+    for deployment in _serve_module().build_deployments(data_folder="data/new-images", cron="30 2 * * *"):
         deployment.apply()
     retrain = api.client.read_deployment_by_name("pipeline/ganaug-retrain")
     assert _schedules(retrain) == [("30 2 * * *", "UTC")]
@@ -63,3 +67,22 @@ def test_prefect_yaml_deploys_to_a_process_pool_from_the_local_folder(api: Any) 
         {"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}
     ]
     assert retrain.entrypoint == "flows/pipeline.py:pipeline"
+
+
+def test_serve_refuses_to_replace_deployments_made_for_a_worker(api: Any, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import prefect
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    serve = _serve_module()
+    api.client.create_work_pool(WorkPoolCreate(name="ganaug-local", type="process"), overwrite=True)
+    retrain, _ = serve.build_deployments()
+    retrain.apply(work_pool_name="ganaug-local")  # as `prefect deploy` leaves it
+    served: list[Any] = []
+    monkeypatch.setattr(prefect, "serve", lambda *deployments, **kwargs: served.append(deployments))
+    monkeypatch.chdir(tmp_path)  # serve.py changes into the project folder
+    with pytest.raises(SystemExit, match=r"pipeline/ganaug-retrain \(work pool ganaug-local\).*--suffix=-served"):
+        serve.main([])
+    assert served == [] and api.client.read_deployment_by_name("pipeline/ganaug-retrain").work_pool_name == "ganaug-local"
+    serve.main(["--suffix=-served"])
+    assert [deployment.name for deployment in served[0]] == ["ganaug-retrain-served", "ganaug-pipeline-served"]

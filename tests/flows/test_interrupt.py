@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TINY_CONFIG
+from conftest import TINY_CONFIG, processes_of
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -39,16 +39,7 @@ def _start(tmp_path: Path) -> subprocess.Popen[str]:
 
 def _ours(tmp_path: Path) -> list[int]:
     """Processes started for this test (their environment names its PREFECT_HOME)."""
-    marker = f"PREFECT_HOME={tmp_path / 'prefect-home'}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
+    return processes_of(tmp_path / "prefect-home")
 
 
 def _wait_for(predicate: Any, process: subprocess.Popen[str], seconds: float = 240) -> None:

@@ -43,6 +43,9 @@ def test_stages_and_artifacts_are_recorded_for_the_ui(first_run: Any, api: Any) 
     runs = [run.name for run in api.task_runs(flow_run_id)]
     trials = [name for name in runs if name.startswith("nas_")]
     assert all(" | " in name for name in trials)  # each NAS task run names the architecture it trains
+    assert len(set(trials)) == len(trials) == 4  # and which trial or final test it is: no two share a name
+    assert {name.split(":")[0] for name in trials} == {"nas_trial 0", "nas_trial 1", "nas_final_test real",
+                                                      "nas_final_test augmented"}
     names = Counter(name.split()[0] if name.startswith("nas_") else name.split("-")[0] for name in runs)
     assert names == {"ingest": 1, "train_gan": 1, "generate": 1, "evaluation_report": 1,
                      "real seed 0": 1, "real seed 1": 1, "augmented x1 seed 0": 1, "augmented x1 seed 1": 1,

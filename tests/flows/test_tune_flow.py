@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from flows.config import OrchestrationConfig
+from ganaug.pipeline import OrchestrationConfig
 from flows.tune import tune_flow
 from ganaug.config import IngestConfig
 from ganaug.data.ingest import ingest

@@ -57,7 +57,7 @@ def test_default_run_dir_is_the_newest_with_a_dataset(run_dir: Path, tmp_path: P
     assert (run_dir / "nas" / "best.json").is_file()
 
 
-def test_parallel_trials_run_in_worker_processes(run_dir: Path, tmp_path: Path) -> None:
+def test_parallel_trials_run_at_once(run_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["search", "--run-dir", str(run_dir), "-c", str(tmp_path / "search.yaml"),
                                  "--parallel", "2", "--trials", "2", "--storage", "memory"])
     assert result.exit_code == 0, result.output

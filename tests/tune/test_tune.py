@@ -74,7 +74,7 @@ def test_study_writes_the_best_config_for_train_and_run_and_a_history_record_per
     assert from_gan_config(tuned, 8, 8) == pytest.approx(json.loads(best["params"]))
     assert (tuned.steps, tuned.batch_size, tuned.device, tuned.seed) == (8, 8, "cpu", 4)  # the study's seed drives the GANs
     assert load_config(GanConfig, None, None) != tuned
-    from flows.config import PipelineConfig
+    from ganaug.pipeline import PipelineConfig
 
     assert load_config(PipelineConfig, result.pipeline_config_path).gan == tuned
     records = history_rows(tmp_path / "history.parquet")

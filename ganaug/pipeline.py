@@ -1,24 +1,34 @@
-"""`PipelineConfig` (the pipeline flow's parameters) and its orchestration settings.
+"""The pipeline's configuration (`PipelineConfig`: the pipeline flow's parameters, a form in the UI), the
+bookkeeping between its stages, and its closing summary. The flows chain the stages.
 
-Pure configuration (no Prefect import); `flows/` turns it into Prefect task runners and storage.
-This module imports every stage's config (and so torch); the library never imports it.
+Pure library code (no Prefect import); `flows/` turns `OrchestrationConfig` into Prefect task
+runners and storage. This module imports every stage's config (and so torch); the stages never import it.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ganaug.data.config import IngestConfig
 from ganaug.configbase import StrictModel
+from ganaug.data.config import IngestConfig
 from ganaug.evaluate.config import EvaluateConfig
 from ganaug.gan.config import GanConfig
 from ganaug.generate import GenerateConfig
 from ganaug.nas.config import SearchConfig
 
+if TYPE_CHECKING:
+    from ganaug.evaluate import EvaluationResult
+    from ganaug.gan import GanResult
+    from ganaug.nas.results import SearchResult
+    from ganaug.runs import RunFolder
+    from ganaug.store import DatasetRef, SyntheticRef
+
+log = logging.getLogger(__name__)
 StageName = Literal["ingest", "train_gan", "generate", "evaluate", "search"]
 STAGES: tuple[StageName, ...] = ("ingest", "train_gan", "generate", "evaluate", "search")
 TaskRunnerChoice = Literal["threads", "dask"]
@@ -72,6 +82,11 @@ class OrchestrationConfig(StrictModel):
             raise ValueError("dask_address is set but task_runner is not 'dask'")
         return self
 
+    def local_cluster_kwargs(self) -> dict[str, Any]:
+        """A Dask LocalCluster of `dask_workers` worker processes bound to 127.0.0.1, without the dashboard."""
+        return {"n_workers": self.dask_workers, "threads_per_worker": self.dask_threads_per_worker, "processes": True,
+                "host": "127.0.0.1", "dashboard_address": None}
+
 
 class PipelineConfig(StrictModel):
     """One config per stage plus orchestration; the parameters of the pipeline flow (a form in the UI)."""
@@ -105,3 +120,65 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def open_pipeline_run(settings: OrchestrationConfig, must_exist: bool = False) -> RunFolder:
+    """Apply `settings.torch_threads` to this process and open the run folder `settings.run_id` (`open_run`)."""
+    from ganaug.runner import open_run
+
+    if settings.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)  # fan-out tasks on threads share it; Dask workers use one
+    return open_run(settings.runs_root, settings.run_id, must_exist)
+
+
+def search_config_after(search: SearchConfig, evaluation: EvaluationResult) -> SearchConfig:
+    """The search config following the evaluation's verdict on the full train split (the use of synthetic data)."""
+    chosen = next((s for s in evaluation.selections if s.train_fraction >= 1.0), None)
+    following = search.following(chosen.protocol if chosen else None, chosen.ratio if chosen else None,
+                                 bool(chosen and chosen.helped))
+    log.info("search trains on: %s%s", following.train_data,
+             f" x{following.synthetic_ratio:g}" if following.synthetic_ratio else "")
+    return following
+
+
+class PipelineSummary(BaseModel):
+    """What a pipeline run did and where its results are."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    run_dir: str
+    stages: dict[str, str]
+    dataset_rows: int
+    gan_steps: int
+    synthetic_rows: int
+    evaluation: list[dict[str, Any]]
+    verdicts: list[str] = []
+    best_arch: str
+    best_val_accuracy: float
+    test_accuracy_real: float
+    test_accuracy_augmented: float | None
+    report_path: str
+    nas_report_path: str
+
+    @classmethod
+    def of(cls, run: RunFolder, stages: dict[str, str], dataset: DatasetRef, gan: GanResult, synthetic: SyntheticRef,
+           evaluation: EvaluationResult, search: SearchResult) -> PipelineSummary:
+        return cls(
+            run_id=run.run_id, run_dir=str(run.root.resolve()), stages=stages, dataset_rows=dataset.rows,
+            gan_steps=gan.steps, synthetic_rows=synthetic.rows,
+            evaluation=[row.model_dump(mode="json") for row in evaluation.summary],
+            verdicts=[selection.statement for selection in evaluation.selections], best_arch=search.best_arch.to_json(),
+            best_val_accuracy=search.best_fitness, test_accuracy_real=search.test_accuracy_real,
+            test_accuracy_augmented=search.test_accuracy_augmented, report_path=evaluation.report_path,
+            nas_report_path=search.report_path,
+        )
+
+    def lines(self) -> list[str]:
+        """The verdicts, where the reports are, and the best architecture (markdown)."""
+        return [*[f"**{verdict}**" for verdict in self.verdicts], "", f"Evaluation report: `{self.report_path}`", "",
+                f"NAS report: `{self.nas_report_path}`", "",
+                f"Best architecture: `{self.best_arch}` (val accuracy {self.best_val_accuracy:.4f}, "
+                f"test accuracy {self.test_accuracy_real:.4f} on real data)"]

@@ -1,4 +1,4 @@
-"""Cache keys: what enters them (content, config) and what does not (paths, resume flags, timestamps)."""
+"""Cache keys (ganaug.cache): what enters them (content, config) and what does not (paths, resume flags, timestamps)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from flows.caching import fingerprint, result_intact, stage_key
+from ganaug.cache import fingerprint, result_intact, stage_key
 from ganaug.config import IngestConfig
 from ganaug.gan import GanConfig
 from ganaug.store import DatasetMeta, DatasetRef, write_dataset
@@ -69,3 +69,16 @@ def test_cached_result_is_unusable_when_its_file_is_gone_or_changed(tmp_path: Pa
     path.unlink()
     intact, why = result_intact(ref)
     assert not intact and "no longer exists" in why
+
+
+def test_key_of_bound_work_follows_what_is_bound() -> None:
+    """Fanned-out work is often `functools.partial(run_protocol, data=..., cfg=...)`: the data must enter the key."""
+    import functools
+
+    def train(item: int, data: np.ndarray) -> int:
+        return item
+
+    same = stage_key("protocol_run", {"fn": functools.partial(train, data=np.zeros(3)), "item": 1, "label": "a"})
+    assert stage_key("protocol_run", {"fn": functools.partial(train, data=np.zeros(3)), "item": 1, "label": "b"}) == same
+    assert stage_key("protocol_run", {"fn": functools.partial(train, data=np.ones(3)), "item": 1, "label": "a"}) != same
+    assert stage_key("protocol_run", {"fn": functools.partial(train, data=np.zeros(3)), "item": 2, "label": "a"}) != same

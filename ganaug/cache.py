@@ -1,33 +1,39 @@
 """Cache keys built from what a stage's result depends on, and checks that a cached result is still usable.
 
 A stage's key hashes its name, the ganaug version, the content hashes of its input artifacts
-(not their paths) and its config. Output folders, callbacks and executors never enter the key, so a
-new run folder with the same inputs and config reuses the finished stage.
+(not their paths) and its config. Output folders, callbacks, executors and display labels never
+enter the key, so a new run folder with the same inputs and config reuses the finished stage.
+The flows turn a key into a Prefect cache policy; nothing here needs Prefect.
+
+An interrupted GAN training leaves an in-flight record under the cache folder, keyed like the
+finished stage: the next training of the same inputs and config, in any run folder, resumes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prefect.cache_policies import CachePolicy
-from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
 import ganaug
 from ganaug.configbase import StrictModel
-from ganaug.store import ArtifactRef, file_hash
+from ganaug.store import ArtifactRef, atomic_write_json, file_hash
 
-# Parameter names that say where to write or how to run, never what is computed.
-NOT_IN_KEY = frozenset({"out", "run_dir", "callbacks", "executor", "cache_dir"})
+log = logging.getLogger(__name__)
+# Parameter names that say where to write, how to run or what to show, never what is computed.
+NOT_IN_KEY = frozenset({"out", "run_dir", "callbacks", "executor", "cache_dir", "label"})
 # Config options that change how a stage gets to its result, not the result itself.
 CONFIG_FIELDS_NOT_IN_KEY = frozenset({"resume"})
 
@@ -46,6 +52,8 @@ def fingerprint(value: Any) -> Any:
         return {name: fingerprint(getattr(value, name)) for name in fields if not _is_location(name)}
     if isinstance(value, np.ndarray):
         return _array_print(value)
+    if isinstance(value, functools.partial):
+        return {"partial": fingerprint(value.func), "args": fingerprint(value.args), "keywords": fingerprint(value.keywords)}
     if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
         return _array_print(value.detach().cpu().contiguous().numpy())
     if type(value).__name__ == "FrozenTrial":  # optuna: what a pruner judges by, not timestamps
@@ -111,19 +119,6 @@ def stage_key(stage: str, inputs: dict[str, Any]) -> str:
         payload["input_files"] = input_files_fingerprint([ingest_cfg.path, ingest_cfg.labels_path])
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return f"{stage}-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
-
-
-@dataclass
-class StagePolicy(CachePolicy):
-    """Prefect cache policy: `stage_key` of the task's name and inputs."""
-
-    stage: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def compute_key(
-        self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
-    ) -> str | None:
-        return stage_key(self.stage or task_ctx.task.name, {**inputs, **self.extra})
 
 
 # ---------------------------------------------------------------- is a cached result still usable?
@@ -197,3 +192,49 @@ def _stored_content_hash(path: Path) -> str | None:
 def result_storage_path(cache_dir: Path) -> Path:
     """Absolute folder of persisted results (absolute so Dask workers and later runs agree)."""
     return Path(os.path.abspath(cache_dir))
+
+
+# ---------------------------------------------------------------- interrupted GAN trainings
+
+
+def in_flight_record(key: str, cache_dir: Path) -> Path:
+    return result_storage_path(cache_dir) / "in-flight" / f"{key}.json"
+
+
+def adopt_interrupted_training(key: str, gan_dir: Path, cache_dir: Path) -> Path | None:
+    """If a training with this key was interrupted (here or in another run folder), make `gan_dir` resume it.
+
+    The in-flight record names the gan/ folder of the unfinished training. Its files are copied into
+    `gan_dir` when they lie elsewhere; the GAN stage then resumes from checkpoints/last.pt.
+    """
+    from ganaug.gan.artifacts import GanPaths
+
+    record = in_flight_record(key, cache_dir)
+    if not record.is_file():
+        return None
+    try:
+        previous = Path(json.loads(record.read_text(encoding="utf-8"))["gan_dir"])
+    except (ValueError, KeyError, OSError):
+        return None
+    if not GanPaths(previous).last_checkpoint.is_file():
+        return None
+    if gan_dir.resolve() != previous.resolve():
+        if gan_dir.exists():
+            shutil.rmtree(gan_dir)
+        shutil.copytree(previous, gan_dir)
+    return previous
+
+
+@contextlib.contextmanager
+def resumable_training(key: str, gan_dir: Path, cache_dir: Path) -> Iterator[bool]:
+    """Record `gan_dir` as the in-flight training of `key` for the block, after adopting an interrupted one.
+
+    Yields whether the training should resume; the record is removed only when the block succeeds.
+    """
+    previous = adopt_interrupted_training(key, gan_dir, cache_dir)
+    if previous is not None:
+        log.info("resuming an interrupted GAN training of the same inputs and config from %s", previous)
+    record = in_flight_record(key, cache_dir)
+    atomic_write_json(record, {"gan_dir": str(gan_dir.resolve())})
+    yield previous is not None
+    record.unlink(missing_ok=True)

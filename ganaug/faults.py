@@ -1,0 +1,34 @@
+"""Named fault points: where a crash test may kill the process (SIGKILL, no clean-up, like a power cut).
+
+`GANAUG_FAULT=<point>` kills the process the first time it reaches `<point>`; `<point>#<n>` the n-th
+time. Without the variable a fault point does nothing. Points are passed at the moments a crash is
+most awkward: a stage started or finished but not yet recorded in run.json (`<stage>:started`,
+`<stage>:finished`), a file written but not yet renamed into place (`write:<file name>`), a GAN
+checkpoint saved (`gan:checkpoint`), a unit of fanned-out work done (`protocol_run`, `nas_trial`,
+`nas_final_test`, `tune_trial`). tests/test_faults.py kills a pipeline at each of them and checks
+that a rerun ends with the artifacts of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+ENV = "GANAUG_FAULT"
+_counts: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def reached(point: str) -> None:
+    """Kill this process here when `GANAUG_FAULT` names this point (and this is the time it names)."""
+    wanted = os.environ.get(ENV)
+    if not wanted:
+        return
+    name, _, nth = wanted.partition("#")
+    if name != point:
+        return
+    with _lock:
+        _counts[point] = _counts.get(point, 0) + 1
+        if _counts[point] == int(nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
