@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pyarrow.parquet as pq
 from prefect import Task, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -48,15 +49,14 @@ def tune_flow(config: TuneConfig = TuneConfig(), orchestration: OrchestrationCon
     use_torch_threads(orchestration)
     run = run_folder(orchestration, must_exist=dataset is None)
     logger = get_run_logger()
-    rows: list[dict[str, Any]] = []
 
     def progress(row: dict[str, Any]) -> None:
-        rows.append(row)
         utility = f"{row['rung_utility'][-1]:.4f}" if row["rung_utility"] else "-"
         logger.info("tuning trial %d: %s, CAS on val %s", row["number"], row["state"], utility)
 
     with TaskExecutor(_trial_task) as executor:
         result = tune_gan(dataset or recorded_dataset(run), config, run.root, executor=executor, on_trial=progress)
+    rows = pq.read_table(result.trials_path).to_pylist()  # a resumed study's earlier trials too
     create_markdown_artifact(_markdown(result, rows), key="ganaug-tune", description="GAN tuning trials")
     logger.info("tuning: best trial %d, CAS on val %.4f; config %s", result.best_trial, result.best_utility,
                 result.best_config_path)
