@@ -87,6 +87,23 @@ def learned_table(learned: Any) -> Table:
     return table
 
 
+def learned_config(cfg: Any, run: Any) -> Any:
+    """The config with the learned schedule; a resumed training keeps the one it started with."""
+    from ganaug.gan.artifacts import GanPaths
+    from ganaug.tune.history import history_path
+    from ganaug.tune.schedule import schedule_of_checkpoint, with_learned_schedule
+
+    checkpoint = GanPaths.under(run.root).last_checkpoint
+    if cfg.resume and checkpoint.is_file():
+        cfg = schedule_of_checkpoint(cfg, checkpoint)
+        console.print(f"resuming with the schedule this training started with ({checkpoint}): g_lr {cfg.g_lr:.3g}, "
+                      f"d_lr {cfg.d_lr:.3g}, {cfg.lr_schedule}, η1 = {cfg.lr_decay_rate:.2f}", soft_wrap=True, highlight=False)
+        return cfg
+    cfg, learned = with_learned_schedule(cfg, run.dataset, history_path())
+    console.print(learned_table(learned))
+    return cfg
+
+
 @app.command("train")
 def train_command(
     run_dir: Path = typer.Option(None, "--run-dir", help="Run folder with dataset.parquet (default: newest under --runs-root)."),
@@ -131,11 +148,7 @@ def train_command(
             raise ConfigError(f"--schedule must be fixed or learned, not '{schedule}'")
         run = RunFolder.open(find_run_dir(run_dir, runs_root, {DATASET_FILE: "ganaug ingest"}))
         if schedule == "learned":
-            from ganaug.tune.history import history_path
-            from ganaug.tune.schedule import with_learned_schedule
-
-            cfg, learned = with_learned_schedule(cfg, run.dataset, history_path())
-            console.print(learned_table(learned))
+            cfg = learned_config(cfg, run)
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[losses]}"),
                    TextColumn("{task.fields[monitor]}"), TimeElapsedColumn())

@@ -225,12 +225,26 @@ def learned_schedule(features: DatasetFeatures, history: str | Path | None, per_
 SCHEDULE_OPTIONS = ("g_lr", "d_lr", "lr_schedule", "lr_decay_rate")
 
 
-def with_learned_schedule(cfg: GanConfig, dataset: DatasetRef | str | Path,
-                          history: str | Path | None) -> tuple[GanConfig, LearnedSchedule]:
-    """`cfg` with the learning rates and schedule learned for `dataset`; options it sets must not be given too."""
+def _refuse_given(cfg: GanConfig) -> None:
     given = [name for name in SCHEDULE_OPTIONS if name in cfg.model_fields_set]
     if given:
         raise ConfigError(f"the learned schedule sets {', '.join(SCHEDULE_OPTIONS)}; the config also gives "
                           f"{', '.join(given)}: remove them, or train with the fixed schedule")
+
+
+def with_learned_schedule(cfg: GanConfig, dataset: DatasetRef | str | Path,
+                          history: str | Path | None) -> tuple[GanConfig, LearnedSchedule]:
+    """`cfg` with the learning rates and schedule learned for `dataset`; options it sets must not be given too."""
+    _refuse_given(cfg)
     learned = learned_schedule(dataset_features(read_dataset(dataset)), history)
     return GanConfig.model_validate({**cfg.model_dump(), **learned.settings()}), learned
+
+
+def schedule_of_checkpoint(cfg: GanConfig, checkpoint: str | Path) -> GanConfig:
+    """`cfg` with the schedule a training was started with (its checkpoint's config): a resumed training keeps it."""
+    from ganaug.gan.checkpoint import read_checkpoint_with_fallback
+
+    _refuse_given(cfg)
+    payload, _ = read_checkpoint_with_fallback(checkpoint)
+    started = {name: payload["config"][name] for name in SCHEDULE_OPTIONS}
+    return GanConfig.model_validate({**cfg.model_dump(), **started})

@@ -200,3 +200,27 @@ def test_strength_is_chosen_by_leaving_datasets_out() -> None:
     assert choose_strength(observations(lawful)) <= 0.3
     assert choose_strength(observations(noise)) >= 10.0
     assert choose_strength(observations(lawful[:1])) == DEFAULT_STRENGTH  # one dataset: nothing to hold out
+
+
+def test_cli_resumed_training_keeps_the_schedule_it_started_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_dataset(tmp_path / "runs" / "r1" / "dataset.parquet")
+    history = tmp_path / "h.parquet"
+    monkeypatch.setenv(HISTORY_ENV, str(history))
+    past = dataset_features(read_dataset(make_dataset(tmp_path / "past.parquet", seed=4)))
+    append_record(history, {k: v for k, v in run(past, 3.0, 2.0, cas_val=0.85).items() if k != "config"})
+    config = tmp_path / "gan.yaml"
+    config.write_text(json.dumps({**TINY_GAN, "steps": 3, "checkpoint_every": 3}))
+    command = ["train", "--runs-root", str(tmp_path / "runs"), "-c", str(config), "--schedule", "learned"]
+    assert CliRunner().invoke(app, command).exit_code == 0
+    started = history_rows(history)[-1]["config"]
+    for _ in range(3):  # the history moves on: now it would learn a much lower rate
+        append_record(history, {k: v for k, v in run(past, 0.3, 0.0, cas_val=0.95).items() if k != "config"})
+    resumed = CliRunner().invoke(app, [*command, "--resume", "--steps", "6"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming with the schedule this training started with" in " ".join(resumed.output.split())
+    finished = history_rows(history)[-1]["config"]
+    assert finished["steps"] == 6
+    assert {k: finished[k] for k in ("g_lr", "d_lr", "lr_schedule", "lr_decay_rate")} == \
+        {k: started[k] for k in ("g_lr", "d_lr", "lr_schedule", "lr_decay_rate")}
+    fresh = CliRunner().invoke(app, [*command, "--steps", "3"])  # not resuming: learned anew, lower now
+    assert fresh.exit_code == 0 and history_rows(history)[-1]["config"]["g_lr"] < started["g_lr"]
