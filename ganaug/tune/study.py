@@ -3,7 +3,8 @@
 A trial trains the GAN for `max_steps`; at every rung (min_steps x reduction_factor^k) its
 utility is measured — the accuracy on real val images of a classifier trained only on samples of
 the EMA generator at that step (CAS on val) — and reported to the pruner, which stops the trial
-when it is not among the best 1/reduction_factor at that rung (successive halving).
+when it is not among the best 1/reduction_factor at that rung (successive halving, or Hyperband's
+brackets of it). The study is stored in out/tune/study.db and can be resumed (`ganaug.tune.storage`).
 
 Trials are asked in batches of `parallel`, run through an optional executor (threads or Prefect
 tasks), and told in the order they were asked; pruning judges a trial against the trials finished
@@ -17,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +207,10 @@ def tune_gan(dataset: DatasetRef | str | Path, cfg: TuneConfig, out: str | Path,
     if not study.get_trials(deepcopy=False):
         warm_start(study, data, cfg)
     before = max((trial_row(t)["finished_after"] for t in done), default=0.0)  # a resumed study's clock goes on
-    clock = lambda: before + time.perf_counter() - started  # noqa: E731
+
+    def clock() -> float:
+        return before + time.perf_counter() - started
+
     told = len(done)
     with cpu_threads(cfg.cpu_threads):
         while told < cfg.n_trials:
