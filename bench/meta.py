@@ -90,6 +90,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--min-steps", type=int, default=None, help="GAN steps of the first rung (digits 50, fashion 100).")
     parser.add_argument("--max-steps", type=int, default=None, help="GAN steps of an unpruned trial (digits 200, fashion 400).")
     parser.add_argument("--classifier-steps", type=int, default=150, help="Steps of the utility classifier.")
+    parser.add_argument("--batch-size", type=int, default=64, help="GAN batch size (GanConfig's default 64).")
     parser.add_argument("--mnist", type=Path, default=MNIST, help="Folder of the MNIST IDX files.")
     parser.add_argument("--fashion", type=Path, default=FASHION, help="Folder of the Fashion-MNIST IDX files.")
     args = parser.parse_args()
@@ -103,7 +104,13 @@ def parse_args() -> argparse.Namespace:
 def tune_config(args: argparse.Namespace, history: Path, seed: int, warm: bool) -> TuneConfig:
     return TuneConfig(n_trials=args.trials, min_steps=args.min_steps, max_steps=args.max_steps, reduction_factor=2,
                       classifier_steps=args.classifier_steps, warm_start=warm, history=history, seed=seed,
-                      base=GanConfig(device="cpu", grid_every=None))
+                      base=GanConfig(device="cpu", grid_every=None, batch_size=args.batch_size))
+
+
+def budget(args: argparse.Namespace) -> dict[str, int]:
+    """What a study or training was given (recorded with each result: a rerun may change it)."""
+    return {"trials": args.trials, "min_steps": args.min_steps, "max_steps": args.max_steps,
+            "batch_size": args.batch_size, "classifier_steps": args.classifier_steps}
 
 
 def dataset_of(name: str, args: argparse.Namespace) -> DatasetRef:
@@ -149,7 +156,8 @@ def history_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
         study_dir.mkdir(parents=True)
         result = tune_gan(dataset_of(name, args), tune_config(args, study_dir / "history.parquet", 100 + seed, warm=False),
                           study_dir)
-        report["history"][name] = {"best_utility": result.best_utility, "seconds": result.seconds, "pruned": result.pruned}
+        report["history"][name] = {"best_utility": result.best_utility, "seconds": result.seconds, "pruned": result.pruned,
+                                   "budget": budget(args)}
         save(report, args)
         print(f"history {name}: best CAS on val {result.best_utility:.4f} ({result.seconds:.0f} s)", flush=True)
     tables = [read_history(args.out / name / "study" / "history.parquet") for name in names]
@@ -162,13 +170,13 @@ def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
     val = load_tensors(dataset, "val", source="real")
     digits = args.suite == "digits"
     if digits and "default_cas" not in report:
-        default = train_gan(dataset, GanConfig(device="cpu", steps=args.max_steps, grid_every=None), args.out / name / "default",
-                            record_history=False)
+        cfg = GanConfig(device="cpu", steps=args.max_steps, grid_every=None, batch_size=args.batch_size)
+        default = train_gan(dataset, cfg, args.out / name / "default", record_history=False)
         generator, _ = load_generator(default.checkpoint_path, device="cpu")
         report["default_cas"] = statistics.mean(synthetic_utility(generator, val, 50, args.classifier_steps, s) for s in range(3))
     done = {row["seed"] for row in report["held_out"]}
     for seed in (s for s in range(args.seeds) if s not in done):
-        row: dict[str, Any] = {"seed": seed}
+        row: dict[str, Any] = {"seed": seed, "budget": budget(args)}
         for mode in ("cold", "warm"):
             study_dir = args.out / name / f"{mode}{seed}"
             shutil.rmtree(study_dir, ignore_errors=True)
@@ -203,6 +211,7 @@ def main() -> None:
     report: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {
         "suite": args.suite, "args": {k: str(v) for k, v in vars(args).items()}, "history": {}, "held_out": [],
         "schedule": {}}
+    report.setdefault("invocations", []).append({k: str(v) for k, v in vars(args).items()})
     phases = args.phases.split(",")
     if "history" in phases:
         history_phase(report, args)

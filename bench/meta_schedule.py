@@ -36,7 +36,8 @@ def schedule_phase(report: dict[str, Any], args: argparse.Namespace, dataset_of:
 
     history_names, held_out, _ = SUITES[args.suite]
     rows = history_rows(args.out / "history.parquet")
-    base = GanConfig(device="cpu", steps=args.max_steps, grid_every=None, monitor_every=None, checkpoint_every=None)
+    base = GanConfig(device="cpu", steps=args.max_steps, grid_every=None, monitor_every=None, checkpoint_every=None,
+                     batch_size=args.batch_size)
     for name in [*history_names, held_out]:
         dataset = dataset_of(name, args)
         loaded = read_dataset(dataset)
@@ -47,7 +48,7 @@ def schedule_phase(report: dict[str, Any], args: argparse.Namespace, dataset_of:
             "learned": {**learned.settings(), "multiplier": learned.multiplier, "predicted": list(learned.predicted),
                         "strength": learned.strength, "runs": len(found),
                         "datasets": sorted({o.dataset_path for o in found})},
-            "default_cas": [], "learned_cas": []})
+            "default_cas": [], "learned_cas": [], "steps": args.max_steps, "batch_size": args.batch_size})
         val = load_tensors(loaded, "val", source="real")
         for seed in range(len(entry["learned_cas"]), args.seeds):
             folder = args.out / name / "schedule" / f"seed{seed}"
