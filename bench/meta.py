@@ -212,15 +212,12 @@ def main() -> None:
         "suite": args.suite, "args": {k: str(v) for k, v in vars(args).items()}, "history": {}, "held_out": [],
         "schedule": {}}
     report.setdefault("invocations", []).append({k: str(v) for k, v in vars(args).items()})
-    phases = args.phases.split(",")
-    if "history" in phases:
-        history_phase(report, args)
-    if "heldout" in phases:
-        heldout_phase(report, args)
-    if "schedule" in phases:
-        from meta_schedule import schedule_phase  # bench/meta_schedule.py, beside this script
+    from meta_schedule import schedule_phase  # bench/meta_schedule.py, beside this script
 
-        schedule_phase(report, args, dataset_of, save)
+    phases = {"history": history_phase, "heldout": heldout_phase,
+              "schedule": lambda report, args: schedule_phase(report, args, dataset_of, save)}
+    for phase in args.phases.split(","):  # in the order given
+        phases[phase](report, args)
     report["seconds"] = round(report.get("seconds", 0.0) + time.perf_counter() - started, 1)
     save(report, args)
     print_tables(report, args)
