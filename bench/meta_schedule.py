@@ -43,7 +43,7 @@ def schedule_phase(report: dict[str, Any], args: argparse.Namespace, dataset_of:
         loaded = read_dataset(dataset)
         features = dataset_features(loaded)
         found = observations(rows, exclude=frozenset({loaded.content_hash}))
-        learned = schedule_for(features, found, str(args.out / "history.parquet"))
+        learned = schedule_for(features, args.max_steps, found, str(args.out / "history.parquet"))
         entry = report["schedule"].setdefault(name, {
             "learned": {**learned.settings(), "multiplier": learned.multiplier, "predicted": list(learned.predicted),
                         "strength": learned.strength, "runs": len(found),

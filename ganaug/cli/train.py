@@ -66,25 +66,22 @@ def result_table(result: Any) -> Table:
     return table
 
 
-def learned_table(learned: Any) -> Table:
-    """The learned schedule and the past runs it was learned from."""
+def learned_lines(learned: Any) -> list[str]:
+    """The learned schedule and the past runs it was learned from, one line each."""
     datasets = len({o.dataset_hash for o in learned.observations})
-    table = Table(title=f"learned schedule: {len(learned.observations)} past run(s) on {datasets} dataset(s) "
-                        f"in {learned.history}", title_justify="left")
-    for column in ("dataset", "run", "val utility (weight)", "η0 x default", "η1"):
-        table.add_column(column, justify="left" if column in ("dataset", "run") else "right",
-                         overflow="fold" if column in ("dataset", "run") else "ellipsis")
+    lines = [f"learned schedule from {len(learned.observations)} past run(s) on {datasets} dataset(s) in {learned.history} "
+             "(weight = val utility):"]
     for o in learned.observations:
         run = f"{o.study} trial {o.trial}" if o.study is not None else o.origin
-        table.add_row(o.dataset_path, run, f"{o.utility:.3f}", f"{math.exp(o.log_multiplier):.2f}", f"{o.decay:.2f}")
+        lines.append(f"  {o.dataset_path}  {run}, {o.steps} steps, weight {o.utility:.3f}: "
+                     f"η0 {math.exp(o.log_multiplier):.2f} x default, η1 {o.decay:.2f}")
     multiplier, decay = learned.predicted
     clipped = "" if (round(multiplier, 6), round(decay, 6)) == (round(learned.multiplier, 6), round(learned.lr_decay_rate, 6)) \
-        else f" (predicted η0 x {multiplier:.2f}, η1 {decay:.2f}; clipped to the tuning ranges)"
-    table.caption = (f"this dataset: η0 = {learned.multiplier:.2f} x default (g_lr {learned.g_lr:.3g}, d_lr {learned.d_lr:.3g}), "
-                     f"{learned.lr_schedule} schedule, η1 = {learned.lr_decay_rate:.2f}{clipped}; "
-                     f"regularisation λ = {learned.strength:g}")
-    table.caption_justify = "left"
-    return table
+        else f" (predicted η0 {multiplier:.2f} x, η1 {decay:.2f}; clipped to the tuning ranges)"
+    lines.append(f"this dataset, {learned.steps} steps: η0 {learned.multiplier:.2f} x default (g_lr {learned.g_lr:.3g}, "
+                 f"d_lr {learned.d_lr:.3g}), {learned.lr_schedule} schedule, η1 {learned.lr_decay_rate:.2f}{clipped}; "
+                 f"regularisation λ {learned.strength:g}")
+    return lines
 
 
 def learned_config(cfg: Any, run: Any) -> Any:
@@ -100,7 +97,8 @@ def learned_config(cfg: Any, run: Any) -> Any:
                       f"d_lr {cfg.d_lr:.3g}, {cfg.lr_schedule}, η1 = {cfg.lr_decay_rate:.2f}", soft_wrap=True, highlight=False)
         return cfg
     cfg, learned = with_learned_schedule(cfg, run.dataset, history_path())
-    console.print(learned_table(learned))
+    for line in learned_lines(learned):
+        console.print(line, soft_wrap=True, highlight=False)
     return cfg
 
 

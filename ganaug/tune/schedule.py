@@ -8,9 +8,11 @@
   schedule is constant or exponential; target (log η0, η1), weight = the record's val utility, so a
   dataset whose best run was poor counts less than one where tuning succeeded;
 - **features**: log images per class, log classes, log pixels per image, pixel mean and std in
-  tenths of the intensity range — fixed scales (a factor e in size counts 1), centred on a
-  reference dataset (100 images per class, 10 classes, 28x28 grayscale), not standardised by the
-  history's spread, which blows up third-decimal differences among near-identical datasets;
+  tenths of the intensity range, and the log of the training's steps (the best rate of a short
+  training is not that of a long one) — fixed scales (a factor e in size counts 1), centred on a
+  reference (100 images per class, 10 classes, 28x28 grayscale, the default 3000 steps), not
+  standardised by the history's spread, which blows up third-decimal differences among
+  near-identical datasets;
 - **model**: follow the regularized leader with quadratic losses — θ minimises
   Σ w_s ‖y_s − θᵀx_s‖² + (θ − θ_prior)ᵀΛ(θ − θ_prior), the prior being the fixed default (η0
   multiplier 1, η1 = 0, every slope 0); Λ pulls the intercept with strength 1 (the default counts
@@ -37,8 +39,10 @@ from ganaug.store import DatasetRef, read_dataset
 from ganaug.tune.history import DatasetFeatures, dataset_features, history_rows
 from ganaug.tune.warmstart import PIXEL_SCALE, record_utility
 
-FEATURE_NAMES = ("log images/class", "log classes", "log pixels", "pixel mean", "pixel std")
-REFERENCE = np.array([math.log(100), math.log(10), math.log(28 * 28), 0.2 / PIXEL_SCALE, 0.3 / PIXEL_SCALE])
+FEATURE_NAMES = ("log images/class", "log classes", "log pixels", "pixel mean", "pixel std", "log steps")
+REFERENCE_STEPS = 3000  # GanConfig's default training length
+REFERENCE = np.array([math.log(100), math.log(10), math.log(28 * 28), 0.2 / PIXEL_SCALE, 0.3 / PIXEL_SCALE,
+                      math.log(REFERENCE_STEPS)])
 DEFAULT_G_LR, DEFAULT_D_LR = 2e-4, 8e-4  # GanConfig's defaults; the learned η0 multiplies both
 MULTIPLIER_RANGE = (0.25, 5.0)  # keeps g_lr and d_lr inside the tuning space (5e-5..2e-3, 1e-4..4e-3)
 DECAY_RANGE = (0.0, 6.0)  # the tuning space's largest lr_decay_rate
@@ -49,11 +53,12 @@ DECAY_WEIGHT = 0.5  # η1 (range 6) halved next to log η0 (range ln 20 = 3.0) w
 DEFAULT_PER_DATASET = 3
 
 
-def schedule_features(features: DatasetFeatures) -> np.ndarray:
-    """The meta-features the schedule depends on, on fixed scales, centred on the reference dataset."""
+def schedule_features(features: DatasetFeatures, steps: int) -> np.ndarray:
+    """What the schedule depends on — the dataset's meta-features and the training's length — on fixed
+    scales, centred on the reference (a 28x28 dataset of 100 images per class trained the default 3000 steps)."""
     raw = np.array([math.log(max(features.images, 1) / max(features.classes, 1)), math.log(max(features.classes, 1)),
                     math.log(features.height * features.width * features.channels),
-                    features.pixel_mean / PIXEL_SCALE, features.pixel_std / PIXEL_SCALE])
+                    features.pixel_mean / PIXEL_SCALE, features.pixel_std / PIXEL_SCALE, math.log(max(steps, 1))])
     return raw - REFERENCE
 
 
@@ -79,6 +84,7 @@ class Observation:
     utility: float
     log_multiplier: float
     decay: float
+    steps: int
     features: np.ndarray = field(repr=False)
 
 
@@ -98,7 +104,7 @@ def observations(rows: list[dict[str, Any]], per_dataset: int = DEFAULT_PER_DATA
             log_multiplier, decay = schedule_target(row["config"])  # type: ignore[misc]
             chosen.append((order, Observation(
                 row["dataset_hash"], row["dataset_path"], row["origin"], row.get("study"), row.get("trial"), utility,
-                log_multiplier, decay, schedule_features(DatasetFeatures.from_row(row)))))
+                log_multiplier, decay, int(row["steps"]), schedule_features(DatasetFeatures.from_row(row), int(row["steps"])))))
     return [observation for _, observation in sorted(chosen, key=lambda pair: pair[0])]
 
 
@@ -151,6 +157,7 @@ class LearnedSchedule:
     observations: tuple[Observation, ...]
     history: str
     strength: float  # λ of the fit
+    steps: int  # the training length it is for
 
     @property
     def lr_schedule(self) -> str:
@@ -190,22 +197,22 @@ def choose_strength(found: list[Observation]) -> float:
     return -min(errors)[1]
 
 
-def schedule_for(features: DatasetFeatures, found: list[Observation], history: str,
+def schedule_for(features: DatasetFeatures, steps: int, found: list[Observation], history: str,
                  strength: float | None = None) -> LearnedSchedule:
     """The learned schedule of a dataset from these observations, clipped to the tuning space's ranges.
 
     `strength` None: chosen by leave-one-dataset-out over the observations (`choose_strength`).
     """
     strength = choose_strength(found) if strength is None else strength
-    log_multiplier, decay = fit_schedule(found, strength).predict(schedule_features(features))
+    log_multiplier, decay = fit_schedule(found, strength).predict(schedule_features(features, steps))
     multiplier = min(max(math.exp(log_multiplier), MULTIPLIER_RANGE[0]), MULTIPLIER_RANGE[1])
     clipped = min(max(decay, DECAY_RANGE[0]), DECAY_RANGE[1])
     return LearnedSchedule(DEFAULT_G_LR * multiplier, DEFAULT_D_LR * multiplier, clipped, multiplier,
-                           (math.exp(log_multiplier), decay), tuple(found), history, strength)
+                           (math.exp(log_multiplier), decay), tuple(found), history, strength, steps)
 
 
-def learned_schedule(features: DatasetFeatures, history: str | Path | None, per_dataset: int = DEFAULT_PER_DATASET,
-                     strength: float | None = None) -> LearnedSchedule:
+def learned_schedule(features: DatasetFeatures, steps: int, history: str | Path | None,
+                     per_dataset: int = DEFAULT_PER_DATASET, strength: float | None = None) -> LearnedSchedule:
     """The schedule learned from the run history for a dataset; a `DataError` naming the file when it cannot be."""
     if history is None:
         raise DataError("the learned schedule reads the run history, but recording is off ($GANAUG_HISTORY=off); "
@@ -219,7 +226,7 @@ def learned_schedule(features: DatasetFeatures, history: str | Path | None, per_
         raise DataError(f"the learned schedule needs past GAN runs, and the run history {path} {why}; train "
                         "(ganaug train) or tune (ganaug tune) on some datasets first, or point GANAUG_HISTORY "
                         "at another history")
-    return schedule_for(features, found, str(path), strength)
+    return schedule_for(features, steps, found, str(path), strength)
 
 
 SCHEDULE_OPTIONS = ("g_lr", "d_lr", "lr_schedule", "lr_decay_rate")
@@ -236,7 +243,7 @@ def with_learned_schedule(cfg: GanConfig, dataset: DatasetRef | str | Path,
                           history: str | Path | None) -> tuple[GanConfig, LearnedSchedule]:
     """`cfg` with the learning rates and schedule learned for `dataset`; options it sets must not be given too."""
     _refuse_given(cfg)
-    learned = learned_schedule(dataset_features(read_dataset(dataset)), history)
+    learned = learned_schedule(dataset_features(read_dataset(dataset)), cfg.steps, history)
     return GanConfig.model_validate({**cfg.model_dump(), **learned.settings()}), learned
 
 

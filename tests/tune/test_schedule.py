@@ -43,25 +43,25 @@ def dataset(name: str, per_class: int, mean: float = 0.2) -> DatasetFeatures:
 
 
 def run(features: DatasetFeatures, multiplier: float, decay: float, cas_val: float | None = 0.8, pruned: bool = False,
-        schedule: str | None = None) -> dict[str, Any]:
+        schedule: str | None = None, steps: int = 10) -> dict[str, Any]:
     cfg = GanConfig(g_lr=DEFAULT_G_LR * multiplier, d_lr=DEFAULT_D_LR * multiplier, lr_decay_rate=decay if decay else 2.0,
                     lr_schedule=schedule or ("exponential" if decay else "constant"))
-    record = make_record(features, cfg, [], origin="tune", steps=10, seconds=1.0, device="cpu", cas_val=cas_val,
+    record = make_record(features, cfg, [], origin="tune", steps=steps, seconds=1.0, device="cpu", cas_val=cas_val,
                          pruned=pruned, study="s", trial=0)
     return {**record, "config": json.loads(record["gan_config"])}
 
 
 def test_online_updates_give_the_closed_form_ridge_solution_pulled_to_the_default() -> None:
     rng = np.random.default_rng(0)
-    x, y, w = rng.normal(size=(7, 5)), rng.normal(size=(7, 2)), rng.uniform(0.2, 1.0, size=7)
+    x, y, w = rng.normal(size=(7, 6)), rng.normal(size=(7, 2)), rng.uniform(0.2, 1.0, size=7)
     model = ScheduleModel(strength=0.5)
     assert model.predict(x[0]) == (0.0, 0.0)  # no data: the fixed default (multiplier 1, no decay)
     for features, target, weight in zip(x, y, w):
         model.observe(features, target[0], target[1], weight)
     design = np.hstack([np.ones((7, 1)), x])
     # argmin Σ w ||y - θᵀx||² + θᵀΛθ as one least-squares problem (the prior is θ = 0; Λ = diag(1, 0.5, ...))
-    stacked = np.vstack([design * np.sqrt(w)[:, None], np.diag(np.sqrt([1.0] + [0.5] * 5))])
-    expected, *_ = np.linalg.lstsq(stacked, np.vstack([y * np.sqrt(w)[:, None], np.zeros((6, 2))]), rcond=None)
+    stacked = np.vstack([design * np.sqrt(w)[:, None], np.diag(np.sqrt([1.0] + [0.5] * 6))])
+    expected, *_ = np.linalg.lstsq(stacked, np.vstack([y * np.sqrt(w)[:, None], np.zeros((7, 2))]), rcond=None)
     assert np.allclose(model.coefficients(), expected)
     strong = ScheduleModel(strength=1e6, intercept_strength=1e6)
     for features, target, weight in zip(x, y, w):
@@ -95,10 +95,20 @@ def test_observations_take_each_datasets_best_usable_runs_with_their_targets() -
 def test_better_runs_weigh_more() -> None:
     good, poor = dataset("good", 100), dataset("poor", 100, mean=0.21)
     new = dataset("new", 100)
-    first = schedule_for(new, observations([run(good, 3.0, 4.0, cas_val=0.9), run(poor, 0.5, 0.0, cas_val=0.1)]), "h", 100.0)
-    swapped = schedule_for(new, observations([run(good, 3.0, 4.0, cas_val=0.1), run(poor, 0.5, 0.0, cas_val=0.9)]), "h", 100.0)
+    first = schedule_for(new, 10, observations([run(good, 3.0, 4.0, cas_val=0.9), run(poor, 0.5, 0.0, cas_val=0.1)]), "h", 100.0)
+    swapped = schedule_for(new, 10, observations([run(good, 3.0, 4.0, cas_val=0.1), run(poor, 0.5, 0.0, cas_val=0.9)]), "h", 100.0)
     assert first.lr_decay_rate > 1.5 and first.multiplier > 1.5  # (0.9 x 4 + 0.1 x 0 + 1 x 0 for the default) / 2
     assert swapped.lr_decay_rate < 0.3 and swapped.multiplier < 1.0
+
+
+def test_what_short_trainings_taught_carries_less_to_a_long_one() -> None:
+    """Runs of 100 steps liked 3x the default rate: a 100-step training gets most of that, a 3000-step one little."""
+    found = observations([run(BASE, 3.0, 2.0, cas_val=0.9, steps=100), run(BASE, 3.2, 2.5, cas_val=0.85, steps=100)])
+    short = schedule_for(BASE, 100, found, "h")
+    long = schedule_for(BASE, 3000, found, "h")
+    assert 2.5 < short.multiplier < 3.2 and 1.6 < short.lr_decay_rate < 2.5
+    assert 1.0 < long.multiplier < 1.3 and long.lr_decay_rate < 0.5
+    assert (short.steps, long.steps) == (100, 3000)
 
 
 def lodo_errors(history: list[DatasetFeatures], best: dict[str, tuple[float, float]]) -> dict[str, float]:
@@ -111,7 +121,7 @@ def lodo_errors(history: list[DatasetFeatures], best: dict[str, tuple[float, flo
         found = observations(rows, exclude=frozenset({held.dataset_hash}))
         truth = np.array(best[held.dataset_hash])
         model = fit_schedule(found)
-        errors["learned"] += float(np.sum((np.array(model.predict(schedule_features(held))) - truth) ** 2))
+        errors["learned"] += float(np.sum((np.array(model.predict(schedule_features(held, 10))) - truth) ** 2))
         errors["default"] += float(np.sum(truth**2))
         weights = np.array([o.utility for o in found])
         mean = np.array([[o.log_multiplier, o.decay] for o in found]).T @ weights / weights.sum()
@@ -150,18 +160,18 @@ def test_empty_foreign_or_unusable_history_is_an_error_naming_the_file(tmp_path:
     features = dataset("x", 10)
     missing = tmp_path / "none.parquet"
     with pytest.raises(DataError, match=f"the run history {missing} does not exist"):
-        learned_schedule(features, missing)
+        learned_schedule(features, 10, missing)
     foreign = tmp_path / "foreign.parquet"
     pq.write_table(pa.table({"x": [1]}), foreign)
     with pytest.raises(DataError, match=f"history file {foreign} is not a ganaug GAN history"):
-        learned_schedule(features, foreign)
+        learned_schedule(features, 10, foreign)
     pruned_only = tmp_path / "pruned.parquet"
     record = run(features, 1.0, 0.0, pruned=True)
     append_record(pruned_only, {k: v for k, v in record.items() if k != "config"})
     with pytest.raises(DataError, match=f"the run history {pruned_only} has 1 record"):
-        learned_schedule(features, pruned_only)
+        learned_schedule(features, 10, pruned_only)
     with pytest.raises(DataError, match="recording is off"):
-        learned_schedule(features, None)
+        learned_schedule(features, 10, None)
 
 
 def test_cli_train_with_the_learned_schedule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,11 +189,11 @@ def test_cli_train_with_the_learned_schedule(tmp_path: Path, monkeypatch: pytest
     append_record(history, {k: v for k, v in record.items() if k != "config"})
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
-    text = " ".join(result.output.split())
-    assert "1 past run(s) on 1 dataset(s)" in text and "past.parquet" in text and "0.850" in text
+    assert f"learned schedule from 1 past run(s) on 1 dataset(s) in {history}" in result.output
+    assert f"  {tmp_path / 'past.parquet'}  s trial 0, 10 steps, weight 0.850: η0 3.00 x default, η1 2.00" in result.output
     trained = history_rows(history)[-1]  # the training's own record: the learned rates and schedule
     assert trained["dataset_hash"] == ref.content_hash and trained["config"]["lr_schedule"] == "exponential"
-    assert trained["config"]["g_lr"] > DEFAULT_G_LR and 0.0 < trained["config"]["lr_decay_rate"] < 2.0
+    assert trained["config"]["g_lr"] > DEFAULT_G_LR and 1.0 < trained["config"]["lr_decay_rate"] < 2.5
     clash = CliRunner().invoke(app, [*command, "--g-lr", "0.001"])
     assert clash.exit_code == 2 and "the config also gives g_lr" in clash.output
     bad = CliRunner().invoke(app, [*command[:-1], "sometimes"])
