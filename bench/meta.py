@@ -1,18 +1,29 @@
-"""Learning across runs on 8x8 digits: cold vs warm-started GAN tuning, model averaging, default config.
+"""Learning across runs: cold vs warm-started GAN tuning, the learned schedule vs the fixed default, averaging.
 
-1. History: cold `ganaug.tune` studies on digits at 10%, 30% and 100% of the train split (one study
-   each, every trial appended to a run history).
-2. Held-out regime: digits at 50% with another split seed. For each seed, a cold study and a study
-   warm-started from (a frozen copy of) that history, same trial budget. Reported per seed: the
-   cold study's best val utility (CAS on val), and the trials and seconds each study needed to reach it.
-3. Model averaging: for each held-out study's best trial, CAS on val of the last EMA generator vs
-   the weight average of the EMA generators of its kept periodic checkpoints (3 classifier seeds).
-4. Reference: the default GanConfig trained for the same steps on the held-out regime.
+Two suites, each in phases whose results are kept in <out>/meta.json as they finish (a rerun
+with the same --out skips what is there, so an interrupted run goes on):
 
-    python bench/meta.py                        # what docs/benchmarks/meta.md reports
-    python bench/meta.py --trials 6 --seeds 2   # quicker look
+digits (8x8 only, the built-in data):
+  history   one cold `ganaug.tune` study on digits at 10%, 30% and 100% of the train split
+  heldout   digits 50% (another split seed), per seed a cold study and a study warm-started from
+            a frozen copy of the history; trials and seconds each needs to reach the cold best;
+            model averaging of each study's best trial; the default GanConfig for reference
+  schedule  leave-one-dataset-out over the history: for each history dataset, the learned
+            schedule fitted on the other datasets' records against the fixed default (GanConfig
+            defaults), GAN seeds x CAS on val; and the held-out dataset with the whole history
 
-Sized for a shared 2-core CPU. Prints a markdown table and writes meta.json under --out.
+fashion (the issue's benchmark, 28x28; reads IDX files, see --mnist/--fashion):
+  history   cold studies on digits 10/30/100% and MNIST 10 and 100 per class
+  heldout   Fashion-MNIST 100 per class, cold vs warm per seed (no averaging: measured on digits)
+  schedule  as above, over the five history datasets and Fashion-MNIST
+
+    python bench/meta.py                                    # digits, what docs/benchmarks/meta.md reports
+    python bench/meta.py --suite fashion --out data/bench/meta_fashion
+    python bench/meta.py --suite fashion --phases schedule  # one phase (needs the history phase's output)
+
+MNIST: ../shared/datasets/mnist beside the project when present, else .benchdata/mnist of the
+main checkout; Fashion-MNIST: /usr/share/datasets/fashion-mnist when present, else
+.benchdata/fashion. Sized for a shared 2-core CPU (torch on 1 thread); prints markdown tables.
 """
 
 from __future__ import annotations
@@ -26,36 +37,88 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from reference import idx_files  # bench/reference.py, beside this script
 
 from ganaug.config import IngestConfig
 from ganaug.data.ingest import ingest
 from ganaug.data.tensors import load_tensors
 from ganaug.gan import GanConfig, load_generator, train_gan
 from ganaug.gan.averaging import average_generators, kept_checkpoints
+from ganaug.store import DatasetRef, dataset_ref, write_table
 from ganaug.tune.config import TuneConfig
+from ganaug.tune.history import HISTORY_SCHEMA, read_history
 from ganaug.tune.study import synthetic_utility, tune_gan
 
-HISTORY_REGIMES = {"digits10": 0.1, "digits30": 0.3, "digits100": 1.0}
-HELD_OUT = ("digits50", 0.5)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def first_folder(*candidates: Path) -> Path:
+    return next((folder for folder in candidates if folder.is_dir()), candidates[-1])
+
+
+MNIST = first_folder(ROOT.parent / "shared" / "datasets" / "mnist", Path("/work/main/.benchdata/mnist"))
+FASHION = first_folder(Path("/usr/share/datasets/fashion-mnist"), Path("/work/main/.benchdata/fashion"))
+DIGITS_HISTORY = {"digits10": 0.1, "digits30": 0.3, "digits100": 1.0}
+SUITES = {  # suite -> (history regimes, held-out regime, default min/max GAN steps)
+    "digits": (list(DIGITS_HISTORY), "digits50", (50, 200)),
+    "fashion": ([*DIGITS_HISTORY, "mnist10", "mnist100"], "fashion100", (100, 400)),
+}
+
+
+def regime(name: str, args: argparse.Namespace) -> IngestConfig:
+    """Ingest config of a regime name: digits<percent>, mnist<per class>, fashion<per class>."""
+    if name.startswith("digits"):
+        percent = int(name.removeprefix("digits"))
+        return IngestConfig(source="digits", train_fraction=percent / 100, seed=1 if name == "digits50" else 0)
+    data = "mnist" if name.startswith("mnist") else "fashion"
+    folder = args.mnist if data == "mnist" else args.fashion
+    # val: 2% of each class of the 60,000 train images (~1,200), enough for CAS on val at this budget
+    return IngestConfig(source="idx", train_per_class=int(name.removeprefix(data)), val_fraction=0.02,
+                        **idx_files(folder))
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("data/bench/meta"), help="Working folder (data, studies, JSON).")
+    parser.add_argument("--suite", choices=sorted(SUITES), default="digits")
+    parser.add_argument("--phases", default="history,heldout,schedule", help="comma-separated: history, heldout, schedule")
+    parser.add_argument("--out", type=Path, default=None, help="Working folder (default data/bench/meta_<suite>).")
     parser.add_argument("--trials", type=int, default=6, help="Trials per study (history and held-out).")
-    parser.add_argument("--seeds", type=int, default=3, help="Seeds of the held-out cold and warm studies.")
-    parser.add_argument("--min-steps", type=int, default=50, help="GAN steps of the first rung.")
-    parser.add_argument("--max-steps", type=int, default=200, help="GAN steps of an unpruned trial.")
+    parser.add_argument("--seeds", type=int, default=3, help="Seeds of the held-out studies and of the schedule comparison.")
+    parser.add_argument("--min-steps", type=int, default=None, help="GAN steps of the first rung (digits 50, fashion 100).")
+    parser.add_argument("--max-steps", type=int, default=None, help="GAN steps of an unpruned trial (digits 200, fashion 400).")
     parser.add_argument("--classifier-steps", type=int, default=150, help="Steps of the utility classifier.")
-    return parser.parse_args()
+    parser.add_argument("--batch-size", type=int, default=64, help="GAN batch size (GanConfig's default 64).")
+    parser.add_argument("--mnist", type=Path, default=MNIST, help="Folder of the MNIST IDX files.")
+    parser.add_argument("--fashion", type=Path, default=FASHION, help="Folder of the Fashion-MNIST IDX files.")
+    args = parser.parse_args()
+    low, high = SUITES[args.suite][2]
+    args.min_steps = args.min_steps or low
+    args.max_steps = args.max_steps or high
+    args.out = args.out or Path(f"data/bench/meta_{args.suite}")
+    return args
 
 
 def tune_config(args: argparse.Namespace, history: Path, seed: int, warm: bool) -> TuneConfig:
     return TuneConfig(n_trials=args.trials, min_steps=args.min_steps, max_steps=args.max_steps, reduction_factor=2,
                       classifier_steps=args.classifier_steps, warm_start=warm, history=history, seed=seed,
-                      base=GanConfig(device="cpu", grid_every=None))
+                      base=GanConfig(device="cpu", grid_every=None, batch_size=args.batch_size))
+
+
+def budget(args: argparse.Namespace) -> dict[str, int]:
+    """What a study or training was given (recorded with each result: a rerun may change it)."""
+    return {"trials": args.trials, "min_steps": args.min_steps, "max_steps": args.max_steps,
+            "batch_size": args.batch_size, "classifier_steps": args.classifier_steps}
+
+
+def dataset_of(name: str, args: argparse.Namespace) -> DatasetRef:
+    """The regime's dataset.parquet (ingested once; a rerun reuses it)."""
+    folder = args.out / name
+    if (folder / "dataset.parquet").is_file():
+        return dataset_ref(folder / "dataset.parquet")
+    return ingest(regime(name, args), folder)
 
 
 def reached(trials: list[dict[str, Any]], target: float) -> dict[str, Any]:
@@ -70,80 +133,115 @@ def averaging_effect(study_dir: Path, best: dict[str, Any], val: tuple[torch.Ten
                      args: argparse.Namespace) -> dict[str, Any]:
     gan_dir = study_dir / "tune" / "trials" / f"{best['number']:04d}" / "gan"
     use_ema = float(json.loads(best["params"])["ema_decay"]) != 0.0  # without an EMA, the raw generators
-    checkpoints = kept_checkpoints(gan_dir)
     last, info = load_generator(gan_dir / "checkpoints" / "last.pt", use_ema=use_ema, device="cpu")
-    averaged, avg_info = average_generators(checkpoints, use_ema=use_ema)
-    seeds = range(3)
-    last_cas = [synthetic_utility(last, val, 50, args.classifier_steps, s) for s in seeds]
-    avg_cas = [synthetic_utility(averaged, val, 50, args.classifier_steps, s) for s in seeds]
+    averaged, avg_info = average_generators(kept_checkpoints(gan_dir), use_ema=use_ema)
+    last_cas = [synthetic_utility(last, val, 50, args.classifier_steps, s) for s in range(3)]
+    avg_cas = [synthetic_utility(averaged, val, 50, args.classifier_steps, s) for s in range(3)]
     return {"last": statistics.mean(last_cas), "averaged": statistics.mean(avg_cas),
             "averaged_steps": avg_info["averaged_steps"], "last_step": info["step"], "ema": use_ema}
+
+
+def save(report: dict[str, Any], args: argparse.Namespace) -> None:
+    (args.out / "meta.json").write_text(json.dumps(report, indent=2))
+
+
+def history_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
+    """One cold study per history regime, each into its own history file; then the merged history."""
+    names = SUITES[args.suite][0]
+    for seed, name in enumerate(names):
+        if name in report["history"]:
+            continue
+        study_dir = args.out / name / "study"
+        shutil.rmtree(study_dir, ignore_errors=True)  # a study interrupted earlier starts over
+        study_dir.mkdir(parents=True)
+        result = tune_gan(dataset_of(name, args), tune_config(args, study_dir / "history.parquet", 100 + seed, warm=False),
+                          study_dir)
+        report["history"][name] = {"best_utility": result.best_utility, "seconds": result.seconds, "pruned": result.pruned,
+                                   "budget": budget(args)}
+        save(report, args)
+        print(f"history {name}: best CAS on val {result.best_utility:.4f} ({result.seconds:.0f} s)", flush=True)
+    tables = [read_history(args.out / name / "study" / "history.parquet") for name in names]
+    write_table(pa.concat_tables(tables).replace_schema_metadata(HISTORY_SCHEMA.metadata), args.out / "history.parquet")
+
+
+def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
+    name = SUITES[args.suite][1]
+    dataset = dataset_of(name, args)
+    val = load_tensors(dataset, "val", source="real")
+    digits = args.suite == "digits"
+    if digits and "default_cas" not in report:
+        cfg = GanConfig(device="cpu", steps=args.max_steps, grid_every=None, batch_size=args.batch_size)
+        default = train_gan(dataset, cfg, args.out / name / "default", record_history=False)
+        generator, _ = load_generator(default.checkpoint_path, device="cpu")
+        report["default_cas"] = statistics.mean(synthetic_utility(generator, val, 50, args.classifier_steps, s) for s in range(3))
+    done = {row["seed"] for row in report["held_out"]}
+    for seed in (s for s in range(args.seeds) if s not in done):
+        row: dict[str, Any] = {"seed": seed, "budget": budget(args)}
+        for mode in ("cold", "warm"):
+            study_dir = args.out / name / f"{mode}{seed}"
+            shutil.rmtree(study_dir, ignore_errors=True)
+            study_dir.mkdir(parents=True)
+            frozen = study_dir / "history.parquet"  # a copy: held-out studies never learn from each other
+            shutil.copyfile(args.out / "history.parquet", frozen)
+            result = tune_gan(dataset, tune_config(args, frozen, seed, warm=mode == "warm"), study_dir)
+            trials = pq.read_table(result.trials_path).to_pylist()
+            row[mode] = {"best_utility": result.best_utility, "seconds": result.seconds, "warm_trials": result.warm_trials,
+                         "warm_from": result.warm_from, "utilities": [t["utility"] for t in trials],
+                         "finished_after": [round(t["finished_after"], 1) for t in trials], "pruned": result.pruned}
+            if digits:
+                row[mode]["averaging"] = averaging_effect(study_dir, trials[result.best_trial], val, args)
+        target = row["cold"]["best_utility"]
+        for mode in ("cold", "warm"):
+            row[mode]["reached"] = reached([{"utility": u, "finished_after": f} for u, f in
+                                            zip(row[mode]["utilities"], row[mode]["finished_after"])], target)
+        report["held_out"].append(row)
+        save(report, args)
+        print(f"seed {seed}: cold best {target:.4f} at trial {row['cold']['reached']['trials']} "
+              f"({row['cold']['reached']['seconds']} s); warm best {row['warm']['best_utility']:.4f}, reached cold best "
+              f"at trial {row['warm']['reached']['trials']} ({row['warm']['reached']['seconds']} s)", flush=True)
 
 
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
     logging.getLogger("ganaug.gan.stage").setLevel(logging.ERROR)  # collapse warnings of poor trials are expected
+    args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    out = args.out
-    if out.exists():
-        shutil.rmtree(out)
-    history = out / "history.parquet"
-    report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "history": {}, "held_out": []}
-    for seed, (name, fraction) in enumerate(HISTORY_REGIMES.items()):
-        dataset = ingest(IngestConfig(source="digits", train_fraction=fraction), out / name)
-        result = tune_gan(dataset, tune_config(args, history, 100 + seed, warm=False), out / name)
-        report["history"][name] = {"best_utility": result.best_utility, "seconds": result.seconds, "pruned": result.pruned}
-        print(f"history {name}: best CAS on val {result.best_utility:.4f} ({result.seconds:.0f} s)", flush=True)
-    name, fraction = HELD_OUT
-    dataset = ingest(IngestConfig(source="digits", train_fraction=fraction, seed=1), out / name)
-    val = load_tensors(dataset, "val", source="real")
-    default_dir = out / name / "default"
-    default = train_gan(dataset, GanConfig(device="cpu", steps=args.max_steps, grid_every=None), default_dir,
-                        record_history=False)
-    generator, _ = load_generator(default.checkpoint_path, device="cpu")
-    report["default_cas"] = statistics.mean(synthetic_utility(generator, val, 50, args.classifier_steps, s) for s in range(3))
-    for seed in range(args.seeds):
-        row: dict[str, Any] = {"seed": seed}
-        for mode in ("cold", "warm"):
-            study_dir = out / name / f"{mode}{seed}"
-            study_dir.mkdir(parents=True)
-            frozen = study_dir / "history.parquet"  # a copy: held-out studies never learn from each other
-            shutil.copyfile(history, frozen)
-            result = tune_gan(dataset, tune_config(args, frozen, seed, warm=mode == "warm"), study_dir)
-            trials = pq.read_table(result.trials_path).to_pylist()
-            row[mode] = {"best_utility": result.best_utility, "seconds": result.seconds, "warm_trials": result.warm_trials,
-                         "utilities": [t["utility"] for t in trials], "pruned": result.pruned,
-                         "averaging": averaging_effect(study_dir, trials[result.best_trial], val, args)}
-            row[mode]["trials_list"] = trials
-        target = row["cold"]["best_utility"]
-        for mode in ("cold", "warm"):
-            row[mode]["reached"] = reached(row[mode].pop("trials_list"), target)
-        report["held_out"].append(row)
-        (out / "meta.json").write_text(json.dumps(report, indent=2))  # so far
-        print(f"seed {seed}: cold best {target:.4f} at trial {row['cold']['reached']['trials']} "
-              f"({row['cold']['reached']['seconds']} s); warm best {row['warm']['best_utility']:.4f}, reached cold best "
-              f"at trial {row['warm']['reached']['trials']} ({row['warm']['reached']['seconds']} s)", flush=True)
-    report["seconds"] = round(time.perf_counter() - started, 1)
-    (out / "meta.json").write_text(json.dumps(report, indent=2))
-    print_table(report, args)
+    path = args.out / "meta.json"
+    report: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {
+        "suite": args.suite, "args": {k: str(v) for k, v in vars(args).items()}, "history": {}, "held_out": [],
+        "schedule": {}}
+    report.setdefault("invocations", []).append({k: str(v) for k, v in vars(args).items()})
+    from meta_schedule import schedule_phase  # bench/meta_schedule.py, beside this script
+
+    phases = {"history": history_phase, "heldout": heldout_phase,
+              "schedule": lambda report, args: schedule_phase(report, args, dataset_of, save)}
+    for phase in args.phases.split(","):  # in the order given
+        phases[phase](report, args)
+    report["seconds"] = round(report.get("seconds", 0.0) + time.perf_counter() - started, 1)
+    save(report, args)
+    print_tables(report, args)
 
 
-def print_table(report: dict[str, Any], args: argparse.Namespace) -> None:
-    print(f"\n{args.trials} trials per study, rungs {args.min_steps}..{args.max_steps} GAN steps; "
-          f"default GanConfig at {args.max_steps} steps: CAS on val {report['default_cas']:.4f}\n")
-    print("| seed | cold best CAS | cold: trials / s to it | warm best CAS | warm: trials / s to cold best | "
-          "averaging (cold best trial): last -> averaged | averaging (warm best trial) |")
-    print("|---|---|---|---|---|---|---|")
+def print_tables(report: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"\n{args.suite}: {args.trials} trials per study, rungs {args.min_steps}..{args.max_steps} GAN steps")
+    if "default_cas" in report:
+        print(f"default GanConfig at {args.max_steps} steps on the held-out regime: CAS on val {report['default_cas']:.4f}")
+    if report["held_out"]:
+        print("\n| seed | cold best CAS | cold: trials / s to it | warm best CAS | warm: trials / s to cold best |")
+        print("|---|---|---|---|---|")
+
+    def fmt(reached: dict[str, Any]) -> str:
+        return "not reached" if reached["trials"] is None else f"{reached['trials']} / {reached['seconds']}"
+
     for row in report["held_out"]:
         cold, warm = row["cold"], row["warm"]
-
-        def fmt(reached: dict[str, Any]) -> str:
-            return "not reached" if reached["trials"] is None else f"{reached['trials']} / {reached['seconds']}"
-
         print(f"| {row['seed']} | {cold['best_utility']:.4f} | {fmt(cold['reached'])} | {warm['best_utility']:.4f} | "
-              f"{fmt(warm['reached'])} | {cold['averaging']['last']:.4f} -> {cold['averaging']['averaged']:.4f} | "
-              f"{warm['averaging']['last']:.4f} -> {warm['averaging']['averaged']:.4f} |")
+              f"{fmt(warm['reached'])} |")
+    if report.get("schedule"):
+        from meta_schedule import print_schedule
+
+        print_schedule(report["schedule"])
     print(f"\ntotal {report['seconds']:.0f} s")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow.parquet as pq
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -26,15 +27,14 @@ def tune_flow(config: TuneConfig = TuneConfig(), orchestration: OrchestrationCon
     """Tune the GAN on the run's dataset (warm-started from the run history); writes <run>/tune/."""
     run = open_pipeline_run(orchestration, must_exist=dataset is None)
     logger = get_run_logger()
-    rows: list[dict[str, Any]] = []
 
     def progress(row: dict[str, Any]) -> None:
-        rows.append(row)
         utility = f"{row['rung_utility'][-1]:.4f}" if row["rung_utility"] else "-"
         logger.info("tuning trial %d: %s, CAS on val %s", row["number"], row["state"], utility)
 
     result = tune_gan(dataset or recorded_dataset(run), config, run.root, executor=TaskExecutor(orchestration, None),
                       on_trial=progress)
+    rows = pq.read_table(result.trials_path).to_pylist()  # a resumed study's earlier trials too
     artifacts.tune(result, rows)
     logger.info("tuning: best trial %d, CAS on val %.4f; config %s", result.best_trial, result.best_utility,
                 result.best_config_path)

@@ -55,7 +55,8 @@ def tune_command(
     min_steps: int = typer.Option(None, "--min-steps", help="GAN steps of the first rung (default 100)."),
     max_steps: int = typer.Option(None, "--max-steps", help="GAN steps of an unpruned trial: min-steps x reduction-factor^k (default 400)."),
     reduction_factor: int = typer.Option(None, "--reduction-factor", help="Rung spacing and share kept per rung (default 2)."),
-    pruner: str = typer.Option(None, "--pruner", help="successive_halving (default) or none."),
+    pruner: str = typer.Option(None, "--pruner", help="successive_halving (default), hyperband or none."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the study stored in <run-dir>/tune/study.db (without it, a stored study is replaced)."),
     cold: bool = typer.Option(False, "--cold", help="Do not seed the study with configs of similar past datasets."),
     history: Path = typer.Option(None, "--history", help="Run history file (default $GANAUG_HISTORY, else data/history/gan_runs.parquet)."),
     seed: int = typer.Option(None, "--seed", help="Seed of the sampler, the GANs and the utility classifier."),
@@ -68,7 +69,7 @@ def tune_command(
     with cli_errors():
         overrides = {"n_trials": trials, "parallel": parallel, "min_steps": min_steps, "max_steps": max_steps,
                      "reduction_factor": reduction_factor, "pruner": pruner, "history": history, "seed": seed,
-                     "warm_start": False if cold else None}
+                     "warm_start": False if cold else None, "resume": True if resume else None}
         cfg = tune_config(config, overrides, gan_config, device)
         folder = find_run_dir(run_dir, runs_root, {"dataset.parquet": "ganaug ingest"})
         from ganaug.executor import ThreadExecutor
@@ -77,17 +78,18 @@ def tune_command(
 
         if logging.getLogger().level > logging.INFO:  # collapse warnings of poor trials are expected; the table tells
             logging.getLogger("ganaug.gan.stage").setLevel(logging.ERROR)
-        rows: list[dict[str, Any]] = []
-
         def progress(row: dict[str, Any]) -> None:
-            rows.append(row)
             utility = f"{row['rung_utility'][-1]:.4f}" if row["rung_utility"] else "-"
             console.print(f"trial {row['number']}: {row['state']}, CAS on val {utility} "
                           f"({'warm start' if row['warm_from'] else 'sampled'}, {row['seconds']:.1f} s)", highlight=False)
 
         result = tune_gan(dataset_ref(folder / "dataset.parquet"), cfg, folder, executor=ThreadExecutor(cfg.parallel),
                           on_trial=progress)
-    console.print(trials_table(rows))
+    import pyarrow.parquet as pq
+
+    if result.resumed_trials:
+        console.print(f"resumed: {result.resumed_trials} trial(s) were done before", highlight=False)
+    console.print(trials_table(pq.read_table(result.trials_path).to_pylist()))
     warm = f"{result.warm_trials} warm-start trial(s) from {', '.join(result.warm_from)}" if result.warm_trials else "no warm start"
     console.print(f"best: trial {result.best_trial}, CAS on val {result.best_utility:.4f}; {result.pruned} pruned, "
                   f"{result.failed} failed, {warm}; {result.seconds:.0f} s", highlight=False)

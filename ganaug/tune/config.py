@@ -12,9 +12,8 @@ from pydantic import Field, model_validator
 from ganaug.configbase import StrictModel
 from ganaug.gan.config import GanConfig
 
-# Hyperband is left out: its bracket of a trial depends on the study's name and trial number, which
-# the per-batch snapshot studies that keep parallel trials deterministic do not share with the study.
-Pruner = Literal["successive_halving", "none"]
+Pruner = Literal["successive_halving", "hyperband", "none"]
+Storage = Literal["sqlite", "memory"]
 
 # Choices of the categorical options; numbers are snapped to the nearest choice when a past config is
 # turned into a warm-start trial. 0 stands for "off" (None in GanConfig).
@@ -49,7 +48,7 @@ class TuneConfig(StrictModel):
     min_steps: int = Field(100, ge=1, le=10_000_000, description="GAN steps of the first rung: every trial is judged (and may be pruned) here first.")
     max_steps: int = Field(400, ge=1, le=10_000_000, description="GAN steps of a trial that is never pruned (the tuned config's steps).")
     reduction_factor: int = Field(2, ge=2, le=10, description="Rungs at min_steps x factor^k; successive halving keeps the best 1/factor at each rung.")
-    pruner: Pruner = Field("successive_halving", description="Multi-fidelity pruning on GAN steps: successive halving or none.")
+    pruner: Pruner = Field("successive_halving", description="Multi-fidelity pruning on GAN steps: successive halving, Hyperband (brackets that start pruning at later rungs) or none.")
     synthetic_per_class: int = Field(50, ge=2, le=100_000, description="Generated images per class the utility classifier trains on.")
     classifier_steps: int = Field(200, ge=1, le=1_000_000, description="Optimizer steps of the utility classifier (a fixed budget, so trials compare fairly).")
     warm_start: bool = Field(True, description="Enqueue the best configs of the nearest past datasets in the run history as the first trials.")
@@ -59,6 +58,8 @@ class TuneConfig(StrictModel):
     base: GanConfig = Field(default_factory=GanConfig, description="The GanConfig the sampled options are set on (batch size, monitor, device, ...).")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the sampler, of every trial's GAN (it replaces base.seed) and of the utility classifier.")
     cpu_threads: int | None = Field(1, ge=1, le=256, description="torch CPU threads during the study (process-wide); None = torch's default.")
+    storage: Storage = Field("sqlite", description="Where the study is kept: sqlite = <run>/tune/study.db (resumable), memory = not kept.")
+    resume: bool = Field(False, description="Continue the study stored in <run>/tune/study.db (same options bar n_trials, parallel, cpu_threads); false = replace it.")
 
     @model_validator(mode="after")
     def _check(self) -> TuneConfig:
@@ -69,6 +70,8 @@ class TuneConfig(StrictModel):
         if self.min_steps * self.reduction_factor**levels != self.max_steps:
             raise ValueError(f"max_steps ({self.max_steps}) must be min_steps ({self.min_steps}) times a power of "
                              f"reduction_factor ({self.reduction_factor}), e.g. {self.min_steps * self.reduction_factor**max(levels, 1)}")
+        if self.resume and self.storage == "memory":
+            raise ValueError("resume needs storage 'sqlite' (a study kept in memory cannot be resumed)")
         return self
 
     def rungs(self) -> list[int]:
@@ -82,6 +85,9 @@ class TuneConfig(StrictModel):
     def make_pruner(self) -> optuna.pruners.BasePruner:
         if self.pruner == "none" or len(self.rungs()) == 1:
             return optuna.pruners.NopPruner()
+        if self.pruner == "hyperband":  # brackets 0..len(rungs)-1; the last one never prunes
+            return optuna.pruners.HyperbandPruner(min_resource=self.min_steps, max_resource=self.max_steps,
+                                                  reduction_factor=self.reduction_factor)
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=self.min_steps, reduction_factor=self.reduction_factor)
 
 

@@ -3,7 +3,8 @@
 A trial trains the GAN for `max_steps`; at every rung (min_steps x reduction_factor^k) its
 utility is measured — the accuracy on real val images of a classifier trained only on samples of
 the EMA generator at that step (CAS on val) — and reported to the pruner, which stops the trial
-when it is not among the best 1/reduction_factor at that rung (successive halving).
+when it is not among the best 1/reduction_factor at that rung (successive halving, or Hyperband's
+brackets of it). The study is stored in out/tune/study.db and can be resumed (`ganaug.tune.storage`).
 
 Trials are asked in batches of `parallel`, run through an optional executor (threads or Prefect
 tasks), and told in the order they were asked; pruning judges a trial against the trials finished
@@ -17,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,6 @@ from ganaug.data.tensors import load_tensors
 from ganaug.errors import DataError
 from ganaug.executor import Executor, Unpack, as_executor
 from ganaug.gan import load_generator, sample, train_gan
-from ganaug.nas.evaluator import PruneContext, quiet_optuna
 from ganaug.store import (
     DatasetRef,
     LoadedDataset,
@@ -54,6 +54,7 @@ from ganaug.tune.history import (
     history_rows,
     make_record,
 )
+from ganaug.tune.storage import TrialPruning, counts, open_study, trial_row
 from ganaug.tune.warmstart import Neighbour, nearest_datasets
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class TuneResult(BaseModel):
     failed: int
     warm_trials: int
     warm_from: list[str]
+    resumed_trials: int  # trials finished before this call (a resumed study)
     seconds: float
 
 
@@ -107,7 +109,6 @@ class _Data:
     val: tuple[torch.Tensor, torch.Tensor]
     history: Path | None
     study_name: str
-    warm_from: dict[int, str] = field(default_factory=dict)
 
 
 def synthetic_utility(generator: torch.nn.Module, val: tuple[torch.Tensor, torch.Tensor], per_class: int,
@@ -142,7 +143,7 @@ class _RungCallback:
 
 
 def run_trial(number: int, params: dict[str, Any], data: _Data, cfg: TuneConfig, out: Path,
-              prune: PruneContext | None) -> TrialOutcome:
+              prune: TrialPruning | None) -> TrialOutcome:
     """Train one trial's GAN with rung readings; append its history record (pruned or not)."""
     started = time.perf_counter()
     gan_cfg = to_gan_config(params, cfg.base, cfg.max_steps).model_copy(
@@ -177,9 +178,8 @@ def warm_start(study: optuna.Study, data: _Data, cfg: TuneConfig) -> list[Neighb
             key = json.dumps(params, sort_keys=True)
             if key in queued or len(queued) >= cfg.n_trials:
                 continue
-            data.warm_from[len(queued)] = neighbour.features.dataset_path
             queued.append(key)
-            study.enqueue_trial(params)
+            study.enqueue_trial(params, user_attrs={"warm_from": neighbour.features.dataset_path})
     log.info("warm start: %d configs from %d nearest datasets", len(queued), len(neighbours))
     return neighbours
 
@@ -191,7 +191,7 @@ def _finished(study: optuna.Study) -> tuple[FrozenTrial, ...]:
 
 def tune_gan(dataset: DatasetRef | str | Path, cfg: TuneConfig, out: str | Path, executor: Executor | None = None,
              on_trial: Callable[[dict[str, Any]], None] | None = None) -> TuneResult:
-    """Run the study; write `out/tune/` (trials, trials.parquet, best_gan.yaml, best_pipeline.yaml)."""
+    """Run (or resume) the study; write `out/tune/` (study.db, trials, trials.parquet, best_gan.yaml, best_pipeline.yaml)."""
     started = time.perf_counter()
     loaded = read_dataset(dataset)
     val = load_tensors(loaded, "val", source="real")
@@ -202,50 +202,57 @@ def tune_gan(dataset: DatasetRef | str | Path, cfg: TuneConfig, out: str | Path,
     root = Path(out) / "tune"
     data = _Data(loaded, dataset if isinstance(dataset, DatasetRef) else Path(dataset), dataset_features(loaded), val,
                  history, f"tune-{loaded.content_hash[:12]}-seed{cfg.seed}")
-    quiet_optuna()
-    sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=min(5, max(1, cfg.n_trials // 3)))
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=cfg.make_pruner(), study_name=data.study_name)
-    neighbours = warm_start(study, data, cfg)
-    rows: list[dict[str, Any]] = []
+    study = open_study(cfg, root, data.study_name, loaded.content_hash)
+    done = [t for t in study.get_trials(deepcopy=False) if counts(t)]
+    if not study.get_trials(deepcopy=False):
+        warm_start(study, data, cfg)
+    before = max((trial_row(t)["finished_after"] for t in done), default=0.0)  # a resumed study's clock goes on
+
+    def clock() -> float:
+        return before + time.perf_counter() - started
+
+    told = len(done)
     with cpu_threads(cfg.cpu_threads):
-        while len(rows) < cfg.n_trials:
-            batch = [study.ask() for _ in range(min(cfg.parallel, cfg.n_trials - len(rows)))]
+        while told < cfg.n_trials:
+            batch = [study.ask() for _ in range(min(cfg.parallel, cfg.n_trials - told))]
             points = [suggest(trial) for trial in batch]
-            prune = PruneContext(study.pruner, _finished(study))
+            finished = _finished(study)
+            pruning = [None if isinstance(study.pruner, optuna.pruners.NopPruner)
+                       else TrialPruning(cfg, data.study_name, trial.number, finished) for trial in batch]
             outcomes = as_executor(executor).map(
-                Unpack(run_trial), [(trial.number, params, data, cfg, root, prune) for trial, params in zip(batch, points)],
+                Unpack(run_trial), [(trial.number, params, data, cfg, root, prune)
+                                    for trial, params, prune in zip(batch, points, pruning)],
                 name="tune_trial", labels=[f"tune_trial {trial.number}" for trial in batch], return_exceptions=True)
-            for trial, params, outcome in zip(batch, points, outcomes):
-                rows.append(_tell(study, trial, params, outcome, data, started))
+            for trial, outcome in zip(batch, outcomes):
+                _tell(study, trial, outcome, clock)
+                told += 1
                 if on_trial is not None:
-                    on_trial(rows[-1])
-    return _finish(study, rows, data, cfg, root, neighbours, started)
+                    on_trial(trial_row(study.get_trials(deepcopy=False)[trial.number]))
+    return _finish(study, data, cfg, root, started, resumed=len(done))
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, params: dict[str, Any], outcome: TrialOutcome | Exception,
-          data: _Data, started: float) -> dict[str, Any]:
-    row: dict[str, Any] = {"number": trial.number, "warm_from": data.warm_from.get(trial.number),
-                           "params": json.dumps(params, sort_keys=True), "rung_steps": [], "rung_utility": [],
-                           "utility": None, "seconds": 0.0, "error": None}
+def _tell(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome | Exception, clock: Callable[[], float]) -> None:
+    """Record a trial's outcome in the study: its rung readings, timings, and state."""
     if isinstance(outcome, Exception):  # a trial that raises (e.g. a diverging GAN) is recorded and the study goes on
         log.warning("tuning trial %d failed: %s: %s", trial.number, type(outcome).__name__, outcome)
+        trial.set_user_attr("error", f"{type(outcome).__name__}: {outcome}")
+        trial.set_user_attr("finished_after", clock())
         study.tell(trial, state=TrialState.FAIL)
-        return {**row, "state": "failed", "error": f"{type(outcome).__name__}: {outcome}",
-                "finished_after": time.perf_counter() - started}
+        return
     for step, utility in outcome.rungs:
         trial.report(utility, step)
         trial.should_prune()  # lets the pruner record the rungs this trial reached (successive halving's bookkeeping)
+    for key, value in {"rung_steps": [s for s, _ in outcome.rungs], "rung_utility": [u for _, u in outcome.rungs],
+                       "seconds": outcome.seconds, "finished_after": clock()}.items():
+        trial.set_user_attr(key, value)
     if outcome.pruned:
         study.tell(trial, state=TrialState.PRUNED)
     else:
         study.tell(trial, outcome.rungs[-1][1])
-    return {**row, "state": "pruned" if outcome.pruned else "complete", "rung_steps": [s for s, _ in outcome.rungs],
-            "rung_utility": [u for _, u in outcome.rungs], "utility": None if outcome.pruned else outcome.rungs[-1][1],
-            "seconds": outcome.seconds, "finished_after": time.perf_counter() - started}
 
 
-def _finish(study: optuna.Study, rows: list[dict[str, Any]], data: _Data, cfg: TuneConfig, root: Path,
-            neighbours: list[Neighbour], started: float) -> TuneResult:
+def _finish(study: optuna.Study, data: _Data, cfg: TuneConfig, root: Path, started: float, resumed: int) -> TuneResult:
+    rows = [trial_row(t) for t in study.get_trials(deepcopy=False) if counts(t)]
     trials_path = write_table(pa.Table.from_pylist(rows, schema=TRIALS_SCHEMA), root / "trials.parquet")
     complete = [row for row in rows if row["state"] == "complete"]
     if not complete:
@@ -256,11 +263,12 @@ def _finish(study: optuna.Study, rows: list[dict[str, Any]], data: _Data, cfg: T
     dumped = best_cfg.model_dump(mode="json")
     gan_path = atomic_write_text(root / "best_gan.yaml", yaml.safe_dump(dumped, sort_keys=False))
     pipeline_path = atomic_write_text(root / "best_pipeline.yaml", yaml.safe_dump({"gan": dumped}, sort_keys=False))
+    warm = [row["warm_from"] for row in rows if row["warm_from"]]
     result = TuneResult(
         best_trial=best["number"], best_utility=best["utility"], best_config_path=str(gan_path),
         pipeline_config_path=str(pipeline_path), trials_path=str(trials_path), trials=len(rows),
         pruned=sum(row["state"] == "pruned" for row in rows), failed=sum(row["state"] == "failed" for row in rows),
-        warm_trials=len(data.warm_from), warm_from=sorted({n.features.dataset_path for n in neighbours if n.configs}),
+        warm_trials=len(warm), warm_from=sorted(set(warm)), resumed_trials=resumed,
         seconds=round(time.perf_counter() - started, 3),
     )
     atomic_write_json(root / "tune.json", {"config": cfg.model_dump(mode="json"), "result": result.model_dump(mode="json")})

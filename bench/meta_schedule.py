@@ -1,0 +1,77 @@
+"""bench/meta.py's schedule phase: the learned default schedule against the fixed default, leaving one dataset out.
+
+For every dataset of the suite's history (and its held-out dataset), the schedule is learned from
+the history's records of the *other* datasets (`ganaug.tune.schedule`, strength chosen leaving
+datasets out among those), then the default GanConfig is trained with the fixed default schedule
+and with the learned one (same steps, same GAN seed), and each is scored by CAS on val (the
+tuning's utility: a classifier trained on 50 samples per class of the EMA generator). Paired over
+GAN seeds. The GAN trainings are not recorded in any history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ganaug.data.tensors import load_tensors
+from ganaug.gan import GanConfig, load_generator, train_gan
+from ganaug.store import read_dataset
+from ganaug.tune.history import dataset_features, history_rows
+from ganaug.tune.schedule import observations, schedule_for
+from ganaug.tune.study import synthetic_utility
+
+
+def cas_of(dataset: Any, cfg: GanConfig, folder: Path, val: Any, args: argparse.Namespace, seed: int) -> float:
+    result = train_gan(dataset, cfg, folder, record_history=False)
+    generator, _ = load_generator(result.checkpoint_path, device="cpu")
+    return synthetic_utility(generator, val, 50, args.classifier_steps, seed)
+
+
+def schedule_phase(report: dict[str, Any], args: argparse.Namespace, dataset_of: Callable[..., Any],
+                   save: Callable[..., None]) -> None:
+    from meta import SUITES  # bench/meta.py
+
+    history_names, held_out, _ = SUITES[args.suite]
+    rows = history_rows(args.out / "history.parquet")
+    base = GanConfig(device="cpu", steps=args.max_steps, grid_every=None, monitor_every=None, checkpoint_every=None,
+                     batch_size=args.batch_size)
+    for name in [*history_names, held_out]:
+        dataset = dataset_of(name, args)
+        loaded = read_dataset(dataset)
+        features = dataset_features(loaded)
+        found = observations(rows, exclude=frozenset({loaded.content_hash}))
+        learned = schedule_for(features, args.max_steps, found, str(args.out / "history.parquet"))
+        entry = report["schedule"].setdefault(name, {
+            "learned": {**learned.settings(), "multiplier": learned.multiplier, "predicted": list(learned.predicted),
+                        "strength": learned.strength, "runs": len(found),
+                        "datasets": sorted({o.dataset_path for o in found})},
+            "default_cas": [], "learned_cas": [], "steps": args.max_steps, "batch_size": args.batch_size})
+        val = load_tensors(loaded, "val", source="real")
+        for seed in range(len(entry["learned_cas"]), args.seeds):
+            folder = args.out / name / "schedule" / f"seed{seed}"
+            default = cas_of(dataset, base.model_copy(update={"seed": seed}), folder / "default", val, args, seed)
+            tuned = GanConfig.model_validate({**base.model_dump(), **learned.settings(), "seed": seed})
+            learned_cas = cas_of(dataset, tuned, folder / "learned", val, args, seed)
+            entry["default_cas"].append(default)
+            entry["learned_cas"].append(learned_cas)
+            save(report, args)
+            print(f"schedule {name} seed {seed}: default {default:.4f}, learned {learned_cas:.4f} "
+                  f"(η0 x {learned.multiplier:.2f}, η1 {learned.lr_decay_rate:.2f})", flush=True)
+
+
+def print_schedule(schedule: dict[str, Any]) -> None:
+    print("\n| dataset (held out) | learned from | η0 x default, η1 (λ) | default CAS | learned CAS | "
+          "learned − default (per seed) |")
+    print("|---|---|---|---|---|---|")
+    for name, entry in schedule.items():
+        learned, default, ours = entry["learned"], entry["default_cas"], entry["learned_cas"]
+        if not ours:
+            continue
+        diffs = [b - a for a, b in zip(default, ours)]
+        print(f"| {name} | {learned['runs']} runs, {len(learned['datasets'])} datasets | "
+              f"{learned['multiplier']:.2f}, {learned['lr_decay_rate']:.2f} ({learned['strength']:g}) | "
+              f"{statistics.mean(default):.4f} | {statistics.mean(ours):.4f} | "
+              f"{statistics.mean(diffs):+.4f} ({', '.join(f'{d:+.3f}' for d in diffs)}) |")

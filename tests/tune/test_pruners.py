@@ -1,0 +1,100 @@
+"""Hyperband next to successive halving: a trial's worker judges it as the study itself would."""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pyarrow.parquet as pq
+import pytest
+from tunehelpers import TINY_GAN, make_dataset
+
+from ganaug.tune.config import TuneConfig
+from ganaug.tune.storage import TrialPruning
+from ganaug.tune.study import tune_gan
+
+TINY_TUNE: dict[str, Any] = {"min_steps": 2, "max_steps": 8, "reduction_factor": 2, "synthetic_per_class": 8,
+                             "classifier_steps": 20, "base": TINY_GAN, "storage": "memory"}
+
+
+def worker_decision(cfg: TuneConfig, study: optuna.Study, number: int, readings: list[tuple[int, float]]) -> int | None:
+    """The step at which a worker (TrialPruning on a snapshot) stops the trial; None = never."""
+    finished = tuple(t for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
+    report = TrialPruning(cfg, study.study_name, number, finished).reporter()
+    for step, utility in readings:
+        try:
+            report(step, utility)
+        except optuna.TrialPruned:
+            return step
+    return None
+
+
+def study_decision(study: optuna.Study, readings: list[tuple[int, float]]) -> tuple[int, int | None]:
+    """Ask a trial in the study itself and report the readings: (its number, the step it is stopped at)."""
+    trial = study.ask()
+    for step, utility in readings:
+        trial.report(utility, step)
+        if trial.should_prune():
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return trial.number, step
+    study.tell(trial, readings[-1][1])
+    return trial.number, None
+
+
+@pytest.mark.parametrize("pruner", ["hyperband", "successive_halving"])
+def test_a_workers_pruning_decision_is_the_studys_own(pruner: str) -> None:
+    """Hyperband's bracket hangs on the study's name and the trial's number: the snapshot must keep both."""
+    cfg = TuneConfig.model_validate({**TINY_TUNE, "pruner": pruner})
+    study = optuna.create_study(direction="maximize", pruner=cfg.make_pruner(), study_name="tune-abc-seed0")
+    rng = random.Random(0)
+    decisions = []
+    for number in range(40):
+        if number % 7 == 3:  # a failed trial leaves a gap in the numbers of the finished ones
+            study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+            continue
+        readings = [(step, rng.random()) for step in (2, 4, 8)]
+        expected = worker_decision(cfg, study, number, readings)
+        asked, stopped = study_decision(study, readings)
+        assert asked == number
+        decisions.append(stopped)
+        assert stopped == expected, f"trial {number}"
+    assert any(d == 2 for d in decisions) and any(d is None for d in decisions)
+    if pruner == "hyperband":  # some brackets start pruning only at the second rung
+        assert any(d == 4 for d in decisions)
+
+
+def test_hyperband_has_one_bracket_per_rung() -> None:
+    cfg = TuneConfig.model_validate({**TINY_TUNE, "pruner": "hyperband"})
+    pruner = cfg.make_pruner()
+    assert isinstance(pruner, optuna.pruners.HyperbandPruner)
+    study = optuna.create_study(direction="maximize", pruner=pruner, study_name="s")
+    trial = study.ask()
+    trial.report(0.5, 2)
+    trial.should_prune()  # initialises the brackets
+    assert pruner._n_brackets == len(cfg.rungs()) == 3
+
+
+def test_hyperband_study_with_threads_is_deterministic_and_prunes_at_its_rungs(tmp_path: Path) -> None:
+    ref = make_dataset(tmp_path / "run" / "dataset.parquet")
+    outcomes = []
+    for attempt in range(2):
+        cfg = TuneConfig.model_validate({**TINY_TUNE, "n_trials": 8, "parallel": 2, "seed": 5, "pruner": "hyperband",
+                                         "history": str(tmp_path / f"h{attempt}.parquet")})
+        with ThreadPoolExecutor(2) as pool:
+            result = tune_gan(ref, cfg, tmp_path / f"out{attempt}", executor=pool)
+        outcomes.append(pq.read_table(result.trials_path).select(["number", "state", "params", "rung_utility"]).to_pylist())
+    assert outcomes[0] == outcomes[1]
+    states = [t["state"] for t in outcomes[0]]
+    assert "pruned" in states and "complete" in states
+    for trial in outcomes[0]:
+        assert len(trial["rung_utility"]) == (3 if trial["state"] == "complete" else len(trial["rung_utility"]))
+        if trial["state"] == "pruned":
+            assert len(trial["rung_utility"]) < 3  # stopped at a rung before the last
+
+
+def test_unknown_pruner_is_refused() -> None:
+    with pytest.raises(ValueError, match="pruner"):
+        TuneConfig.model_validate({**TINY_TUNE, "pruner": "median"})
