@@ -33,8 +33,11 @@ def _config(tmp_path: Path) -> Path:
 def _start(tmp_path: Path) -> subprocess.Popen[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_API")}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(ROOT), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    # a terminal's Ctrl-C reaches a command whose SIGINT is at its default; a suite started in the background of a
+    # non-interactive shell inherits SIGINT ignored, and so would the child without this
     return subprocess.Popen([sys.executable, "-m", "ganaug", "run", "-c", str(_config(tmp_path)), "--budget", "full"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _ours(tmp_path: Path) -> list[int]:
