@@ -81,6 +81,10 @@ def learned_lines(learned: Any) -> list[str]:
     lines.append(f"this dataset, {learned.steps} steps: η0 {learned.multiplier:.2f} x default (g_lr {learned.g_lr:.3g}, "
                  f"d_lr {learned.d_lr:.3g}), {learned.lr_schedule} schedule, η1 {learned.lr_decay_rate:.2f}{clipped}; "
                  f"regularisation λ {learned.strength:g}")
+    outside = learned.steps_outside()
+    if outside is not None:
+        lines.append(f"note: the runs it learned from trained {outside[0]}..{outside[1]} steps, this training {learned.steps}: "
+                     "the schedule is extrapolated in length")
     return lines
 
 

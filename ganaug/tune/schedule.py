@@ -159,6 +159,11 @@ class LearnedSchedule:
     strength: float  # λ of the fit
     steps: int  # the training length it is for
 
+    def steps_outside(self) -> tuple[int, int] | None:
+        """The (shortest, longest) steps of the runs learned from, when this training is over 2x outside them."""
+        shortest, longest = min(o.steps for o in self.observations), max(o.steps for o in self.observations)
+        return (shortest, longest) if not shortest / 2 <= self.steps <= longest * 2 else None
+
     @property
     def lr_schedule(self) -> str:
         return "exponential" if self.lr_decay_rate > 0 else "constant"

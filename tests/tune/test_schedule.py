@@ -109,6 +109,7 @@ def test_what_short_trainings_taught_carries_less_to_a_long_one() -> None:
     assert 2.5 < short.multiplier < 3.2 and 1.6 < short.lr_decay_rate < 2.5
     assert 1.0 < long.multiplier < 1.3 and long.lr_decay_rate < 0.5
     assert (short.steps, long.steps) == (100, 3000)
+    assert short.steps_outside() is None and long.steps_outside() == (100, 100)
 
 
 def lodo_errors(history: list[DatasetFeatures], best: dict[str, tuple[float, float]]) -> dict[str, float]:
@@ -191,6 +192,7 @@ def test_cli_train_with_the_learned_schedule(tmp_path: Path, monkeypatch: pytest
     assert result.exit_code == 0, result.output
     assert f"learned schedule from 1 past run(s) on 1 dataset(s) in {history}" in result.output
     assert f"  {tmp_path / 'past.parquet'}  s trial 0, 10 steps, weight 0.850: η0 3.00 x default, η1 2.00" in result.output
+    assert "extrapolated" not in result.output  # 6 steps, learned from 10
     trained = history_rows(history)[-1]  # the training's own record: the learned rates and schedule
     assert trained["dataset_hash"] == ref.content_hash and trained["config"]["lr_schedule"] == "exponential"
     assert trained["config"]["g_lr"] > DEFAULT_G_LR and 1.0 < trained["config"]["lr_decay_rate"] < 2.5
