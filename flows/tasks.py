@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prefect import Task, task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import CachePolicy
 from prefect.client.schemas.objects import TaskRun
 from prefect.context import TaskRunContext
@@ -58,7 +58,8 @@ def ingest_task(cfg: IngestConfig, out: Path) -> DatasetRef:
 @task(name="train_gan", **STAGE_TASK_OPTIONS)
 def train_gan_task(dataset: DatasetRef, cfg: GanConfig, out: Path, cache_dir: Path) -> GanResult:
     """Train the GAN into out/gan/, resuming an interrupted training of the same inputs and config."""
-    return run_train(RunFolder.open(out), cfg, dataset, callbacks=[GanProgress()], origin="flow", cache_dir=cache_dir)
+    return run_train(RunFolder.open(out), cfg, dataset, callbacks=[GanProgress()], origin="flow", cache_dir=cache_dir,
+                     announce=get_run_logger().info)
 
 
 @task(name="generate", **STAGE_TASK_OPTIONS)

@@ -152,20 +152,26 @@ def run_ingest(run: RunFolder, cfg: IngestConfig) -> DatasetRef:
 
 def run_train(run: RunFolder, cfg: GanConfig, dataset: DatasetRef | None = None,
               callbacks: Iterable[Any] | Callable[..., Any] | None = None, origin: str = "train",
-              cache_dir: Path | None = None) -> GanResult:
+              cache_dir: Path | None = None, announce: Callable[[str], None] | None = None) -> GanResult:
     """Train the GAN on the run's dataset into gan/; `origin` labels its run-history record (train, flow).
+
+    With `cfg.schedule` 'learned', the learning rates and schedule are learned from the run history
+    when the training starts (a resumed training keeps its own); `announce` gets what was learned.
 
     With `cache_dir`, a training of the same inputs and config that was interrupted (in this or
     another run folder) is resumed from its last checkpoint (`ganaug.cache.resumable_training`).
     """
     from ganaug.cache import resumable_training, stage_key
     from ganaug.gan import train_gan
+    from ganaug.tune.history import history_path
+    from ganaug.tune.schedule import resolve_schedule
 
     dataset = dataset or run_dataset(run)
     resumable = (resumable_training(stage_key("train_gan", {"dataset": dataset, "cfg": cfg}), run.gan, cache_dir)
                  if cache_dir is not None else contextlib.nullcontext(False))
     with run.lock(), resumable as resume:
         cfg = cfg.model_copy(update={"resume": True}) if resume else cfg
+        cfg = resolve_schedule(cfg, run.root, dataset, history_path(), announce)
         with run.stage("train_gan", config=cfg, inputs=stage_inputs(dataset)) as record:
             result = train_gan(dataset, cfg, run.root, callbacks=callbacks, origin=origin)
             record_result(record, result)

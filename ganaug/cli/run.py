@@ -128,11 +128,14 @@ def run_command(
     task_runner: str = typer.Option(None, "--task-runner", help="threads (default) or dask: how evaluation runs and NAS trials fan out."),
     dask_address: str = typer.Option(None, "--dask-address", help="Address of a running Dask scheduler (with --task-runner dask)."),
     max_workers: int = typer.Option(None, "--max-workers", help="Concurrent tasks with --task-runner threads."),
+    gan_schedule: str = typer.Option(None, "--gan-schedule", help="fixed (default) or learned: the GAN's learning rates and "
+                                     "schedule learned from the run history for this dataset (gan.schedule)."),
 ) -> None:
     """Run the whole pipeline (ingest -> train GAN -> generate -> evaluate -> search) as a Prefect flow."""
     with cli_errors():
         overrides = {
             "ingest": {"source": source, "path": path},
+            "gan": {"schedule": gan_schedule},
             "orchestration": {
                 "run_id": run_id, "runs_root": runs_root, "cache_dir": cache_dir, "refresh": refresh or None,
                 "task_runner": task_runner, "dask_address": dask_address, "max_workers": max_workers,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -66,46 +65,6 @@ def result_table(result: Any) -> Table:
     return table
 
 
-def learned_lines(learned: Any) -> list[str]:
-    """The learned schedule and the past runs it was learned from, one line each."""
-    datasets = len({o.dataset_hash for o in learned.observations})
-    lines = [f"learned schedule from {len(learned.observations)} past run(s) on {datasets} dataset(s) in {learned.history} "
-             "(weight = val utility):"]
-    for o in learned.observations:
-        run = f"{o.study} trial {o.trial}" if o.study is not None else o.origin
-        lines.append(f"  {o.dataset_path}  {run}, {o.steps} steps, weight {o.utility:.3f}: "
-                     f"η0 {math.exp(o.log_multiplier):.2f} x default, η1 {o.decay:.2f}")
-    multiplier, decay = learned.predicted
-    clipped = "" if (round(multiplier, 6), round(decay, 6)) == (round(learned.multiplier, 6), round(learned.lr_decay_rate, 6)) \
-        else f" (predicted η0 {multiplier:.2f} x, η1 {decay:.2f}; clipped to the tuning ranges)"
-    lines.append(f"this dataset, {learned.steps} steps: η0 {learned.multiplier:.2f} x default (g_lr {learned.g_lr:.3g}, "
-                 f"d_lr {learned.d_lr:.3g}), {learned.lr_schedule} schedule, η1 {learned.lr_decay_rate:.2f}{clipped}; "
-                 f"regularisation λ {learned.strength:g}")
-    outside = learned.steps_outside()
-    if outside is not None:
-        lines.append(f"note: the runs it learned from trained {outside[0]}..{outside[1]} steps, this training {learned.steps}: "
-                     "the schedule is extrapolated in length")
-    return lines
-
-
-def learned_config(cfg: Any, run: Any) -> Any:
-    """The config with the learned schedule; a resumed training keeps the one it started with."""
-    from ganaug.gan.artifacts import GanPaths
-    from ganaug.tune.history import history_path
-    from ganaug.tune.schedule import schedule_of_checkpoint, with_learned_schedule
-
-    checkpoint = GanPaths.under(run.root).last_checkpoint
-    if cfg.resume and checkpoint.is_file():
-        cfg = schedule_of_checkpoint(cfg, checkpoint)
-        console.print(f"resuming with the schedule this training started with ({checkpoint}): g_lr {cfg.g_lr:.3g}, "
-                      f"d_lr {cfg.d_lr:.3g}, {cfg.lr_schedule}, η1 = {cfg.lr_decay_rate:.2f}", soft_wrap=True, highlight=False)
-        return cfg
-    cfg, learned = with_learned_schedule(cfg, run.dataset, history_path())
-    for line in learned_lines(learned):
-        console.print(line, soft_wrap=True, highlight=False)
-    return cfg
-
-
 @app.command("train")
 def train_command(
     run_dir: Path = typer.Option(None, "--run-dir", help="Run folder with dataset.parquet (default: newest under --runs-root)."),
@@ -126,14 +85,13 @@ def train_command(
     amp: bool = typer.Option(None, "--amp/--no-amp", help="bf16 autocast on CUDA."),
     resume: bool = typer.Option(None, "--resume/--no-resume", help="Continue from gan/checkpoints/last.pt."),
     seed: int = typer.Option(None, "--seed", help="Seed of weights, noise and batches."),
-    schedule: str = typer.Option("fixed", "--schedule", help="fixed: the configured learning rates and schedule; learned: "
+    schedule: str = typer.Option(None, "--schedule", help="fixed: the configured learning rates and schedule; learned: "
                                  "η0 and η1 learned from the run history for this dataset ($GANAUG_HISTORY, else "
                                  "data/history/gan_runs.parquet)."),
     config: Path = ConfigOption,
     runs_root: Path = RunsRootOption,
 ) -> None:
     """Train the conditional GAN; writes <run-dir>/gan/ (checkpoints, metrics.parquet, sample grids)."""
-    from ganaug.errors import ConfigError
     from ganaug.gan import GanConfig
     from ganaug.runner import run_train
     from ganaug.runs import DATASET_FILE, RunFolder
@@ -143,20 +101,19 @@ def train_command(
             "steps": steps, "batch_size": batch_size, "loss": loss, "g_lr": g_lr, "d_lr": d_lr,
             "lr_schedule": lr_schedule, "conditioning": conditioning, "checkpoint_every": checkpoint_every,
             "g_width": g_width, "d_width": d_width, "monitor_every": monitor_every, "ema_statistics": ema_statistics,
-            "device": device, "compile": compile_, "amp": amp, "resume": resume, "seed": seed,
+            "device": device, "compile": compile_, "amp": amp, "resume": resume, "seed": seed, "schedule": schedule,
         }
         cfg = build_config(GanConfig, config, overrides)
-        if schedule not in ("fixed", "learned"):
-            raise ConfigError(f"--schedule must be fixed or learned, not '{schedule}'")
         run = RunFolder.open(find_run_dir(run_dir, runs_root, {DATASET_FILE: "ganaug ingest"}))
-        if schedule == "learned":
-            cfg = learned_config(cfg, run)
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[losses]}"),
                    TextColumn("{task.fields[monitor]}"), TimeElapsedColumn())
+        def say(line: str) -> None:
+            console.print(line, soft_wrap=True, highlight=False)
+
         with Progress(*columns, console=console, transient=False) as progress:
             bar = ProgressBar(progress, 1.0 / (cfg.batch_size * cfg.d_steps_per_g))
-            result = run_train(run, cfg, callbacks=[bar])
+            result = run_train(run, cfg, callbacks=[bar], announce=say)
         console.print(result_table(result))
         for what, path in (("checkpoint", result.checkpoint_path), ("best checkpoint", result.best_checkpoint_path),
                            ("metrics", result.metrics_path), ("samples", result.grid_path)):

@@ -16,6 +16,7 @@ AugmentOp = Literal["color", "translation", "cutout"]
 LrSchedule = Literal["constant", "exponential", "cosine"]
 EmaStatistics = Literal["standing", "copied"]
 ClassSampling = Literal["auto", "images", "balanced"]
+ScheduleSource = Literal["fixed", "learned"]
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 # Options that fix the networks' shapes: a checkpoint can only be resumed or loaded with these unchanged.
@@ -57,6 +58,7 @@ class GanConfig(StrictModel):
     mode_seeking: float | None = Field(1.0, gt=0.0, le=100.0, description="Mode-seeking regularization of G (Mao et al. 2019): pairs of fakes of one class from different noise must differ; the weight, None = off.")
     ema_decay: float | None = Field(0.999, ge=0.0, lt=1.0, description="Decay of the generator's weight average (used for sampling); None = off.")
     ema_statistics: EmaStatistics = Field("standing", description="Batch-norm statistics of the averaged generator: standing = recomputed for its own weights before each use; copied = the live generator's.")
+    schedule: ScheduleSource = Field("fixed", description="fixed: g_lr, d_lr, lr_schedule and lr_decay_rate as configured; learned: set when the training starts from the run history for this dataset (eta0 and eta1 of lr_t = eta0 * exp(-eta1 t), ganaug.tune.schedule); leave those four at their defaults then.")
     lr_schedule: LrSchedule = Field("constant", description="Learning-rate schedule of both networks.")
     lr_decay_rate: float = Field(2.0, ge=0.0, le=50.0, description="k in lr_t = lr_0 * exp(-k t), t = fraction of training done (lr_schedule='exponential').")
     r1_gamma: float | None = Field(None, gt=0.0, le=1000.0, description="R1 gradient penalty weight on real images; None = off.")

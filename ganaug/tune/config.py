@@ -52,6 +52,7 @@ class TuneConfig(StrictModel):
     synthetic_per_class: int = Field(50, ge=2, le=100_000, description="Generated images per class the utility classifier trains on.")
     classifier_steps: int = Field(200, ge=1, le=1_000_000, description="Optimizer steps of the utility classifier (a fixed budget, so trials compare fairly).")
     warm_start: bool = Field(True, description="Enqueue the best configs of the nearest past datasets in the run history as the first trials.")
+    warm_schedule: bool = Field(True, description="With warm_start: first enqueue the base config with the learning rates and schedule learned from the run history for this dataset (ganaug.tune.schedule), when the history has runs to learn from.")
     warm_datasets: int = Field(2, ge=1, le=100, description="Nearest past datasets whose configs seed the study.")
     warm_per_dataset: int = Field(2, ge=1, le=100, description="Best configs taken from each of those datasets.")
     history: Path | None = Field(None, description="Run history file; None = $GANAUG_HISTORY, else data/history/gan_runs.parquet.")
@@ -110,7 +111,7 @@ def to_gan_config(params: dict[str, Any], base: GanConfig, steps: int) -> GanCon
     values = {**base.model_dump(), "loss": params["loss"], "g_lr": params["g_lr"], "d_lr": params["d_lr"],
               "betas": (params["beta1"], params["beta2"]), "g_width": params["g_width"], "d_width": params["d_width"],
               "diffaugment": DIFFAUGMENT_POLICIES[params["diffaugment"]], **off, "lr_schedule": params["lr_schedule"],
-              "steps": steps, "resume": False}
+              "steps": steps, "resume": False, "schedule": "fixed"}
     if params["lr_schedule"] == "exponential":
         values["lr_decay_rate"] = params["lr_decay_rate"]
     if values["diffaugment"] is None:

@@ -26,7 +26,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,8 @@ from ganaug.gan.config import GanConfig
 from ganaug.store import DatasetRef, read_dataset
 from ganaug.tune.history import DatasetFeatures, dataset_features, history_rows
 from ganaug.tune.warmstart import PIXEL_SCALE, record_utility
+
+log = logging.getLogger(__name__)
 
 FEATURE_NAMES = ("log images/class", "log classes", "log pixels", "pixel mean", "pixel std", "log steps")
 REFERENCE_STEPS = 3000  # GanConfig's default training length
@@ -238,18 +242,24 @@ SCHEDULE_OPTIONS = ("g_lr", "d_lr", "lr_schedule", "lr_decay_rate")
 
 
 def _refuse_given(cfg: GanConfig) -> None:
-    given = [name for name in SCHEDULE_OPTIONS if name in cfg.model_fields_set]
+    """The learned schedule sets the four options; one changed from its default is a conflict, not silently replaced.
+
+    Judged by value, not by which fields were given: a config that went through a Prefect parameter
+    or a YAML dump has every field set.
+    """
+    given = [name for name in SCHEDULE_OPTIONS if getattr(cfg, name) != GanConfig.model_fields[name].default]
     if given:
         raise ConfigError(f"the learned schedule sets {', '.join(SCHEDULE_OPTIONS)}; the config also gives "
-                          f"{', '.join(given)}: remove them, or train with the fixed schedule")
+                          f"{', '.join(f'{name}={getattr(cfg, name)}' for name in given)}: leave them at their defaults, "
+                          "or train with schedule 'fixed'")
 
 
 def with_learned_schedule(cfg: GanConfig, dataset: DatasetRef | str | Path,
                           history: str | Path | None) -> tuple[GanConfig, LearnedSchedule]:
-    """`cfg` with the learning rates and schedule learned for `dataset`; options it sets must not be given too."""
+    """`cfg` with the learning rates and schedule learned for `dataset` (and schedule 'learned'); options it sets must not be given too."""
     _refuse_given(cfg)
     learned = learned_schedule(dataset_features(read_dataset(dataset)), cfg.steps, history)
-    return GanConfig.model_validate({**cfg.model_dump(), **learned.settings()}), learned
+    return GanConfig.model_validate({**cfg.model_dump(), **learned.settings(), "schedule": "learned"}), learned
 
 
 def schedule_of_checkpoint(cfg: GanConfig, checkpoint: str | Path) -> GanConfig:
@@ -259,4 +269,48 @@ def schedule_of_checkpoint(cfg: GanConfig, checkpoint: str | Path) -> GanConfig:
     _refuse_given(cfg)
     payload, _ = read_checkpoint_with_fallback(checkpoint)
     started = {name: payload["config"][name] for name in SCHEDULE_OPTIONS}
-    return GanConfig.model_validate({**cfg.model_dump(), **started})
+    return GanConfig.model_validate({**cfg.model_dump(), **started, "schedule": "learned"})
+
+
+def resolve_schedule(cfg: GanConfig, root: str | Path, dataset: DatasetRef | str | Path, history: str | Path | None,
+                     announce: Callable[[str], None] | None = None) -> GanConfig:
+    """The config a training under `root` starts with: `cfg` itself for schedule 'fixed'; for 'learned', the
+    schedule a resumed training (cfg.resume and root/gan/checkpoints/last.pt) started with, else the one learned
+    now from `history` for `dataset`. `announce` gets one line per past run learned from and the result."""
+    if cfg.schedule == "fixed":
+        return cfg
+    from ganaug.gan.artifacts import GanPaths
+
+    say = announce or log.info
+    checkpoint = GanPaths.under(Path(root)).last_checkpoint
+    if cfg.resume and checkpoint.is_file():
+        resolved = schedule_of_checkpoint(cfg, checkpoint)
+        say(f"resuming with the schedule this training started with ({checkpoint}): g_lr {resolved.g_lr:.3g}, "
+            f"d_lr {resolved.d_lr:.3g}, {resolved.lr_schedule}, η1 = {resolved.lr_decay_rate:.2f}")
+        return resolved
+    resolved, learned = with_learned_schedule(cfg, dataset, history)
+    for line in describe(learned):
+        say(line)
+    return resolved
+
+
+def describe(learned: LearnedSchedule) -> list[str]:
+    """The learned schedule and the past runs it was learned from, one line each."""
+    datasets = len({o.dataset_hash for o in learned.observations})
+    lines = [f"learned schedule from {len(learned.observations)} past run(s) on {datasets} dataset(s) in {learned.history} "
+             "(weight = val utility):"]
+    for o in learned.observations:
+        run = f"{o.study} trial {o.trial}" if o.study is not None else o.origin
+        lines.append(f"  {o.dataset_path}  {run}, {o.steps} steps, weight {o.utility:.3f}: "
+                     f"η0 {math.exp(o.log_multiplier):.2f} x default, η1 {o.decay:.2f}")
+    multiplier, decay = learned.predicted
+    clipped = "" if (round(multiplier, 6), round(decay, 6)) == (round(learned.multiplier, 6), round(learned.lr_decay_rate, 6)) \
+        else f" (predicted η0 {multiplier:.2f} x, η1 {decay:.2f}; clipped to the tuning ranges)"
+    lines.append(f"this dataset, {learned.steps} steps: η0 {learned.multiplier:.2f} x default (g_lr {learned.g_lr:.3g}, "
+                 f"d_lr {learned.d_lr:.3g}), {learned.lr_schedule} schedule, η1 {learned.lr_decay_rate:.2f}{clipped}; "
+                 f"regularisation λ {learned.strength:g}")
+    outside = learned.steps_outside()
+    if outside is not None:
+        lines.append(f"note: the runs it learned from trained {outside[0]}..{outside[1]} steps, this training {learned.steps}: "
+                     "the schedule is extrapolated in length")
+    return lines

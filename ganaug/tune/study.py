@@ -54,6 +54,7 @@ from ganaug.tune.history import (
     history_rows,
     make_record,
 )
+from ganaug.tune.schedule import observations, schedule_for
 from ganaug.tune.storage import TrialPruning, counts, open_study, trial_row
 from ganaug.tune.warmstart import Neighbour, nearest_datasets
 
@@ -166,12 +167,33 @@ def run_trial(number: int, params: dict[str, Any], data: _Data, cfg: TuneConfig,
     return TrialOutcome(tuple(callback.readings), pruned, seconds)
 
 
+LEARNED_SCHEDULE = "learned schedule"  # warm_from of the trial with the history's learned schedule
+
+
+def learned_schedule_params(data: _Data, cfg: TuneConfig, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The point of the space of `cfg.base` with the schedule learned from the history rows; None when it has none."""
+    found = observations(rows)
+    if not found:
+        return None
+    base = cfg.base.model_copy(update={"schedule": "fixed"})
+    learned = schedule_for(data.features, cfg.max_steps, found, str(data.history))
+    log.info("warm start: learned schedule η0 %.2f x default, η1 %.2f from %d past run(s)", learned.multiplier,
+             learned.lr_decay_rate, len(found))
+    return from_gan_config(base.model_copy(update=learned.settings()), data.features.height, data.features.width)
+
+
 def warm_start(study: optuna.Study, data: _Data, cfg: TuneConfig) -> list[Neighbour]:
-    """Enqueue the best configs of the nearest past datasets (other than this one's own records, too)."""
+    """Enqueue the learned schedule on the base config, then the best configs of the nearest past datasets
+    (this dataset's own records too)."""
     if not cfg.warm_start or data.history is None or not data.history.exists():
         return []
-    neighbours = nearest_datasets(data.features, history_rows(data.history), cfg.warm_datasets, cfg.warm_per_dataset)
+    rows = history_rows(data.history)
+    neighbours = nearest_datasets(data.features, rows, cfg.warm_datasets, cfg.warm_per_dataset)
     queued: list[str] = []
+    schedule = learned_schedule_params(data, cfg, rows) if cfg.warm_schedule else None
+    if schedule is not None:
+        queued.append(json.dumps(schedule, sort_keys=True))
+        study.enqueue_trial(schedule, user_attrs={"warm_from": LEARNED_SCHEDULE})
     for neighbour in neighbours:
         for config in neighbour.configs:
             params = from_gan_config(config, data.features.height, data.features.width)
@@ -180,7 +202,8 @@ def warm_start(study: optuna.Study, data: _Data, cfg: TuneConfig) -> list[Neighb
                 continue
             queued.append(key)
             study.enqueue_trial(params, user_attrs={"warm_from": neighbour.features.dataset_path})
-    log.info("warm start: %d configs from %d nearest datasets", len(queued), len(neighbours))
+    log.info("warm start: %d configs (learned schedule: %s) from %d nearest datasets", len(queued),
+             "yes" if schedule is not None else "no", len(neighbours))
     return neighbours
 
 

@@ -144,3 +144,33 @@ def test_interrupted_gan_training_resumes_from_its_checkpoint(
     assert result.resumed_from == 4 and result.steps == 8
     assert result.checkpoint_path.endswith("rerun/gan/checkpoints/last.pt")
     assert not list((tmp_path / "cache" / "in-flight").glob("*.json"))
+
+
+def test_gan_stage_learns_its_schedule_from_the_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_config: Any
+) -> None:
+    """gan.schedule 'learned' in a flow: rates learned from the history when the training starts, recorded as trained."""
+    from flows import ingest_flow, train_gan_flow
+    from ganaug.errors import DataError
+    from ganaug.gan import GanConfig
+    from ganaug.gan.checkpoint import read_checkpoint_with_fallback
+    from ganaug.tune.history import HISTORY_ENV, append_record, dataset_features, make_record
+
+    cfg = tiny_config(tmp_path)
+    history = tmp_path / "history.parquet"
+    monkeypatch.setenv(HISTORY_ENV, str(history))
+    dataset = ingest_flow(cfg.ingest, cfg.orchestration.model_copy(update={"run_id": "data"}))
+    gan_cfg = cfg.gan.model_copy(update={"schedule": "learned", "seed": 2})
+    with pytest.raises(DataError, match=f"run history {history} does not exist"):
+        train_gan_flow(gan_cfg, cfg.orchestration.model_copy(update={"run_id": "empty"}), dataset)
+    assert not (tmp_path / "runs" / "empty" / "gan").exists()
+    past = GanConfig(g_lr=6e-4, d_lr=2.4e-3, lr_schedule="exponential", lr_decay_rate=1.0)  # 3x the default rates
+    append_record(history, make_record(dataset_features(read_dataset(dataset.path)), past, [], origin="tune", steps=6,
+                                       seconds=1.0, device="cpu", cas_val=0.9, study="s", trial=0))
+    result = train_gan_flow(gan_cfg, cfg.orchestration.model_copy(update={"run_id": "learned"}), dataset)
+    trained, _ = read_checkpoint_with_fallback(result.checkpoint_path)
+    schedule = {k: trained["config"][k] for k in ("schedule", "lr_schedule", "g_lr", "d_lr")}
+    assert schedule["schedule"] == "learned" and schedule["lr_schedule"] == "exponential"
+    assert 2e-4 < schedule["g_lr"] < 6e-4 and schedule["d_lr"] == pytest.approx(4 * schedule["g_lr"])
+    recorded = json.loads((tmp_path / "runs" / "learned" / "run.json").read_text())["config"]["train_gan"]
+    assert {k: recorded[k] for k in schedule} == schedule

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ from ganaug.data.tensors import load_tensors
 from ganaug.gan import GanConfig
 from ganaug.gan.networks import ImageShape
 from ganaug.tune.config import TuneConfig, from_gan_config
-from ganaug.tune.history import history_rows
-from ganaug.tune.study import synthetic_utility, tune_gan
+from ganaug.store import read_dataset
+from ganaug.tune.history import dataset_features, history_rows
+from ganaug.tune.schedule import observations, schedule_for
+from ganaug.tune.study import LEARNED_SCHEDULE, synthetic_utility, tune_gan
 
 TINY_TUNE: dict[str, Any] = {"min_steps": 2, "max_steps": 8, "reduction_factor": 2, "synthetic_per_class": 8,
                              "classifier_steps": 20, "base": TINY_GAN}
@@ -113,11 +116,19 @@ def test_warm_start_enqueues_the_nearest_datasets_best_configs_and_cold_does_not
     _, best = max(enumerate(records), key=lambda pair: (pair[1]["cas_val"], pair[0]))  # a tie goes to the later record
     best_past = GanConfig.model_validate(best["config"])
     new = make_dataset(tmp_path / "new" / "dataset.parquet", seed=3, train_per_class=9)
-    warm = tune_gan(new, tune_cfg(tmp_path, n_trials=2, warm_datasets=1, warm_per_dataset=1, pruner="none"), tmp_path / "new")
+    frozen = history_rows(tmp_path / "history.parquet")  # the history the warm study starts from
+    shutil.copy(tmp_path / "history.parquet", tmp_path / "frozen.parquet")
+    warm = tune_gan(new, tune_cfg(tmp_path, n_trials=3, warm_datasets=1, warm_per_dataset=1, pruner="none"), tmp_path / "new")
     trials = pq.read_table(warm.trials_path).to_pylist()
-    assert warm.warm_trials == 1 and warm.warm_from == [str(past.file)]
-    assert trials[0]["warm_from"] == str(past.file) and trials[1]["warm_from"] is None
-    assert json.loads(trials[0]["params"]) == pytest.approx(from_gan_config(best_past, 8, 8))
+    assert warm.warm_trials == 2 and warm.warm_from == sorted([LEARNED_SCHEDULE, str(past.file)])
+    assert [t["warm_from"] for t in trials] == [LEARNED_SCHEDULE, str(past.file), None]
+    learned = schedule_for(dataset_features(read_dataset(new)), 8, observations(frozen), "h")
+    base = GanConfig.model_validate(TINY_GAN).model_copy(update=learned.settings())
+    assert json.loads(trials[0]["params"]) == pytest.approx(from_gan_config(base, 8, 8))  # the base config, learned rates
+    assert json.loads(trials[1]["params"]) == pytest.approx(from_gan_config(best_past, 8, 8))
+    plain = tune_gan(new, tune_cfg(tmp_path, n_trials=2, warm_datasets=1, warm_per_dataset=1, pruner="none",
+                                   warm_schedule=False, history=str(tmp_path / "frozen.parquet")), tmp_path / "plain")
+    assert [t["warm_from"] for t in pq.read_table(plain.trials_path).to_pylist()] == [str(past.file), None]
     cold = tune_gan(new, tune_cfg(tmp_path, n_trials=2, warm_start=False, pruner="none"), tmp_path / "cold")
     cold_trials = pq.read_table(cold.trials_path).to_pylist()
     assert cold.warm_trials == 0 and all(t["warm_from"] is None for t in cold_trials)
