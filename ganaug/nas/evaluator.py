@@ -23,14 +23,10 @@ from ganaug.classifier import ArchSpec, TrainConfig, accuracy, build_classifier,
 from ganaug.classifier.train import EvalCallback, cpu_threads
 from ganaug.device import DeviceChoice
 from ganaug.nas.augment import affine_augment
+from ganaug.pruning import replay_reporter
 
 log = logging.getLogger(__name__)
 LATENCY_BATCH = 32
-
-
-def quiet_optuna() -> None:
-    """Optuna logs every trial at INFO on its own handler; ganaug reports progress itself."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -92,17 +88,7 @@ class PruneContext:
 
     def reporter(self) -> EvalCallback:
         """An `(evaluation number, val accuracy)` callback: report, raise `optuna.TrialPruned` when told to stop."""
-        quiet_optuna()
-        study = optuna.create_study(direction="maximize", pruner=self.pruner, sampler=optuna.samplers.RandomSampler(0))
-        study.add_trials(self.history)
-        trial = study.ask()
-
-        def on_evaluation(number: int, val_accuracy: float) -> None:
-            trial.report(val_accuracy, number)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at evaluation {number} at val accuracy {val_accuracy:.4f}")
-
-        return on_evaluation
+        return replay_reporter(self.pruner, self.history, "evaluation", "val accuracy")
 
 
 def measure_latency_ms(model: torch.nn.Module, image_shape: Sequence[int], repeats: int = 7) -> float:

@@ -23,9 +23,10 @@ from ganaug.classifier import ArchSpec
 from ganaug.errors import ConfigError, DataError
 from ganaug.executor import Executor, Unpack, as_executor
 from ganaug.nas.config import SearchConfig
-from ganaug.nas.evaluator import PruneContext, TrialResult, quiet_optuna
+from ganaug.nas.evaluator import PruneContext, TrialResult
 from ganaug.nas.space import SearchSpace
 from ganaug.nas.strategy import GENERATION_ATTR, PARENTS_ATTR, AgingEvolutionSampler, make_pruner, make_sampler
+from ganaug.pruning import quiet_optuna
 
 log = logging.getLogger(__name__)
 

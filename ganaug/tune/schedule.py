@@ -297,8 +297,8 @@ def resolve_schedule(cfg: GanConfig, root: str | Path, dataset: DatasetRef | str
 def describe(learned: LearnedSchedule) -> list[str]:
     """The learned schedule and the past runs it was learned from, one line each."""
     datasets = len({o.dataset_hash for o in learned.observations})
-    lines = [f"learned schedule from {len(learned.observations)} past run(s) on {datasets} dataset(s) in {learned.history} "
-             "(weight = val utility):"]
+    lines = [(f"learned schedule from {len(learned.observations)} past run(s) on {datasets} dataset(s) in {learned.history} "
+              "(weight = val utility):")]
     for o in learned.observations:
         run = f"{o.study} trial {o.trial}" if o.study is not None else o.origin
         lines.append(f"  {o.dataset_path}  {run}, {o.steps} steps, weight {o.utility:.3f}: "

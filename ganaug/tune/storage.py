@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from ganaug.errors import ConfigError, DataError
-from ganaug.nas.evaluator import quiet_optuna
+from ganaug.pruning import quiet_optuna, replay_reporter
 from ganaug.tune.config import TuneConfig
 
 log = logging.getLogger(__name__)
@@ -130,17 +130,6 @@ class TrialPruning:
 
     def reporter(self) -> Any:
         """A `(step, utility)` callback: report, raise `optuna.TrialPruned` when the pruner says stop."""
-        quiet_optuna()
-        study = optuna.create_study(direction="maximize", pruner=self.cfg.make_pruner(), study_name=self.study_name,
-                                    sampler=optuna.samplers.RandomSampler(0))
         by_number = {trial.number: trial for trial in self.finished}
-        for number in range(self.number):
-            study.add_trial(by_number.get(number, PLACEHOLDER))
-        trial = study.ask()
-
-        def on_reading(step: int, utility: float) -> None:
-            trial.report(utility, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at step {step} at CAS on val {utility:.4f}")
-
-        return on_reading
+        replayed = [by_number.get(number, PLACEHOLDER) for number in range(self.number)]
+        return replay_reporter(self.cfg.make_pruner(), replayed, "step", "CAS on val", study_name=self.study_name)
