@@ -86,6 +86,8 @@ def test_bad_budget_and_runner_choices_are_rejected(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--budget" in result.output
     result = runner.invoke(app, ["run", "--dask-address", "tcp://127.0.0.1:8786", "--runs-root", str(tmp_path)])
     assert result.exit_code == 2 and "dask_address is set but task_runner is not 'dask'" in result.output
+    result = runner.invoke(app, ["run", "--gan-schedule", "sometimes", "--runs-root", str(tmp_path)])
+    assert result.exit_code == 2 and "gan.schedule: Input should be 'fixed' or 'learned'" in result.output
 
 
 def test_run_into_a_folder_another_process_writes_exits_2_naming_it(tmp_path: Path, tiny_config: Any) -> None:
