@@ -190,3 +190,23 @@ def test_freshness_checks_every_combined_checkpoint(tmp_path: Path) -> None:
     shutil.copy(checkpoints / "step_0000008.pt", checkpoints / "step_0000006.pt")  # an older member replaced
     with pytest.raises(Exception, match="step_0000006.pt is now another one"):
         check_synthetic_fresh(run, dataset, Path(ref.path))
+
+
+def test_cli_average_options(tmp_path: Path, kept_run) -> None:
+    from typer.testing import CliRunner
+
+    from ganaug.cli import app
+
+    dataset, _, _ = kept_run
+    run = tmp_path / "run"
+    shutil.copytree(Path(dataset.path).parent, run)
+    runner = CliRunner(env={"COLUMNS": "200"})
+    base = ["generate", "--run-dir", str(run), "--mode", "per_class", "--per-class", "3", "--device", "cpu"]
+    result = runner.invoke(app, [*base, "--average", "ensemble", "--average-checkpoints", "2"])
+    assert result.exit_code == 0, result.output
+    selection = checkpoint_choice(run / "synthetic.parquet")
+    assert selection["average"] == "ensemble" and [m["step"] for m in selection["checkpoints"]] == [8, 10]
+    (run / "synthetic.parquet").unlink()
+    result = runner.invoke(app, [*base, "--average", "weights", "--average-checkpoints", "9"])
+    assert result.exit_code == 2 and "average_checkpoints=9 but" in result.output and "Traceback" not in result.output
+    assert not (run / "synthetic.parquet").exists()
