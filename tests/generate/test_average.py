@@ -12,7 +12,7 @@ from genhelpers import tiny_gan_config, write_bar_dataset
 from pydantic import ValidationError
 
 from ganaug.data.tensors import tensor_to_images
-from ganaug.errors import CheckpointError, ConfigError
+from ganaug.errors import CheckpointError, ConfigError, DataError
 from ganaug.gan import GanResult, load_generator, sample, train_gan
 from ganaug.gan.averaging import EnsembleGenerator, combined_generator, ensemble_generators
 from ganaug.gan.checkpoint import read_checkpoint
@@ -140,7 +140,7 @@ def test_averaged_generation_is_deterministic_with_the_seed(tmp_path: Path, kept
 
 
 def test_more_checkpoints_than_kept_is_a_clear_error_and_writes_nothing(tmp_path: Path, kept_run) -> None:
-    dataset, gan, folder = kept_run
+    dataset, gan, _ = kept_run
     out = tmp_path / "out"
     with pytest.raises(ConfigError, match=r"average_checkpoints=4 but .*checkpoints keeps only 3 periodic checkpoints "
                                           r"\(step_<n>.pt: step_0000006.pt, step_0000008.pt, step_0000010.pt\)"):
@@ -188,7 +188,7 @@ def test_freshness_checks_every_combined_checkpoint(tmp_path: Path) -> None:
     assert {"checkpoint", "checkpoint_step_0000006", "checkpoint_step_0000008"} <= set(inputs)
     checkpoints = run.root / "gan" / "checkpoints"
     shutil.copy(checkpoints / "step_0000008.pt", checkpoints / "step_0000006.pt")  # an older member replaced
-    with pytest.raises(Exception, match="step_0000006.pt is now another one"):
+    with pytest.raises(DataError, match="step_0000006.pt is now another one"):
         check_synthetic_fresh(run, dataset, Path(ref.path))
 
 
