@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 GenerateMode = Literal["per_class", "balance", "ratio"]
 RankBy = Literal["none", "confidence", "discriminator"]
 CheckpointChoice = Literal["best", "last"]
+AverageChoice = Literal["none", "weights", "ensemble"]
 
 
 class GenerateConfig(StrictModel):
@@ -45,6 +46,8 @@ class GenerateConfig(StrictModel):
     ratio: float = Field(1.0, gt=0.0, le=100.0, description="Synthetic images per real training image of the same class (mode=ratio).")
     checkpoint: CheckpointChoice = Field("best", description="Which checkpoint of the GAN training to sample: best = the one with the best validation score (gan/checkpoints/best.pt, chosen by the collapse monitor), last = the final one.")
     use_ema: bool = Field(True, description="Sample from the generator's exponential moving average (False: the raw generator).")
+    average: AverageChoice = Field("none", description="Sample from several kept checkpoints instead of one: none = the one `checkpoint` picks; weights = one generator with the uniform mean of the newest `average_checkpoints` periodic checkpoints' (EMA) weights, batch-norm statistics recomputed; ensemble = those generators in turn (image i of a batch from generator i mod k). `checkpoint` does not apply then.")
+    average_checkpoints: int = Field(3, ge=2, le=100, description="How many of the newest kept periodic checkpoints (gan/checkpoints/step_<n>.pt) average/ensemble combine; the training must keep at least this many (keep_checkpoints).")
     min_confidence: float | None = Field(None, gt=0.0, le=1.0, description="Keep only samples a real-trained classifier assigns to their class with at least this probability; None = off.")
     rank_by: RankBy = Field("none", description="Keep the best candidates by classifier confidence or discriminator score; none = keep in sampling order.")
     oversample: float = Field(2.0, ge=1.0, le=100.0, description="Candidates drawn per kept image in each filtering round.")
@@ -192,7 +195,7 @@ def write_synthetic(path: Path, images: np.ndarray, labels: np.ndarray, meta: Da
 
 def generate(gan: GanResult, dataset: DatasetRef, cfg: GenerateConfig, out: Path) -> SyntheticRef:
     """Sample the configured counts per class from `gan`'s best (or last) checkpoint into out/synthetic.parquet."""
-    if cfg.checkpoint == "best" and gan.best_checkpoint_path is None:
+    if cfg.average == "none" and cfg.checkpoint == "best" and gan.best_checkpoint_path is None:
         raise ConfigError(
             f"checkpoint='best' but the GAN result for {gan.checkpoint_path} names no best checkpoint (it was trained "
             "by an older ganaug); retrain the GAN, or set checkpoint='last'"
@@ -223,8 +226,29 @@ def checkpoint_choice(synthetic: SyntheticRef | str | Path) -> dict[str, Any]:
     return dict(read_dataset_meta(path).extra.get("checkpoint_selection") or {})
 
 
+def _combined_generator(folder: Path, cfg: GenerateConfig) -> tuple[torch.nn.Module, dict[str, Any], Path, dict[str, Any]]:
+    """The weight average or ensemble `cfg.average` asks for, its info, newest member file and selection record."""
+    from ganaug.gan.averaging import combined_generator
+
+    generator, info = combined_generator(folder, cfg.average, cfg.average_checkpoints, use_ema=cfg.use_ema, seed=cfg.seed,
+                                         device=select_device(cfg.device))
+    files = [Path(path) for path in info["averaged_checkpoints"]]
+    how = "uniform weight average" if cfg.average == "weights" else "ensemble (in turn)"
+    selection = {
+        "file": files[-1].name, "step": info["step"], "checkpoint_id": str(info["checkpoint_id"]), "average": cfg.average,
+        "rule": f"{how} of the newest {len(files)} kept checkpoints (steps {', '.join(map(str, info['averaged_steps']))})",
+        "checkpoints": [{"file": path.name, "step": step, "checkpoint_id": member}
+                        for path, step, member in zip(files, info["averaged_steps"], info["averaged_ids"])],
+    }
+    return generator, info, files[-1], selection
+
+
 def generate_from_checkpoint(checkpoint: Path, dataset: DatasetRef, cfg: GenerateConfig, out: Path) -> SyntheticRef:
-    """Like `generate`, from a checkpoint file; given a training's last.pt, `cfg.checkpoint` picks best.pt or it."""
+    """Like `generate`, from a checkpoint file; given a training's last.pt, `cfg.checkpoint` picks best.pt or it.
+
+    With `cfg.average` set, the newest `cfg.average_checkpoints` periodic checkpoints in the file's
+    folder are combined instead (the file itself is not read).
+    """
     from ganaug.gan import load_generator
     from ganaug.gan.checkpoint import LAST, read_checkpoint_with_fallback
 
@@ -236,12 +260,15 @@ def generate_from_checkpoint(checkpoint: Path, dataset: DatasetRef, cfg: Generat
             f"nothing to generate: mode '{cfg.mode}' asks for 0 images (the train split of {real.path} is already "
             "balanced); set target_per_class or use mode per_class"
         )
-    checkpoint = chosen_checkpoint(Path(checkpoint), cfg.checkpoint)
-    if checkpoint.name == LAST:  # a damaged last.pt: the newest valid periodic checkpoint, with a warning
-        checkpoint = read_checkpoint_with_fallback(checkpoint)[1]
-    generator, info = load_generator(checkpoint, use_ema=cfg.use_ema, device=select_device(cfg.device))
-    selection = {"file": checkpoint.name, "step": info["step"], "checkpoint_id": str(info["checkpoint_id"]),
-                 **(info.get("selection") or {"rule": f"the given checkpoint {checkpoint.name}"})}
+    if cfg.average != "none":
+        generator, info, checkpoint, selection = _combined_generator(Path(checkpoint).parent, cfg)
+    else:
+        checkpoint = chosen_checkpoint(Path(checkpoint), cfg.checkpoint)
+        if checkpoint.name == LAST:  # a damaged last.pt: the newest valid periodic checkpoint, with a warning
+            checkpoint = read_checkpoint_with_fallback(checkpoint)[1]
+        generator, info = load_generator(checkpoint, use_ema=cfg.use_ema, device=select_device(cfg.device))
+        selection = {"file": checkpoint.name, "step": info["step"], "checkpoint_id": str(info["checkpoint_id"]),
+                     **(info.get("selection") or {"rule": f"the given checkpoint {checkpoint.name}"})}
     log.info("sampling %s (step %s): %s", checkpoint, info["step"], selection.get("rule"))
     _check_generator(info, real.meta, checkpoint, real.path)
     _check_trained_on(info, real, checkpoint)

@@ -193,6 +193,10 @@ def run_generate(run: RunFolder, cfg: GenerateConfig, checkpoint: Path | None = 
         selection = read_dataset_meta(ref.path).extra.get("checkpoint_selection") or {}
         record.inputs["checkpoint"] = ArtifactRef(path=str(checkpoint.with_name(str(selection.get("file", checkpoint.name)))),
                                                   content_hash=str(selection.get("checkpoint_id", "")), kind="gan-checkpoint")
+        for member in selection.get("checkpoints") or []:  # average/ensemble: every combined checkpoint, newest last
+            key = "checkpoint" if member["file"] == selection.get("file") else f"checkpoint_{Path(member['file']).stem}"
+            record.inputs[key] = ArtifactRef(path=str(checkpoint.with_name(member["file"])), content_hash=str(member["checkpoint_id"]),
+                                             kind="gan-checkpoint")
         record_result(record, ref)
     log.info("generated %d synthetic images into %s", ref.rows, ref.path)
     return ref
@@ -284,13 +288,16 @@ def check_synthetic_fresh(run: RunFolder, dataset: DatasetRef, path: Path) -> No
         return
     from ganaug.gan.artifacts import GanPaths
 
-    checkpoint = GanPaths.under(run.root).checkpoints / str(name)
-    if not checkpoint.is_file():
-        raise DataError(f"{path} is stale: the checkpoint it was sampled from ({checkpoint}) is gone (the GAN was "
-                        "trained again); rerun `ganaug generate`")
-    if checkpoint_id(checkpoint) != sampled_id:
-        raise DataError(f"{path} is stale: it was sampled from checkpoint {sampled_id[:12]}, but {checkpoint} is now "
-                        "another one (the GAN was trained again); rerun `ganaug generate`")
+    # average/ensemble: every combined checkpoint must still be the one sampled
+    sampled = [(m["file"], str(m["checkpoint_id"])) for m in selection.get("checkpoints") or []] or [(name, sampled_id)]
+    for member, member_id in sampled:
+        checkpoint = GanPaths.under(run.root).checkpoints / str(member)
+        if not checkpoint.is_file():
+            raise DataError(f"{path} is stale: the checkpoint it was sampled from ({checkpoint}) is gone (the GAN was "
+                            "trained again); rerun `ganaug generate`")
+        if checkpoint_id(checkpoint) != member_id:
+            raise DataError(f"{path} is stale: it was sampled from checkpoint {member_id[:12]}, but {checkpoint} is now "
+                            "another one (the GAN was trained again); rerun `ganaug generate`")
 
 
 def checkpoint_id(path: Path) -> str:

@@ -45,6 +45,8 @@ def generate_command(
     target_per_class: int = typer.Option(None, "--target-per-class", help="Real + synthetic count per class (mode balance)."),
     ratio: float = typer.Option(None, "--ratio", help="Synthetic per real training image of each class (mode ratio)."),
     ema: bool = typer.Option(None, "--ema/--no-ema", help="Sample from the EMA generator (default) or the raw one."),
+    average: str = typer.Option(None, "--average", help="none (default), weights or ensemble of the newest kept checkpoints."),
+    average_checkpoints: int = typer.Option(None, "--average-checkpoints", help="How many kept checkpoints --average combines (default 3)."),
     min_confidence: float = typer.Option(None, "--min-confidence", help="Keep samples a real-trained classifier assigns to their class with at least this probability."),
     rank_by: str = typer.Option(None, "--rank-by", help="none, confidence or discriminator."),
     seed: int = typer.Option(None, "--seed", help="Seed of the noise."),
@@ -61,7 +63,7 @@ def generate_command(
     with cli_errors():
         overrides = {
             "mode": mode, "per_class": per_class, "target_per_class": target_per_class, "ratio": ratio,
-            "use_ema": ema, "min_confidence": min_confidence, "rank_by": rank_by, "seed": seed, "device": device,
+            "use_ema": ema, "average": average, "average_checkpoints": average_checkpoints, "min_confidence": min_confidence, "rank_by": rank_by, "seed": seed, "device": device,
         }
         cfg = build_config(GenerateConfig, config, overrides)
         needs = {DATASET_FILE: "ganaug ingest"}
