@@ -47,7 +47,7 @@ GENERATORS = ["last", "best", "weights", "ensemble"]
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs-root", type=Path, default=Path("/work/main/data/runs"))
+    parser.add_argument("--runs-root", type=Path, default=Path("data/runs"), help="Folder holding the runs (their gan/checkpoints and dataset.parquet).")
     parser.add_argument("--runs", default=",".join(RUNS), help="comma-separated run folders under --runs-root")
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "bench" / "averaging")
     parser.add_argument("--seeds", type=int, default=3, help="classifier (and noise) seeds")
