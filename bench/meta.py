@@ -89,6 +89,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=3, help="Seeds of the held-out studies and of the schedule comparison.")
     parser.add_argument("--min-steps", type=int, default=None, help="GAN steps of the first rung (digits 50, fashion 100).")
     parser.add_argument("--max-steps", type=int, default=None, help="GAN steps of an unpruned trial (digits 200, fashion 400).")
+    parser.add_argument("--only-seeds", default=None,
+                        help="comma-separated held-out seeds to run here (default: 0..seeds-1); run several processes on copies "
+                             "of --out (history.parquet, the held-out dataset) to run seeds in parallel")
     parser.add_argument("--classifier-steps", type=int, default=150, help="Steps of the utility classifier.")
     parser.add_argument("--batch-size", type=int, default=64, help="GAN batch size (GanConfig's default 64).")
     parser.add_argument("--mnist", type=Path, default=MNIST, help="Folder of the MNIST IDX files.")
@@ -175,7 +178,8 @@ def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
         generator, _ = load_generator(default.checkpoint_path, device="cpu")
         report["default_cas"] = statistics.mean(synthetic_utility(generator, val, 50, args.classifier_steps, s) for s in range(3))
     done = {row["seed"] for row in report["held_out"]}
-    for seed in (s for s in range(args.seeds) if s not in done):
+    seeds = [int(s) for s in args.only_seeds.split(",")] if args.only_seeds else list(range(args.seeds))
+    for seed in (s for s in seeds if s not in done):
         row: dict[str, Any] = {"seed": seed, "budget": budget(args)}
         for mode in ("cold", "warm"):
             study_dir = args.out / name / f"{mode}{seed}"
