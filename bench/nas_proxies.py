@@ -56,6 +56,7 @@ from reference import (  # bench/reference.py, beside this script
 
 from ganaug.classifier import ArchSpec, TrainConfig, parameter_count, train_classifier
 from ganaug.classifier.train import accuracy_of, auto_steps
+from ganaug.errors import ConfigError
 from ganaug.executor import settle
 from ganaug.nas.augment import affine_augment
 from ganaug.nas.config import SearchConfig, SpaceConfig
@@ -172,6 +173,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES, help="Strategies compared.")
     p.add_argument("--first-strategies", nargs="*", default=[], choices=STRATEGIES,
                    help="Run these strategies' searches for every seed before the other strategies' (so a deadline cuts the others).")
+    p.add_argument("--channels", nargs="+", type=int, default=[16, 32, 64, 96], help="Search space: channel widths a block may have.")
+    p.add_argument("--max-blocks", type=int, default=4, help="Search space: most convolution blocks.")
     p.add_argument("--population", type=int, default=3, help="Evolution / NSGA-II population (and TPE's random start).")
     p.add_argument("--parallel", type=int, default=2, help="Trials a search evaluates at once.")
     p.add_argument("--workers", type=int, default=2, help="Worker processes (all share the one device).")
@@ -184,12 +187,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if (args.dataset is None) == (args.mnist_dir is None):
         p.error("give exactly one of --dataset and --mnist-dir")
-    for name in ("seeds", "trials", "workers", "population", "parallel", "verify_top"):
+    for name in ("seeds", "trials", "workers", "population", "parallel", "verify_top", "max_blocks"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     for name in ("archs", "concurrent_seeds"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be at least 0")
+    if min(args.channels) < 1:
+        p.error(f"--channels {' '.join(map(str, args.channels))}: widths must be at least 1")
     if set(args.first_strategies) - set(args.strategies):
         p.error(f"--first-strategies {' '.join(args.first_strategies)}: each must be one of --strategies {' '.join(args.strategies)}")
     args.proxies = [parse_proxy(p, spec) for spec in args.proxies]
@@ -584,14 +589,18 @@ def main(argv: list[str] | None = None) -> None:
     probe = load_search_data(dataset_ref(dataset), synthetic, SearchConfig(train_data="real"))
     steps = args.steps or auto_steps(len(probe.real_train[1]))
     check_proxies(args, probe)
-    print(estimate(args, steps), flush=True)
-    bench = Bench(args, dataset, steps)
-    bench.record({"kind": "config", "args": {k: str(v) for k, v in vars(args).items()}, "steps": steps})
-    space_cfg = SpaceConfig(max_blocks=4, channels=[16, 32, 64, 96], kernels=[3, 5], pools=["max", "avg", "none"],
+    space_cfg = SpaceConfig(max_blocks=args.max_blocks, channels=sorted(set(args.channels)), kernels=[3, 5], pools=["max", "avg", "none"],
                             norms=["batch", "none"], activations=["relu", "silu"], residual=[False, True],
                             dropouts=[0.0, 0.25, 0.5], head_widths=[0, 128], augment_strengths=[0.0, 0.5, 1.0])
     space = SearchSpace(space_cfg, probe.height, probe.width)
-    space.encode(ArchSpec(), 1.0)  # the default architecture lies in the benchmark's space (raises if not)
+    try:
+        space.encode(ArchSpec(), 1.0)  # the default architecture lies in the benchmark's space
+    except ConfigError as err:
+        print(f"--channels / --max-blocks: the default architecture must lie in the search space ({err})", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(estimate(args, steps), flush=True)
+    bench = Bench(args, dataset, steps)
+    bench.record({"kind": "config", "args": {k: str(v) for k, v in vars(args).items()}, "steps": steps})
     proxy_thread_result: dict[str, Any] = {}
     proxy_thread = threading.Thread(target=lambda: proxy_thread_result.update(run_proxies(bench, space)), daemon=True)
     proxy_thread.start()

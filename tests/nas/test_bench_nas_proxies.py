@@ -124,6 +124,8 @@ def test_a_search_fidelity_larger_than_a_class_stops_before_training(tmp_path: P
     (["--search-fidelity", "real:20:0"], "--search-fidelity real:20:0: PER_CLASS and STEPS must be at least 1"),
     (["--search-fidelity", "synthetic:50:250"], "--search-fidelity synthetic:50:250 trains on GAN samples: give --synthetic"),
     (["--strategies", "evolution", "random", "--first-strategies", "tpe"], "--first-strategies tpe: each must be one of --strategies"),
+    (["--max-blocks", "0"], "--max-blocks must be at least 1"),
+    (["--channels", "0", "16"], "--channels 0 16: widths must be at least 1"),
 ])
 def test_bad_arguments_exit_2(tmp_path: Path, bench_module, args: list[str], message: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -137,4 +139,13 @@ def test_a_proxy_larger_than_a_class_stops_before_training(tmp_path: Path, bench
         bench_module.main(["--dataset", dataset.path, "--out", str(tmp_path / "out"), "--proxies", "real:20:100"])
     assert exit_info.value.code == 2
     assert "--proxies real:20:100: the real training data has only 16 images" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "nas_proxies.jsonl").exists()
+
+
+def test_a_space_without_the_default_architecture_stops_before_training(tmp_path: Path, bench_module, capsys) -> None:
+    dataset = write_tiny_dataset(tmp_path, per_class=(16, 6, 6))
+    with pytest.raises(SystemExit) as exit_info:  # the default ArchSpec has 32 and 64 channels
+        bench_module.main(["--dataset", dataset.path, "--out", str(tmp_path / "out"), "--archs", "0", "--channels", "16", "32"])
+    assert exit_info.value.code == 2
+    assert "--channels / --max-blocks: the default architecture must lie in the search space" in capsys.readouterr().err
     assert not (tmp_path / "out" / "nas_proxies.jsonl").exists()
