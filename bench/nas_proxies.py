@@ -555,8 +555,8 @@ def _strategy_row(summary: dict[str, Any], strategy: str) -> str:
 
 def _curve_lines(summary: dict[str, Any]) -> list[str]:
     """Mean best val accuracy after k trials, per strategy (equal budget at every k)."""
-    runs = {s: [r["best_so_far"] for r in summary["searches"] if r["strategy"] == s and r.get("trials_done")]
-            for s in summary["strategies"]}
+    runs = {s: [r["best_so_far"] for r in summary["searches"] if r["strategy"] == s and r.get("best_test") is not None]
+            for s in summary["strategies"]}  # the searches of the main table (a deadline can cut others short)
     length = min((len(c) for curves in runs.values() for c in curves), default=0)
     if not length:
         return []
