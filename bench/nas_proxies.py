@@ -12,11 +12,19 @@ One run, all trainings in parallel worker processes (one GPU shared by all, or C
    accuracy (its own best-val checkpoint, trained with the seed) against the default ArchSpec and
    the plain reference CNN of bench/reference.py (plain and with affine augmentation) trained with
    the same seed: paired differences with 95% t intervals.
+   With `--search-fidelity SOURCE:PER_CLASS:STEPS` (as the product's proxy-then-verify search does) each
+   trial is scored by that proxy on val instead, and each search's `--verify-top` best trials by proxy
+   score are retrained at full fidelity: the best full-fidelity val of those is the search's found
+   architecture, tested on the test split. Budget per strategy: `--trials` proxy trials plus
+   `--verify-top` full retrainings; the worker seconds each search used are reported.
+   `--archs 0` skips part 1.
 
     python bench/nas_proxies.py --mnist-dir .benchdata/mnist --workers 16 --device cuda --deadline 200
     python bench/nas_proxies.py --dataset data/runs/x/dataset.parquet --synthetic data/runs/x/synthetic.parquet
     python bench/nas_proxies.py --mnist-dir ../shared/datasets/mnist --archs 4 --steps 20 --seeds 1 \\
         --trials 3 --workers 2 --device cpu      # a quick check that it runs
+    python bench/nas_proxies.py --dataset d.parquet --synthetic s.parquet --archs 0 --search-fidelity synthetic:50:250 \\
+        --verify-top 2 --trials 12 --population 4 --parallel 1 --concurrent-seeds 1 --workers 1   # search quality only
 
 Results go to `--out`: nas_proxies.jsonl (one line per finished job, written as they finish) and
 nas_proxies.md (tables), written at the end or at `--deadline` seconds, whichever comes first
@@ -48,6 +56,7 @@ from reference import (  # bench/reference.py, beside this script
 
 from ganaug.classifier import ArchSpec, TrainConfig, parameter_count, train_classifier
 from ganaug.classifier.train import accuracy_of, auto_steps
+from ganaug.errors import ConfigError
 from ganaug.executor import settle
 from ganaug.nas.augment import affine_augment
 from ganaug.nas.config import SearchConfig, SpaceConfig
@@ -146,15 +155,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-per-class", type=int, default=100, help="With --mnist-dir: training images per class.")
     p.add_argument("--synthetic", type=Path, help="synthetic.parquet (GAN samples): adds the GAN-data proxies.")
     p.add_argument("--out", type=Path, default=Path("data/bench/nas_proxies"), help="Folder for the results.")
-    p.add_argument("--archs", type=int, default=30, help="Architectures scored at full fidelity and by every proxy.")
+    p.add_argument("--archs", type=int, default=30, help="Architectures scored at full fidelity and by every proxy (0: skip this part).")
     p.add_argument("--steps", type=int, help="Full-fidelity optimizer steps; default the converged budget (2 per training image, 1,000-20,000).")
     p.add_argument("--proxies", nargs="*", default=["real:all:100", "real:all:250", "real:20:100", "synthetic:20:100", "synthetic:50:250",
                                                      "confident:20:100", "confident:50:250"],
                    help="Training proxies SOURCE:PER_CLASS:STEPS: source real, synthetic (a random draw) or confident (the synthetic "
                         "images with the highest quality_score); per class a number or 'all' (real only).")
     p.add_argument("--seeds", type=int, default=5, help="Search seeds per strategy (and baseline seeds).")
-    p.add_argument("--trials", type=int, default=8, help="Full-fidelity trials per search (equal for every strategy).")
+    p.add_argument("--trials", type=int, default=8, help="Trials per search (equal for every strategy), at --search-fidelity.")
+    p.add_argument("--search-fidelity", default="full",
+                   help="What scores a search trial: 'full' (converged training) or a training proxy SOURCE:PER_CLASS:STEPS "
+                        "as in --proxies, e.g. synthetic:50:250; then the --verify-top best are retrained at full fidelity.")
+    p.add_argument("--verify-top", type=int, default=2,
+                   help="With a proxy --search-fidelity: best proxy trials per search retrained at full fidelity (the best val of those is the found architecture).")
+    p.add_argument("--concurrent-seeds", type=int, default=0,
+                   help="Seeds whose searches (and baselines) run at once; 0 = all. 1 finishes seed after seed, so a deadline leaves whole seeds.")
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES, help="Strategies compared.")
+    p.add_argument("--first-strategies", nargs="*", default=[], choices=STRATEGIES,
+                   help="Run these strategies' searches for every seed before the other strategies' (so a deadline cuts the others).")
+    p.add_argument("--channels", nargs="+", type=int, default=[16, 32, 64, 96], help="Search space: channel widths a block may have.")
+    p.add_argument("--max-blocks", type=int, default=4, help="Search space: most convolution blocks.")
     p.add_argument("--population", type=int, default=3, help="Evolution / NSGA-II population (and TPE's random start).")
     p.add_argument("--parallel", type=int, default=2, help="Trials a search evaluates at once.")
     p.add_argument("--workers", type=int, default=2, help="Worker processes (all share the one device).")
@@ -167,22 +187,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if (args.dataset is None) == (args.mnist_dir is None):
         p.error("give exactly one of --dataset and --mnist-dir")
-    for name in ("archs", "seeds", "trials", "workers", "population", "parallel"):
+    for name in ("seeds", "trials", "workers", "population", "parallel", "verify_top", "max_blocks"):
         if getattr(args, name) < 1:
-            p.error(f"--{name} must be at least 1")
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("archs", "concurrent_seeds"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be at least 0")
+    if min(args.channels) < 1:
+        p.error(f"--channels {' '.join(map(str, args.channels))}: widths must be at least 1")
+    if set(args.first_strategies) - set(args.strategies):
+        p.error(f"--first-strategies {' '.join(args.first_strategies)}: each must be one of --strategies {' '.join(args.strategies)}")
     args.proxies = [parse_proxy(p, spec) for spec in args.proxies]
+    args.search_fidelity = None if args.search_fidelity == "full" else parse_proxy(p, args.search_fidelity, "--search-fidelity")
+    if args.search_fidelity is not None and args.search_fidelity[0] != "real" and args.synthetic is None:
+        p.error(f"--search-fidelity {':'.join(str(v or 'all') for v in args.search_fidelity)} trains on GAN samples: give --synthetic")
     if args.synthetic is None:
         args.proxies = [spec for spec in args.proxies if spec[0] == "real"]  # the GAN proxies need --synthetic
     return args
 
 
-def parse_proxy(parser: argparse.ArgumentParser, spec: str) -> tuple[str, int | None, int]:
+def parse_proxy(parser: argparse.ArgumentParser, spec: str, option: str = "--proxies") -> tuple[str, int | None, int]:
     parts = spec.split(":")
     if len(parts) != 3 or parts[0] not in ("real", "synthetic", "confident") or not parts[2].isdigit() or not (parts[1] == "all" or parts[1].isdigit()):
-        parser.error(f"--proxies {spec}: expected SOURCE:PER_CLASS:STEPS, e.g. real:20:100 or real:all:250")
+        parser.error(f"{option} {spec}: expected SOURCE:PER_CLASS:STEPS, e.g. real:20:100 or real:all:250")
     per_class = None if parts[1] == "all" else int(parts[1])
     if parts[0] != "real" and per_class is None:
-        parser.error(f"--proxies {spec}: synthetic proxies need a number of images per class")
+        parser.error(f"{option} {spec}: synthetic proxies need a number of images per class")
+    if int(parts[2]) < 1 or per_class == 0:
+        parser.error(f"{option} {spec}: PER_CLASS and STEPS must be at least 1")
     return parts[0], per_class, int(parts[2])
 
 
@@ -214,17 +246,19 @@ def check_proxies(args: argparse.Namespace, data: SearchData) -> None:
     """Exit 2 with the option named when a training proxy asks for more images per class than there are."""
     synthetic = data.synthetic[1] if data.synthetic is not None else None
     pools = {"real": data.real_train[1], "synthetic": synthetic, "confident": synthetic}
-    for source, per_class, steps in args.proxies:
+    specs = [("--proxies", spec) for spec in args.proxies] if args.archs else []  # --archs 0 trains no --proxies
+    specs += [("--search-fidelity", args.search_fidelity)] if args.search_fidelity is not None else []
+    for option, (source, per_class, steps) in specs:
         labels = pools[source]
         if per_class is None or labels is None:
             continue
         if source == "confident" and (data.synthetic_quality is None or bool(torch.isnan(data.synthetic_quality).all())):
-            print(f"--proxies {source}:{per_class}:{steps}: {args.synthetic} holds no quality_score; generate with "
+            print(f"{option} {source}:{per_class}:{steps}: {args.synthetic} holds no quality_score; generate with "
                   "rank_by or min_confidence, or leave the confident proxies out", file=sys.stderr)
             raise SystemExit(2)
         counts = torch.bincount(labels, minlength=data.num_classes)
         if int(counts.min()) < per_class:
-            print(f"--proxies {source}:{per_class}:{steps}: the {source} training data has only {int(counts.min())} "
+            print(f"{option} {source}:{per_class}:{steps}: the {source} training data has only {int(counts.min())} "
                   f"images of class {int(counts.argmin())}; lower PER_CLASS", file=sys.stderr)
             raise SystemExit(2)
 
@@ -290,23 +324,37 @@ class Bench:
                                               info={"arch": key[0], "augment": key[1], "seed": seed})
             return self.cache[key]
 
+    def proxy_trial(self, arch: ArchSpec, augment: float, seed: int, spec: tuple[str, int | None, int]) -> Future:
+        """A training at the search's proxy fidelity `spec`, shared like `full` (no test score: the search sees val only)."""
+        key = (arch.to_json(), float(augment), seed, spec)
+        with self.lock:
+            if key not in self.cache:
+                source, per_class, steps = spec
+                self.cache[key] = self.submit("search_proxy", train_job, key[0], key[1], seed, steps, source, per_class,
+                                              self.args.batch_size, self.deadline, False,
+                                              info={"arch": key[0], "augment": key[1], "seed": seed, "proxy": proxy_name(spec)})
+            return self.cache[key]
+
 
 class SearchExecutor:
-    """The study loop's executor (`ganaug.executor` protocol): full-fidelity trainings through the bench's shared cache."""
+    """The study loop's executor (`ganaug.executor` protocol): trainings at the search fidelity (full, or the proxy
+    `spec`) through the bench's shared cache."""
 
-    def __init__(self, bench: Bench, seed: int) -> None:
-        self.bench, self.seed = bench, seed
+    def __init__(self, bench: Bench, seed: int, spec: tuple[str, int | None, int] | None = None) -> None:
+        self.bench, self.seed, self.spec = bench, seed, spec
 
     def map(self, fn: Any, items: Any, *, name: str = "work", labels: Any = None, return_exceptions: bool = False) -> list[Any]:
         """Each item is a trial's (arch, prune, augment); the study loop's task `fn` is not used."""
-        futures = [(self.bench.full(arch, augment, self.seed), arch) for arch, _, augment in items]
-        return [settle(lambda f=future, a=arch: _as_trial_result(f.result(), a), name, return_exceptions)
+        fidelity = "full" if self.spec is None else "proxy"
+        futures = [(self.bench.full(arch, augment, self.seed) if self.spec is None
+                    else self.bench.proxy_trial(arch, augment, self.seed, self.spec), arch) for arch, _, augment in items]
+        return [settle(lambda f=future, a=arch: _as_trial_result(f.result(), a, fidelity), name, return_exceptions)
                 for future, arch in futures]
 
 
-def _as_trial_result(r: dict[str, Any], arch: ArchSpec) -> TrialResult:
+def _as_trial_result(r: dict[str, Any], arch: ArchSpec, fidelity: str = "full") -> TrialResult:
     return TrialResult(arch_json=arch.to_json(), accuracy=r["val"], parameter_count=r["params"], state="complete",
-                       fidelity="full", steps_run=r["steps_run"], seconds=r["seconds"], val_curve=tuple(r["curve"]))
+                       fidelity=fidelity, steps_run=r["steps_run"], seconds=r["seconds"], val_curve=tuple(r["curve"]))
 
 
 def run_proxies(bench: Bench, space: SearchSpace) -> dict[str, Any]:
@@ -358,16 +406,48 @@ def run_search(bench: Bench, space_cfg: SpaceConfig, height: int, width: int, st
     space = SearchSpace(space_cfg, height, width)
     study = open_study(cfg, space, None, "bench")
     # the executor trains through the bench's cache, so the study loop's task argument is not used
-    run_search_trials(study, space, None, cfg.n_trials, args.parallel, SearchExecutor(bench, seed), cfg.objectives)
+    spec = args.search_fidelity
+    run_search_trials(study, space, None, cfg.n_trials, args.parallel, SearchExecutor(bench, seed, spec), cfg.objectives,
+                      "full" if spec is None else "proxy")
     done = [t for t in study.trials if t.values is not None]
     if not done:
         return {"strategy": strategy, "seed": seed, "trials_done": 0}
     best_so_far = np.maximum.accumulate([t.values[0] if t.values is not None else 0.0 for t in study.trials]).tolist()
-    best = max(done, key=lambda t: (t.values[0], -t.user_attrs["parameter_count"], -t.number))
-    key = (best.user_attrs["arch"], float(best.user_attrs["augment"]), seed)
-    return {"strategy": strategy, "seed": seed, "trials_done": len(done), "best_so_far": best_so_far,
-            "best_val": best.values[0], "best_test": bench.cache[key].result()["test"], "best_arch": key[0],
-            "best_augment": key[1], "best_params": best.user_attrs["parameter_count"]}
+    ranked = sorted(done, key=lambda t: (-t.values[0], t.user_attrs["parameter_count"], t.number))
+    result = {"strategy": strategy, "seed": seed, "trials_done": len(done), "best_so_far": best_so_far,
+              "search_seconds": sum(t.user_attrs["seconds"] for t in done), "retrained": 0, "retrain_seconds": 0.0}
+    if spec is None:
+        best = ranked[0]
+        found = bench.cache[(best.user_attrs["arch"], float(best.user_attrs["augment"]), seed)].result()
+        return {**result, "best_val": best.values[0], "best_test": found["test"], "best_arch": best.user_attrs["arch"],
+                "best_augment": float(best.user_attrs["augment"]), "best_params": best.user_attrs["parameter_count"]}
+    return {**result, "best_proxy_val": ranked[0].values[0], **verify(bench, ranked, seed)}
+
+
+def verify(bench: Bench, ranked: list[Any], seed: int) -> dict[str, Any]:
+    """Retrain the `--verify-top` best distinct (arch, augment) of a proxy search at full fidelity; the found
+    architecture is the best full-fidelity val of those (ties: fewer parameters, better proxy rank)."""
+    top: list[tuple[str, float]] = []
+    for trial in ranked:
+        key = (trial.user_attrs["arch"], float(trial.user_attrs["augment"]))
+        if key not in top:
+            top.append(key)
+        if len(top) == bench.args.verify_top:
+            break
+    futures = [bench.full(ArchSpec.from_json(arch), augment, seed) for arch, augment in top]
+    retrained = []
+    for rank, ((arch, augment), future) in enumerate(zip(top, futures)):
+        try:
+            retrained.append((future.result(), rank, arch, augment))
+        except Exception:  # the deadline cut this retraining short: the search is judged on the others
+            continue
+    out: dict[str, Any] = {"retrained": len(retrained), "retrain_seconds": sum(r[0]["seconds"] for r in retrained),
+                           "retrained_val": [r[0]["val"] for r in retrained]}
+    if not retrained:
+        return out
+    found, rank, arch, augment = max(retrained, key=lambda r: (r[0]["val"], -r[0]["params"], -r[1]))
+    return {**out, "best_val": found["val"], "best_test": found["test"], "best_arch": arch, "best_augment": augment,
+            "best_params": found["params"], "found_proxy_rank": rank + 1}
 
 
 def run_baselines(bench: Bench, seed: int) -> dict[str, Future]:
@@ -379,18 +459,21 @@ def run_baselines(bench: Bench, seed: int) -> dict[str, Future]:
 
 
 def estimate(args: argparse.Namespace, steps: int) -> str:
-    """Optimizer steps and seconds the run should take. Random, TPE and NSGA-II start from the same seeded random
-    draws (`population` trials), which the cache trains once; evolution draws its own start."""
+    """Optimizer steps and seconds the run should take (an upper bound: trainings shared through the cache count
+    once, but random, TPE and NSGA-II share only their first seeded random draws, `population` trials; evolution
+    draws its own start). Proxy-fidelity searches add `verify_top` full retrainings each."""
     proxy_steps = sum(p[2] for p in args.proxies)
     start = min(args.population, args.trials)
     groups = int("evolution" in args.strategies) + int(bool(set(args.strategies) - {"evolution"}))
     search_trainings = args.seeds * (groups * start + len(args.strategies) * (args.trials - start))
-    step_total = args.archs * (steps + proxy_steps) + (args.seeds * 4 + search_trainings) * steps
+    trial_steps = steps if args.search_fidelity is None else args.search_fidelity[2]
+    retrainings = 0 if args.search_fidelity is None else args.seeds * len(args.strategies) * args.verify_top
+    step_total = args.archs * (steps + proxy_steps) + (args.seeds * 4 + retrainings) * steps + search_trainings * trial_steps
     seconds = step_total * args.seconds_per_step / args.workers
     return (f"estimate: {step_total:,} optimizer steps ({args.archs} archs x ({steps} + {proxy_steps} proxy), "
-            f"{args.seeds * 4} baselines, {search_trainings} search trainings for {len(args.strategies)} strategies x "
-            f"{args.seeds} seeds x {args.trials} trials) ~ {seconds:.0f} s at {args.seconds_per_step} s/step "
-            f"shared by {args.workers} workers, plus start-up; deadline {args.deadline:.0f} s")
+            f"{args.seeds * 4} baselines, {search_trainings} search trainings of {trial_steps} steps for {len(args.strategies)} "
+            f"strategies x {args.seeds} seeds x {args.trials} trials, {retrainings} full retrainings) ~ {seconds:.0f} s at "
+            f"{args.seconds_per_step} s/step shared by {args.workers} workers, plus start-up; deadline {args.deadline:.0f} s")
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -409,7 +492,8 @@ def markdown(summary: dict[str, Any]) -> str:
             lines.append(f"| {p['name']} | {proxies['proxy_archs'][p['name']]} | {rho} | {tau} | {ratio} | {p['seconds']:.1f} |")
         lines.append("")
     else:
-        lines += [f"## Proxies: fewer than 3 architectures finished ({proxies.get('archs', 0)})", ""]
+        lines += ["## Proxies: not run (--archs 0)" if summary["archs"] == 0 else
+                  f"## Proxies: fewer than 3 architectures finished ({proxies.get('archs', 0)})", ""]
     lines += _search_lines(summary)
     return "\n".join(lines) + "\n"
 
@@ -420,43 +504,64 @@ def _search_lines(summary: dict[str, Any]) -> list[str]:
     for name, values in baselines.items():
         ci = t_interval(values)
         lines.append(f"| {name} | {len(values)} | {'n/a' if not values else (f'{values[0]:.4f}' if ci is None else f'{ci[0]:.4f} ± {ci[1]:.4f}')} |")
-    lines += ["", "## Search at equal budget (best-val architecture's test accuracy; differences paired by seed)", "",
-              "| strategy | seeds | trials | mean best val | mean test | test - default | test - default+affine | "
-              "test - reference | test - reference+affine | best val - random |", "|---|---|---|---|---|---|---|---|---|---|"]
-    random_val = {r["seed"]: r["best_val"] for r in searches if r["strategy"] == "random" and r.get("trials_done")}
-    by_seed = summary["baselines_by_seed"]
+    proxy = summary.get("search_fidelity")
+    budget = (f"each search: its trials scored by the proxy **{proxy}** on val, the {summary['verify_top']} best by proxy score "
+              "retrained at full fidelity, the best full-fidelity val of those is the found architecture" if proxy
+              else "each search: its trials trained at full fidelity, the best val is the found architecture")
+    lines += ["", "## Search at equal budget (found architecture's test accuracy; differences paired by seed)", "",
+              (f"{budget}; test of its own best-val checkpoint. Seconds: worker seconds of the search's trainings "
+               "(trials + retrainings, each counted for every search that used it)."), "",
+              ("| strategy | seeds | trials | retrained | mean best proxy val | found: full val | found: test | test - default | "
+               "test - default+affine | test - reference | test - reference+affine | full val - random | test - random | seconds / search |"),
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for strategy in summary["strategies"]:
-        runs = [r for r in searches if r["strategy"] == strategy and r.get("trials_done")]
-        if not runs:
-            lines.append(f"| {strategy} | 0 | | | | | | | | |")
-            continue
-
-        def paired(name: str, runs: list[dict[str, Any]] = runs) -> str:
-            base = by_seed.get(name, {})
-            return fmt_ci([r["best_test"] - base[r["seed"]] for r in runs if r["seed"] in base])
-
-        vs_random = fmt_ci([r["best_val"] - random_val[r["seed"]] for r in runs if r["seed"] in random_val]) if strategy != "random" else ""
-        lines.append(f"| {strategy} | {len(runs)} | {min(r['trials_done'] for r in runs)} | "
-                     f"{statistics.fmean(r['best_val'] for r in runs):.4f} | {statistics.fmean(r['best_test'] for r in runs):.4f} | "
-                     f"{paired('default')} | {paired('default_affine')} | {paired('reference')} | {paired('reference_affine')} | {vs_random} |")
+        lines.append(_strategy_row(summary, strategy))
     lines += _curve_lines(summary)
-    lines += ["", "Best architecture per search:", "", "| strategy | seed | best val | test | params | augment | architecture |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "Found architecture per search:", "", "| strategy | seed | best proxy val | full val | test | params | augment | architecture |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in searches:
-        if r.get("trials_done"):
-            lines.append(f"| {r['strategy']} | {r['seed']} | {r['best_val']:.4f} | {r['best_test']:.4f} | {r['best_params']:,} | "
-                         f"{r['best_augment']:g} | `{r['best_arch']}` |")
+        if r.get("best_test") is not None:
+            lines.append(f"| {r['strategy']} | {r['seed']} | {_fmt(r.get('best_proxy_val'))} | {r['best_val']:.4f} | {r['best_test']:.4f} | "
+                         f"{r['best_params']:,} | {r['best_augment']:g} | `{r['best_arch']}` |")
     return lines
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _strategy_row(summary: dict[str, Any], strategy: str) -> str:
+    """One strategy's line of the search table: means over the searches whose found architecture was tested."""
+    searches, by_seed = summary["searches"], summary["baselines_by_seed"]
+    runs = [r for r in searches if r["strategy"] == strategy and r.get("best_test") is not None]
+    if not runs:
+        return f"| {strategy} | 0 | | | | | | | | | | | | |"
+    random_runs = {r["seed"]: r for r in searches if r["strategy"] == "random" and r.get("best_test") is not None}
+
+    def paired(name: str) -> str:
+        base = by_seed.get(name, {})
+        return fmt_ci([r["best_test"] - base[r["seed"]] for r in runs if r["seed"] in base])
+
+    def vs_random(key: str) -> str:
+        return "" if strategy == "random" else fmt_ci([r[key] - random_runs[r["seed"]][key] for r in runs if r["seed"] in random_runs])
+
+    proxy_vals = [r["best_proxy_val"] for r in runs if r.get("best_proxy_val") is not None]
+    seconds = statistics.fmean(r["search_seconds"] + r["retrain_seconds"] for r in runs)
+    return (f"| {strategy} | {len(runs)} | {min(r['trials_done'] for r in runs)} | {min(r['retrained'] for r in runs)} | "
+            f"{_fmt(statistics.fmean(proxy_vals)) if proxy_vals else ''} | {statistics.fmean(r['best_val'] for r in runs):.4f} | "
+            f"{statistics.fmean(r['best_test'] for r in runs):.4f} | {paired('default')} | {paired('default_affine')} | "
+            f"{paired('reference')} | {paired('reference_affine')} | {vs_random('best_val')} | {vs_random('best_test')} | {seconds:.0f} |")
 
 
 def _curve_lines(summary: dict[str, Any]) -> list[str]:
     """Mean best val accuracy after k trials, per strategy (equal budget at every k)."""
-    runs = {s: [r["best_so_far"] for r in summary["searches"] if r["strategy"] == s and r.get("trials_done")]
-            for s in summary["strategies"]}
+    runs = {s: [r["best_so_far"] for r in summary["searches"] if r["strategy"] == s and r.get("best_test") is not None]
+            for s in summary["strategies"]}  # the searches of the main table (a deadline can cut others short)
     length = min((len(c) for curves in runs.values() for c in curves), default=0)
     if not length:
         return []
-    lines = ["", "Mean best val accuracy after k trials:", "", "| strategy | " + " | ".join(f"k={k}" for k in range(1, length + 1)) + " |",
+    fidelity = "proxy" if summary.get("search_fidelity") else "full-fidelity"
+    lines = ["", f"Mean best {fidelity} val accuracy after k trials:", "", "| strategy | " + " | ".join(f"k={k}" for k in range(1, length + 1)) + " |",
              "|---" * (length + 1) + "|"]
     for strategy, curves in runs.items():
         if curves:
@@ -484,17 +589,22 @@ def main(argv: list[str] | None = None) -> None:
     probe = load_search_data(dataset_ref(dataset), synthetic, SearchConfig(train_data="real"))
     steps = args.steps or auto_steps(len(probe.real_train[1]))
     check_proxies(args, probe)
-    print(estimate(args, steps), flush=True)
-    bench = Bench(args, dataset, steps)
-    bench.record({"kind": "config", "args": {k: str(v) for k, v in vars(args).items()}, "steps": steps})
-    space_cfg = SpaceConfig(max_blocks=4, channels=[16, 32, 64, 96], kernels=[3, 5], pools=["max", "avg", "none"],
+    space_cfg = SpaceConfig(max_blocks=args.max_blocks, channels=sorted(set(args.channels)), kernels=[3, 5], pools=["max", "avg", "none"],
                             norms=["batch", "none"], activations=["relu", "silu"], residual=[False, True],
                             dropouts=[0.0, 0.25, 0.5], head_widths=[0, 128], augment_strengths=[0.0, 0.5, 1.0])
     space = SearchSpace(space_cfg, probe.height, probe.width)
-    space.encode(ArchSpec(), 1.0)  # the default architecture lies in the benchmark's space (raises if not)
-    baseline_futures = {seed: run_baselines(bench, seed) for seed in range(args.seeds)}
+    try:
+        space.encode(ArchSpec(), 1.0)  # the default architecture lies in the benchmark's space
+    except ConfigError as err:
+        print(f"--channels / --max-blocks: the default architecture must lie in the search space ({err})", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(estimate(args, steps), flush=True)
+    bench = Bench(args, dataset, steps)
+    bench.record({"kind": "config", "args": {k: str(v) for k, v in vars(args).items()}, "steps": steps})
     proxy_thread_result: dict[str, Any] = {}
-    threads = [threading.Thread(target=lambda: proxy_thread_result.update(run_proxies(bench, space)), daemon=True)]
+    proxy_thread = threading.Thread(target=lambda: proxy_thread_result.update(run_proxies(bench, space)), daemon=True)
+    proxy_thread.start()
+    time.sleep(0.05)  # submission order = queue order: proxies first, then each seed group's baselines and searches
     searches: list[dict[str, Any]] = []
 
     def one_search(strategy: str, seed: int) -> None:
@@ -502,16 +612,25 @@ def main(argv: list[str] | None = None) -> None:
         bench.record({"kind": "search", **result})
         searches.append(result)
 
-    threads += [threading.Thread(target=one_search, args=(s, seed), daemon=True) for seed in range(args.seeds) for s in args.strategies]
-    for thread in threads:
-        thread.start()
-        time.sleep(0.05)  # submission order = queue order: proxies and baselines first, then the searches
-    for thread in threads:
-        thread.join(timeout=max(0.0, bench.deadline - time.time()) + 60)
+    group = args.concurrent_seeds or args.seeds
+    phases = [args.first_strategies, [s for s in args.strategies if s not in args.first_strategies]]
+    baseline_futures: dict[int, dict[str, Future]] = {}
+    for strategies in [phase for phase in phases if phase]:
+        for first in range(0, args.seeds, group):
+            seeds = range(first, min(args.seeds, first + group))
+            baseline_futures.update({seed: run_baselines(bench, seed) for seed in seeds if seed not in baseline_futures})
+            threads = [threading.Thread(target=one_search, args=(s, seed), daemon=True) for seed in seeds for s in strategies]
+            for thread in threads:
+                thread.start()
+                time.sleep(0.05)
+            for thread in threads:
+                thread.join(timeout=max(0.0, bench.deadline - time.time()) + 60)
+    proxy_thread.join(timeout=max(0.0, bench.deadline - time.time()) + 60)
     deadline_reached = time.time() > bench.deadline
     by_seed = collect_baselines(baseline_futures)
     summary = {"device": args.device, "workers": args.workers, "dataset": str(dataset), "train_images": len(probe.real_train[1]),
-               "steps": steps, "seconds": time.perf_counter() - started, "deadline_reached": deadline_reached,
+               "steps": steps, "archs": args.archs, "search_fidelity": proxy_name(args.search_fidelity) if args.search_fidelity else None,
+               "verify_top": args.verify_top, "seconds": time.perf_counter() - started, "deadline_reached": deadline_reached,
                "proxies": proxy_thread_result, "strategies": args.strategies, "searches": sorted(searches, key=lambda r: (r["strategy"], r["seed"])),
                "baselines": {k: [v[s] for s in sorted(v)] for k, v in by_seed.items()}, "baselines_by_seed": by_seed,
                "unfinished": sum(not f.done() for _, f in bench.pending)}

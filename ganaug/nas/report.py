@@ -128,12 +128,16 @@ def report_markdown(result: SearchResult, rows: Sequence[dict[str, Any]], plot_l
 
 def _proxy_lines(p: ProxyCorrelation, mode: str) -> list[str]:
     used = "the search used it" if mode != "full" else "mode full: measured, not used"
-    lines = [f"Proxy fidelity on {p.sample_size} random architectures: **{p.proxy}**, Spearman {_fmt(p.spearman)}, "
+
+    def label(name: str) -> str:  # the training proxy with what it trains on
+        return f"training ({p.training_fidelity})" if name == "training" and p.training_fidelity else name
+
+    lines = [f"Proxy fidelity on {p.sample_size} random architectures: **{label(p.proxy)}**, Spearman {_fmt(p.spearman)}, "
              f"Kendall {_fmt(p.kendall)} against full fidelity; {_fmt(p.cost_ratio)}x cheaper "
              f"({p.proxy_seconds:.1f} s vs {p.full_seconds:.1f} s); {used}.", ""]
     if len(p.candidates) > 1:
         lines += ["| proxy | Spearman | Kendall | cost ratio full/proxy |", "|---|---|---|---|"]
-        lines += [f"| {c.name} | {_fmt(c.spearman)} | {_fmt(c.kendall)} | {_fmt(c.cost_ratio)} |" for c in p.candidates]
+        lines += [f"| {label(c.name)} | {_fmt(c.spearman)} | {_fmt(c.kendall)} | {_fmt(c.cost_ratio)} |" for c in p.candidates]
         lines.append("")
     return lines
 

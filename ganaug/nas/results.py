@@ -54,6 +54,7 @@ class ProxyCorrelation(BaseModel):
     full_seconds: float
     cost_ratio: float | None  # full / proxy seconds: the proxy's speed-up
     proxy: str = "training"  # the proxy these numbers describe (the one the search uses)
+    training_fidelity: str | None = None  # what the 'training' proxy trains on, e.g. "synthetic (random) 50/class x 250 steps"
     candidates: list[ProxyScore] = []  # every proxy measured on the same architectures
 
 

@@ -100,7 +100,14 @@ def measure_proxy(space: SearchSpace, cfg: SearchConfig, data: SearchData, execu
     log.info("proxy %s: Spearman %s, %.1fx cheaper than full fidelity", chosen.name, chosen.spearman, chosen.cost_ratio or 0)
     return ProxyCorrelation(sample_size=len(rows), spearman=chosen.spearman, kendall=chosen.kendall,
                             proxy_seconds=chosen.seconds, full_seconds=full_seconds, cost_ratio=chosen.cost_ratio,
-                            proxy=chosen.name, candidates=measured)
+                            proxy=chosen.name, candidates=measured,
+                            training_fidelity=training_fidelity(cfg) if "training" in names else None)
+
+
+def training_fidelity(cfg: SearchConfig) -> str:
+    """The 'training' proxy in words, e.g. `synthetic (random) 50/class x 250 steps`."""
+    selection = f" ({cfg.proxy_selection})" if cfg.proxy_source == "synthetic" else ""
+    return f"{cfg.proxy_source}{selection} {cfg.proxy_per_class}/class x {cfg.proxy_steps} steps"
 
 
 def _train_candidate(runner: TrialTask, arch: ArchSpec, augment: float) -> Any:

@@ -65,8 +65,68 @@ def test_deadline_writes_what_it_has_and_returns(tmp_path: Path, bench_module) -
     assert "(deadline reached)" in (out / "nas_proxies.md").read_text()
 
 
-@pytest.mark.parametrize(("args", "message"), [(["--proxies", "real:x:3"], "SOURCE:PER_CLASS:STEPS"),
-                                               (["--archs", "0"], "--archs must be at least 1")])
+def _proxy_search(bench_module, tmp_path: Path, out: Path) -> list[dict]:
+    dataset = write_tiny_dataset(tmp_path, per_class=(16, 6, 6))
+    synthetic = write_tiny_synthetic(tmp_path, per_class=10)
+    bench_module.main(["--dataset", dataset.path, "--synthetic", synthetic.path, "--out", str(out), "--archs", "0",
+                       "--steps", "6", "--seeds", "2", "--trials", "3", "--strategies", "evolution", "random",
+                       "--first-strategies", "evolution", "--concurrent-seeds", "1", "--population", "2", "--parallel", "1",
+                       "--search-fidelity", "synthetic:4:3", "--verify-top", "2", "--workers", "1", "--device", "cpu"])
+    return _lines(out)
+
+
+def test_proxy_fidelity_search_retrains_its_top_k_at_full_fidelity(tmp_path: Path, bench_module) -> None:
+    lines = _proxy_search(bench_module, tmp_path, tmp_path / "out")
+    assert not any("error" in line for line in lines)
+    kinds = {line["kind"] for line in lines}
+    assert {"search_proxy", "full", "reference", "search"} <= kinds and "proxy" not in kinds and "zero_cost" not in kinds
+    trials = [line for line in lines if line["kind"] == "search_proxy"]
+    assert trials and all(t["steps_run"] == 3 and t["test"] is None and t["proxy"] == "gan 4/class x 3 steps" for t in trials)
+    searches = [line for line in lines if line["kind"] == "search"]
+    # --first-strategies evolution, one seed at a time: evolution's searches finish before random's
+    assert [(s["strategy"], s["seed"]) for s in searches] == [("evolution", 0), ("evolution", 1), ("random", 0), ("random", 1)]
+    full = {(line["arch"], line["augment"], line["seed"]): line for line in lines if line["kind"] == "full"}
+    for s in searches:
+        assert s["trials_done"] == 3 and s["retrained"] == 2 and s["best_proxy_val"] == max(s["best_so_far"])
+        assert s["best_val"] == max(s["retrained_val"]) and 1 <= s["found_proxy_rank"] <= 2
+        found = full[(s["best_arch"], s["best_augment"], s["seed"])]  # the found architecture's own full-fidelity training
+        assert found["steps_run"] == 6 and (found["val"], found["test"]) == (s["best_val"], s["best_test"])
+        assert s["retrain_seconds"] > 0 and s["search_seconds"] > 0
+    report = (tmp_path / "out" / "nas_proxies.md").read_text()
+    assert "## Proxies: not run (--archs 0)" in report and "proxy **gan 4/class x 3 steps**" in report
+    assert "| evolution | 2 | 3 | 2 |" in report and "| random | 2 | 3 | 2 |" in report
+    assert "Mean best proxy val accuracy after k trials" in report
+
+
+def test_proxy_fidelity_search_is_deterministic(tmp_path: Path, bench_module) -> None:
+    keys = ("strategy", "seed", "best_so_far", "best_proxy_val", "best_arch", "best_augment", "best_val", "best_test")
+    runs = [[{k: s[k] for k in keys} for s in _proxy_search(bench_module, tmp_path, tmp_path / name) if s["kind"] == "search"]
+            for name in ("a", "b")]
+    assert runs[0] == runs[1]
+
+
+def test_a_search_fidelity_larger_than_a_class_stops_before_training(tmp_path: Path, bench_module, capsys) -> None:
+    dataset = write_tiny_dataset(tmp_path, per_class=(16, 6, 6))
+    synthetic = write_tiny_synthetic(tmp_path, per_class=10)
+    with pytest.raises(SystemExit) as exit_info:
+        bench_module.main(["--dataset", dataset.path, "--synthetic", synthetic.path, "--out", str(tmp_path / "out"),
+                           "--archs", "0", "--search-fidelity", "synthetic:20:3"])
+    assert exit_info.value.code == 2
+    assert "--search-fidelity synthetic:20:3: the synthetic training data has only 10 images" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "nas_proxies.jsonl").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--proxies", "real:x:3"], "--proxies real:x:3: expected SOURCE:PER_CLASS:STEPS"),
+    (["--archs", "-1"], "--archs must be at least 0"),
+    (["--verify-top", "0"], "--verify-top must be at least 1"),
+    (["--search-fidelity", "synthetic:x:3"], "--search-fidelity synthetic:x:3: expected SOURCE:PER_CLASS:STEPS"),
+    (["--search-fidelity", "real:20:0"], "--search-fidelity real:20:0: PER_CLASS and STEPS must be at least 1"),
+    (["--search-fidelity", "synthetic:50:250"], "--search-fidelity synthetic:50:250 trains on GAN samples: give --synthetic"),
+    (["--strategies", "evolution", "random", "--first-strategies", "tpe"], "--first-strategies tpe: each must be one of --strategies"),
+    (["--max-blocks", "0"], "--max-blocks must be at least 1"),
+    (["--channels", "0", "16"], "--channels 0 16: widths must be at least 1"),
+])
 def test_bad_arguments_exit_2(tmp_path: Path, bench_module, args: list[str], message: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         bench_module.parse_args(["--dataset", str(tmp_path / "d.parquet"), *args])
@@ -79,4 +139,13 @@ def test_a_proxy_larger_than_a_class_stops_before_training(tmp_path: Path, bench
         bench_module.main(["--dataset", dataset.path, "--out", str(tmp_path / "out"), "--proxies", "real:20:100"])
     assert exit_info.value.code == 2
     assert "--proxies real:20:100: the real training data has only 16 images" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "nas_proxies.jsonl").exists()
+
+
+def test_a_space_without_the_default_architecture_stops_before_training(tmp_path: Path, bench_module, capsys) -> None:
+    dataset = write_tiny_dataset(tmp_path, per_class=(16, 6, 6))
+    with pytest.raises(SystemExit) as exit_info:  # the default ArchSpec has 32 and 64 channels
+        bench_module.main(["--dataset", dataset.path, "--out", str(tmp_path / "out"), "--archs", "0", "--channels", "16", "32"])
+    assert exit_info.value.code == 2
+    assert "--channels / --max-blocks: the default architecture must lie in the search space" in capsys.readouterr().err
     assert not (tmp_path / "out" / "nas_proxies.jsonl").exists()

@@ -73,7 +73,9 @@ def test_proxy_then_verify_reports_rank_correlation_and_verifies_top_k(tmp_path:
     assert proxy is not None and proxy.sample_size == 3 and proxy.cost_ratio > 0
     assert proxy.spearman is None or -1.0 <= proxy.spearman <= 1.0
     assert (tmp_path / "nas" / "proxy_correlation.parquet").is_file()
-    assert "Proxy fidelity on 3 random architectures" in Path(result.report_path).read_text()
+    assert proxy.training_fidelity == "synthetic (random) 4/class x 10 steps"
+    assert ("Proxy fidelity on 3 random architectures: **training (synthetic (random) 4/class x 10 steps)**"
+            in Path(result.report_path).read_text())
     # resuming a finished study verifies nothing twice and adds no trials
     again = search(dataset, synthetic, cfg, tmp_path)
     assert len(pq.read_table(again.trials_path)) == 5
