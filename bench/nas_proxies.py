@@ -162,6 +162,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Training proxies SOURCE:PER_CLASS:STEPS: source real, synthetic (a random draw) or confident (the synthetic "
                         "images with the highest quality_score); per class a number or 'all' (real only).")
     p.add_argument("--seeds", type=int, default=5, help="Search seeds per strategy (and baseline seeds).")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="Seeds run are first-seed .. first-seed + seeds - 1 (a later run adds seeds; see --combine).")
+    p.add_argument("--combine", nargs="+", type=Path, default=None, metavar="JSONL",
+                   help="Write the search tables of several runs' nas_proxies.jsonl (same settings, different seeds) to --out; runs nothing.")
     p.add_argument("--trials", type=int, default=8, help="Trials per search (equal for every strategy), at --search-fidelity.")
     p.add_argument("--search-fidelity", default="full",
                    help="What scores a search trial: 'full' (converged training) or a training proxy SOURCE:PER_CLASS:STEPS "
@@ -185,12 +189,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64, help="Mini-batch size.")
     p.add_argument("--zero-cost-batch", type=int, default=64, help="Images a zero-cost score looks at.")
     args = p.parse_args(argv)
+    if args.combine:
+        return args
     if (args.dataset is None) == (args.mnist_dir is None):
         p.error("give exactly one of --dataset and --mnist-dir")
     for name in ("seeds", "trials", "workers", "population", "parallel", "verify_top", "max_blocks"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("archs", "concurrent_seeds"):
+    for name in ("archs", "concurrent_seeds", "first_seed"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be at least 0")
     if min(args.channels) < 1:
@@ -580,8 +586,55 @@ def collect_baselines(futures: dict[int, dict[str, Future]]) -> dict[str, dict[i
     return by_seed
 
 
+SAME_SETTINGS = ("train_images", "steps", "search_fidelity", "verify_top", "strategies")
+
+
+def combine(files: list[Path]) -> dict[str, Any]:
+    """One summary of the search part from several runs' logs: same settings, disjoint seeds."""
+    merged: dict[str, Any] | None = None
+    for path in files:
+        try:
+            lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--combine {path}: not a readable nas_proxies.jsonl ({exc})") from None
+        run = next((r for r in lines if r.get("kind") == "summary"), None)
+        config = next((r for r in lines if r.get("kind") == "config"), {})
+        if run is None:
+            raise SystemExit(f"--combine {path}: no summary line (the run did not finish)")
+        first = int(config.get("args", {}).get("first_seed", 0))
+        by_seed = ({name: {int(seed): v for seed, v in values.items()} for name, values in run["baselines_by_seed"].items()}
+                   if "baselines_by_seed" in run else
+                   {name: dict(enumerate(values, start=first)) for name, values in run["baselines"].items()})
+        if merged is None:
+            merged = {**run, "archs": 0, "searches": list(run["searches"]), "baselines_by_seed": by_seed, "runs": [str(path)]}
+            continue
+        for key in SAME_SETTINGS:
+            if run.get(key) != merged.get(key):
+                raise SystemExit(f"--combine {path}: {key} {run.get(key)!r} differs from {merged['runs'][0]}'s {merged.get(key)!r}")
+        seen = {(r["strategy"], r["seed"]) for r in merged["searches"]}
+        clash = sorted({seed for strategy, seed in ((r["strategy"], r["seed"]) for r in run["searches"]) if (strategy, seed) in seen})
+        if clash:
+            raise SystemExit(f"--combine {path}: seeds {clash} are already in {', '.join(merged['runs'])}")
+        merged["searches"] += run["searches"]
+        merged["runs"].append(str(path))
+        merged["seconds"] += run["seconds"]
+        for name, values in by_seed.items():
+            merged["baselines_by_seed"].setdefault(name, {}).update(values)
+    assert merged is not None
+    merged["searches"].sort(key=lambda r: (r["strategy"], r["seed"]))
+    merged["baselines"] = {name: [values[s] for s in sorted(values)] for name, values in merged["baselines_by_seed"].items()}
+    return merged
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.combine:
+        summary = combine(args.combine)
+        args.out.mkdir(parents=True, exist_ok=True)
+        text = f"Combined from {', '.join(summary['runs'])}.\n\n" + markdown(summary)
+        (args.out / "nas_proxies.md").write_text(text)
+        print(text, flush=True)
+        return
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     dataset = prepare_dataset(args)
@@ -615,9 +668,10 @@ def main(argv: list[str] | None = None) -> None:
     group = args.concurrent_seeds or args.seeds
     phases = [args.first_strategies, [s for s in args.strategies if s not in args.first_strategies]]
     baseline_futures: dict[int, dict[str, Future]] = {}
+    last = args.first_seed + args.seeds
     for strategies in [phase for phase in phases if phase]:
-        for first in range(0, args.seeds, group):
-            seeds = range(first, min(args.seeds, first + group))
+        for first in range(args.first_seed, last, group):
+            seeds = range(first, min(last, first + group))
             baseline_futures.update({seed: run_baselines(bench, seed) for seed in seeds if seed not in baseline_futures})
             threads = [threading.Thread(target=one_search, args=(s, seed), daemon=True) for seed in seeds for s in strategies]
             for thread in threads:
@@ -634,7 +688,8 @@ def main(argv: list[str] | None = None) -> None:
                "proxies": proxy_thread_result, "strategies": args.strategies, "searches": sorted(searches, key=lambda r: (r["strategy"], r["seed"])),
                "baselines": {k: [v[s] for s in sorted(v)] for k, v in by_seed.items()}, "baselines_by_seed": by_seed,
                "unfinished": sum(not f.done() for _, f in bench.pending)}
-    bench.record({"kind": "summary", **{k: v for k, v in summary.items() if k != "baselines_by_seed"}})
+    bench.record({"kind": "summary", **{k: v for k, v in summary.items() if k != "baselines_by_seed"},
+                  "baselines_by_seed": {name: {str(seed): v for seed, v in values.items()} for name, values in by_seed.items()}})
     (args.out / "nas_proxies.md").write_text(markdown(summary))
     print(markdown(summary), flush=True)
     bench.log.close()

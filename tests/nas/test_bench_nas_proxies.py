@@ -65,11 +65,11 @@ def test_deadline_writes_what_it_has_and_returns(tmp_path: Path, bench_module) -
     assert "(deadline reached)" in (out / "nas_proxies.md").read_text()
 
 
-def _proxy_search(bench_module, tmp_path: Path, out: Path) -> list[dict]:
+def _proxy_search(bench_module, tmp_path: Path, out: Path, seeds: tuple[str, ...] = ("--seeds", "2")) -> list[dict]:
     dataset = write_tiny_dataset(tmp_path, per_class=(16, 6, 6))
     synthetic = write_tiny_synthetic(tmp_path, per_class=10)
     bench_module.main(["--dataset", dataset.path, "--synthetic", synthetic.path, "--out", str(out), "--archs", "0",
-                       "--steps", "6", "--seeds", "2", "--trials", "3", "--strategies", "evolution", "random",
+                       "--steps", "6", *seeds, "--trials", "3", "--strategies", "evolution", "random",
                        "--first-strategies", "evolution", "--concurrent-seeds", "1", "--population", "2", "--parallel", "1",
                        "--search-fidelity", "synthetic:4:3", "--verify-top", "2", "--workers", "1", "--device", "cpu"])
     return _lines(out)
@@ -105,6 +105,51 @@ def test_proxy_fidelity_search_is_deterministic(tmp_path: Path, bench_module) ->
     assert runs[0] == runs[1]
 
 
+def test_runs_of_other_seeds_combine_into_the_tables_of_one_run(tmp_path: Path, bench_module, capsys) -> None:
+    keys = ("best_so_far", "best_arch", "best_augment", "best_val", "best_test")
+    whole = _proxy_search(bench_module, tmp_path, tmp_path / "whole")
+    first = _proxy_search(bench_module, tmp_path, tmp_path / "first", ("--seeds", "1"))
+    second = _proxy_search(bench_module, tmp_path, tmp_path / "second", ("--seeds", "1", "--first-seed", "1"))
+
+    def searches(lines: list[dict]) -> dict:
+        return {(s["strategy"], s["seed"]): {k: s[k] for k in keys} for s in lines if s["kind"] == "search"}
+
+    assert set(searches(second)) == {("evolution", 1), ("random", 1)}  # --first-seed 1: only seed 1
+    assert searches(whole) == {**searches(first), **searches(second)}
+    bench_module.main(["--combine", str(tmp_path / "first" / "nas_proxies.jsonl"), str(tmp_path / "second" / "nas_proxies.jsonl"),
+                       "--out", str(tmp_path / "combined")])
+    combined = (tmp_path / "combined" / "nas_proxies.md").read_text()
+
+    def tables(report: str) -> list[str]:  # everything from the baselines on (the header names the run's seconds)
+        return report[report.index("## Baselines"):].splitlines()
+
+    assert tables(combined) == tables((tmp_path / "whole" / "nas_proxies.md").read_text())
+    assert "| evolution | 2 | 3 | 2 |" in combined and "Combined from" in combined
+    with pytest.raises(SystemExit, match="seeds \\[0\\] are already in"):
+        bench_module.main(["--combine", str(tmp_path / "first" / "nas_proxies.jsonl"), str(tmp_path / "whole" / "nas_proxies.jsonl"),
+                           "--out", str(tmp_path / "clash")])
+    assert not (tmp_path / "clash").exists()
+
+
+def test_combine_refuses_runs_of_other_settings_and_unfinished_runs(tmp_path: Path, bench_module) -> None:
+    def run(name: str, steps: int, summary: bool = True) -> Path:
+        lines = [{"kind": "config", "args": {"first_seed": "0"}, "steps": steps}]
+        if summary:
+            lines.append({"kind": "summary", "train_images": 10, "steps": steps, "search_fidelity": None, "verify_top": 2,
+                          "strategies": ["random"], "searches": [], "baselines": {"default": [0.5]}, "seconds": 1.0})
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        return path
+
+    with pytest.raises(SystemExit, match="b.jsonl: steps 7 differs from .*a.jsonl's 6"):
+        bench_module.main(["--combine", str(run("a", 6)), str(run("b", 7)), "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match="c.jsonl: no summary line"):
+        bench_module.main(["--combine", str(run("c", 6, summary=False)), "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match="missing.jsonl: not a readable nas_proxies.jsonl"):
+        bench_module.main(["--combine", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_search_fidelity_larger_than_a_class_stops_before_training(tmp_path: Path, bench_module, capsys) -> None:
     dataset = write_tiny_dataset(tmp_path, per_class=(16, 6, 6))
     synthetic = write_tiny_synthetic(tmp_path, per_class=10)
@@ -125,6 +170,7 @@ def test_a_search_fidelity_larger_than_a_class_stops_before_training(tmp_path: P
     (["--search-fidelity", "synthetic:50:250"], "--search-fidelity synthetic:50:250 trains on GAN samples: give --synthetic"),
     (["--strategies", "evolution", "random", "--first-strategies", "tpe"], "--first-strategies tpe: each must be one of --strategies"),
     (["--max-blocks", "0"], "--max-blocks must be at least 1"),
+    (["--first-seed", "-1"], "--first-seed must be at least 0"),
     (["--channels", "0", "16"], "--channels 0 16: widths must be at least 1"),
 ])
 def test_bad_arguments_exit_2(tmp_path: Path, bench_module, args: list[str], message: str, capsys) -> None:
