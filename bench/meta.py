@@ -93,6 +93,11 @@ def parse_args() -> argparse.Namespace:
                         help="comma-separated held-out seeds to run here (default: 0..seeds-1); run several processes on copies "
                              "of --out (history.parquet, the held-out dataset) to run seeds in parallel")
     parser.add_argument("--classifier-steps", type=int, default=150, help="Steps of the utility classifier.")
+    parser.add_argument("--only-regimes", default=None,
+                        help="comma-separated history regimes to run (e.g. in parallel processes on the same --out); "
+                             "the merged history is written once every regime's study has finished")
+    parser.add_argument("--cas-only", action="store_true",
+                        help="Judge trials by CAS on val alone (TuneConfig collapse_penalty false; rounds 1 and 2).")
     parser.add_argument("--batch-size", type=int, default=64, help="GAN batch size (GanConfig's default 64).")
     parser.add_argument("--mnist", type=Path, default=MNIST, help="Folder of the MNIST IDX files.")
     parser.add_argument("--fashion", type=Path, default=FASHION, help="Folder of the Fashion-MNIST IDX files.")
@@ -107,13 +112,14 @@ def parse_args() -> argparse.Namespace:
 def tune_config(args: argparse.Namespace, history: Path, seed: int, warm: bool) -> TuneConfig:
     return TuneConfig(n_trials=args.trials, min_steps=args.min_steps, max_steps=args.max_steps, reduction_factor=2,
                       classifier_steps=args.classifier_steps, warm_start=warm, history=history, seed=seed,
+                      collapse_penalty=not args.cas_only,
                       base=GanConfig(device="cpu", grid_every=None, batch_size=args.batch_size))
 
 
 def budget(args: argparse.Namespace) -> dict[str, int]:
     """What a study or training was given (recorded with each result: a rerun may change it)."""
     return {"trials": args.trials, "min_steps": args.min_steps, "max_steps": args.max_steps,
-            "batch_size": args.batch_size, "classifier_steps": args.classifier_steps}
+            "batch_size": args.batch_size, "classifier_steps": args.classifier_steps, "cas_only": args.cas_only}
 
 
 def dataset_of(name: str, args: argparse.Namespace) -> DatasetRef:
@@ -151,8 +157,16 @@ def save(report: dict[str, Any], args: argparse.Namespace) -> None:
 def history_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
     """One cold study per history regime, each into its own history file; then the merged history."""
     names = SUITES[args.suite][0]
+    chosen = args.only_regimes.split(",") if args.only_regimes else names
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        raise SystemExit(f"--only-regimes: {', '.join(unknown)} not among the {args.suite} history regimes {', '.join(names)}")
+    for name in names:  # studies finished by another process on this --out
+        marker = args.out / name / "study" / "result.json"
+        if name not in report["history"] and marker.is_file():
+            report["history"][name] = json.loads(marker.read_text())
     for seed, name in enumerate(names):
-        if name in report["history"]:
+        if name in report["history"] or name not in chosen:
             continue
         study_dir = args.out / name / "study"
         shutil.rmtree(study_dir, ignore_errors=True)  # a study interrupted earlier starts over
@@ -161,8 +175,13 @@ def history_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
                           study_dir)
         report["history"][name] = {"best_utility": result.best_utility, "seconds": result.seconds, "pruned": result.pruned,
                                    "budget": budget(args)}
+        (study_dir / "result.json").write_text(json.dumps(report["history"][name]))
         save(report, args)
-        print(f"history {name}: best CAS on val {result.best_utility:.4f} ({result.seconds:.0f} s)", flush=True)
+        print(f"history {name}: best utility {result.best_utility:.4f} ({result.seconds:.0f} s)", flush=True)
+    waiting = [name for name in names if name not in report["history"]]
+    if waiting:
+        print(f"history not merged yet: waiting for {', '.join(waiting)}", flush=True)
+        return
     tables = [read_history(args.out / name / "study" / "history.parquet") for name in names]
     write_table(pa.concat_tables(tables).replace_schema_metadata(HISTORY_SCHEMA.metadata), args.out / "history.parquet")
 
@@ -191,6 +210,8 @@ def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
             trials = pq.read_table(result.trials_path).to_pylist()
             row[mode] = {"best_utility": result.best_utility, "seconds": result.seconds, "warm_trials": result.warm_trials,
                          "warm_from": result.warm_from, "utilities": [t["utility"] for t in trials],
+                         "cas": [t["rung_cas"][-1] if t["rung_cas"] else None for t in trials],
+                         "collapsed": [t["rung_collapsed"][-1] if t["rung_collapsed"] else None for t in trials],
                          "finished_after": [round(t["finished_after"], 1) for t in trials], "pruned": result.pruned}
             if digits:
                 row[mode]["averaging"] = averaging_effect(study_dir, trials[result.best_trial], val, args)
@@ -232,7 +253,7 @@ def print_tables(report: dict[str, Any], args: argparse.Namespace) -> None:
     if "default_cas" in report:
         print(f"default GanConfig at {args.max_steps} steps on the held-out regime: CAS on val {report['default_cas']:.4f}")
     if report["held_out"]:
-        print("\n| seed | cold best CAS | cold: trials / s to it | warm best CAS | warm: trials / s to cold best |")
+        print("\n| seed | cold best utility | cold: trials / s to it | warm best utility | warm: trials / s to cold best |")
         print("|---|---|---|---|---|")
 
     def fmt(reached: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from ganaug.pipeline import OrchestrationConfig, open_pipeline_run
 from ganaug.runner import recorded_dataset
 from ganaug.store import DatasetRef
 from ganaug.tune.config import TuneConfig
+from ganaug.tune.storage import describe_reading
 from ganaug.tune.study import TuneResult, tune_gan
 
 
@@ -29,13 +30,12 @@ def tune_flow(config: TuneConfig = TuneConfig(), orchestration: OrchestrationCon
     logger = get_run_logger()
 
     def progress(row: dict[str, Any]) -> None:
-        utility = f"{row['rung_utility'][-1]:.4f}" if row["rung_utility"] else "-"
-        logger.info("tuning trial %d: %s, CAS on val %s", row["number"], row["state"], utility)
+        logger.info("tuning trial %d: %s, %s", row["number"], row["state"], describe_reading(row))
 
     result = tune_gan(dataset or recorded_dataset(run), config, run.root, executor=TaskExecutor(orchestration, None),
                       on_trial=progress)
     rows = pq.read_table(result.trials_path).to_pylist()  # a resumed study's earlier trials too
     artifacts.tune(result, rows)
-    logger.info("tuning: best trial %d, CAS on val %.4f; config %s", result.best_trial, result.best_utility,
+    logger.info("tuning: best trial %d, utility %.4f; config %s", result.best_trial, result.best_utility,
                 result.best_config_path)
     return result

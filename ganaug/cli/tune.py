@@ -36,14 +36,14 @@ def tune_config(config: Path | None, overrides: dict[str, Any], gan_config: Path
 
 
 def trials_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="GAN tuning (utility = CAS on val)")
-    for column in ("trial", "state", "start", "steps", "utility", "seconds"):
+    from ganaug.tune.storage import last_reading
+
+    table = Table(title="GAN tuning (utility = CAS on val x share of classes not collapsed)")
+    for column in ("trial", "state", "start", "steps", "utility", "CAS on val", "collapsed", "seconds"):
         table.add_column(column, justify="right")
     for row in rows:
-        utility = row["rung_utility"][-1] if row["rung_utility"] else None
         table.add_row(str(row["number"]), row["state"], "warm" if row["warm_from"] else "sampled",
-                      str(row["rung_steps"][-1]) if row["rung_steps"] else "-",
-                      f"{utility:.4f}" if utility is not None else "-", f"{row['seconds']:.1f}")
+                      str(row["rung_steps"][-1]) if row["rung_steps"] else "-", *last_reading(row), f"{row['seconds']:.1f}")
     return table
 
 
@@ -58,6 +58,7 @@ def tune_command(
     pruner: str = typer.Option(None, "--pruner", help="successive_halving (default), hyperband or none."),
     resume: bool = typer.Option(False, "--resume", help="Continue the study stored in <run-dir>/tune/study.db (without it, a stored study is replaced)."),
     cold: bool = typer.Option(False, "--cold", help="Do not seed the study with configs of similar past datasets."),
+    cas_only: bool = typer.Option(False, "--cas-only", help="Judge trials by CAS on val alone (default: times the share of classes whose samples are not collapsed)."),
     history: Path = typer.Option(None, "--history", help="Run history file (default $GANAUG_HISTORY, else data/history/gan_runs.parquet)."),
     seed: int = typer.Option(None, "--seed", help="Seed of the sampler, the GANs and the utility classifier."),
     device: str = typer.Option(None, "--device", help="GAN training device: auto, cpu, cuda or mps."),
@@ -69,18 +70,19 @@ def tune_command(
     with cli_errors():
         overrides = {"n_trials": trials, "parallel": parallel, "min_steps": min_steps, "max_steps": max_steps,
                      "reduction_factor": reduction_factor, "pruner": pruner, "history": history, "seed": seed,
-                     "warm_start": False if cold else None, "resume": True if resume else None}
+                     "warm_start": False if cold else None, "resume": True if resume else None,
+                     "collapse_penalty": False if cas_only else None}
         cfg = tune_config(config, overrides, gan_config, device)
         folder = find_run_dir(run_dir, runs_root, {"dataset.parquet": "ganaug ingest"})
         from ganaug.executor import ThreadExecutor
         from ganaug.store import dataset_ref
+        from ganaug.tune.storage import describe_reading
         from ganaug.tune.study import tune_gan
 
         if logging.getLogger().level > logging.INFO:  # collapse warnings of poor trials are expected; the table tells
             logging.getLogger("ganaug.gan.stage").setLevel(logging.ERROR)
         def progress(row: dict[str, Any]) -> None:
-            utility = f"{row['rung_utility'][-1]:.4f}" if row["rung_utility"] else "-"
-            console.print(f"trial {row['number']}: {row['state']}, CAS on val {utility} "
+            console.print(f"trial {row['number']}: {row['state']}, {describe_reading(row)} "
                           f"({'warm start' if row['warm_from'] else 'sampled'}, {row['seconds']:.1f} s)", highlight=False)
 
         result = tune_gan(dataset_ref(folder / "dataset.parquet"), cfg, folder, executor=ThreadExecutor(cfg.parallel),
@@ -91,7 +93,7 @@ def tune_command(
         console.print(f"resumed: {result.resumed_trials} trial(s) were done before", highlight=False)
     console.print(trials_table(pq.read_table(result.trials_path).to_pylist()))
     warm = f"{result.warm_trials} warm-start trial(s) from {', '.join(result.warm_from)}" if result.warm_trials else "no warm start"
-    console.print(f"best: trial {result.best_trial}, CAS on val {result.best_utility:.4f}; {result.pruned} pruned, "
+    console.print(f"best: trial {result.best_trial}, utility {result.best_utility:.4f}; {result.pruned} pruned, "
                   f"{result.failed} failed, {warm}; {result.seconds:.0f} s", highlight=False)
     console.print(f"wrote [bold]{result.best_config_path}[/] and [bold]{result.pipeline_config_path}[/] "
                   f"(trials: {result.trials_path})", soft_wrap=True)

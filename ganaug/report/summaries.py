@@ -151,15 +151,17 @@ def search_description(result: SearchResult) -> str:
 
 
 def tune_markdown(result: TuneResult, rows: list[dict[str, Any]]) -> str:
-    """The tuning trials (state, warm or sampled start, last rung's steps and CAS on val) and the best one."""
-    lines = ["| trial | state | start | steps | CAS on val | seconds |", "|---|---|---|---|---|---|"]
+    """The tuning trials (state, warm or sampled start, last rung's steps, utility, CAS on val, collapsed classes) and the best one."""
+    from ganaug.tune.storage import last_reading  # optuna: only when a tuning is summarised
+
+    lines = ["| trial | state | start | steps | utility | CAS on val | collapsed classes | seconds |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        utility = f"{row['rung_utility'][-1]:.4f}" if row["rung_utility"] else "-"
         steps = row["rung_steps"][-1] if row["rung_steps"] else "-"
         lines.append(f"| {row['number']} | {row['state']} | {'warm' if row['warm_from'] else 'sampled'} | {steps} "
-                     f"| {utility} | {row['seconds']:.1f} |")
-    return (f"# GAN tuning\n\nBest: trial {result.best_trial}, CAS on val {result.best_utility:.4f} "
-            f"(`{result.best_config_path}`).\n\n" + "\n".join(lines))
+                     f"| {' | '.join(last_reading(row))} | {row['seconds']:.1f} |")
+    return (f"# GAN tuning\n\nBest: trial {result.best_trial}, utility {result.best_utility:.4f} "
+            f"(`{result.best_config_path}`; utility = CAS on val x share of classes whose samples are not collapsed).\n\n"
+            + "\n".join(lines))
 
 
 def run_summary_markdown(run_dir: Path, stages: dict[str, str], lines: list[str]) -> str:

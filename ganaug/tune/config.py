@@ -51,6 +51,7 @@ class TuneConfig(StrictModel):
     pruner: Pruner = Field("successive_halving", description="Multi-fidelity pruning on GAN steps: successive halving, Hyperband (brackets that start pruning at later rungs) or none.")
     synthetic_per_class: int = Field(50, ge=2, le=100_000, description="Generated images per class the utility classifier trains on.")
     classifier_steps: int = Field(200, ge=1, le=1_000_000, description="Optimizer steps of the utility classifier (a fixed budget, so trials compare fairly).")
+    collapse_penalty: bool = Field(True, description="The objective is CAS on val times the share of classes whose samples are not collapsed (within-class spread below base.collapse_spread of the real val spread); false = CAS alone, which rewards one prototype image per class.")
     warm_start: bool = Field(True, description="Enqueue the best configs of the nearest past datasets in the run history as the first trials.")
     warm_schedule: bool = Field(True, description="With warm_start: first enqueue the base config with the learning rates and schedule learned from the run history for this dataset (ganaug.tune.schedule), when the history has runs to learn from.")
     warm_datasets: int = Field(2, ge=1, le=100, description="Nearest past datasets whose configs seed the study.")

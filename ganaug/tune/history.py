@@ -36,7 +36,9 @@ HISTORY_ENV = "GANAUG_HISTORY"  # a path, or "off" to record nothing
 DEFAULT_HISTORY = Path("data/history/gan_runs.parquet")
 HISTORY_KEY = b"ganaug-history"
 HISTORY_FORMAT = "ganaug-gan-history"
-HISTORY_VERSION = 1
+HISTORY_VERSION = 2
+# Columns each version added, filled with nulls when an older file is read (it is rewritten at the next append).
+ADDED_COLUMNS = {2: ("spread", "collapsed_classes")}
 EMBEDDING_SIDE = 4  # the fixed embedding: per-pixel mean and std of images pooled to 4x4 grayscale
 STATISTICS_IMAGES = 10_000  # train images (at most) behind the pixel statistics and the embedding
 
@@ -67,6 +69,8 @@ HISTORY_SCHEMA = pa.schema([
     pa.field("val_frechet", pa.float64()),
     pa.field("recall", pa.float64()),
     pa.field("val_nn_cas", pa.float64()),
+    pa.field("spread", pa.float64()),  # last monitor reading: generated / real within-class spread, mean over classes
+    pa.field("collapsed_classes", pa.float64()),  # last monitor reading: classes below the collapse threshold
     pa.field("best_step", pa.int64()),
     pa.field("cas_val", pa.float64()),  # classifier trained on samples, accuracy on real val (tuning)
     pa.field("study", pa.string()),
@@ -152,12 +156,18 @@ def curve_summary(metrics_rows: list[dict[str, Any]]) -> dict[str, Any]:
         "monitor_steps": [int(row["step"]) for row in monitored],
         "val_nn_cas_curve": [float(row["val_nn_cas"]) for row in monitored],
         "val_frechet": finite(last.get("val_frechet")), "recall": finite(last.get("recall")),
-        "val_nn_cas": finite(last.get("val_nn_cas")),
+        "val_nn_cas": finite(last.get("val_nn_cas")), "spread": finite(last.get("spread")),
+        "collapsed_classes": finite(last.get("collapsed_classes")),
     }
     for name in ("d_loss", "g_loss"):
         values = [v for v in (finite(row.get(name)) for row in late) if v is not None]
         summary[f"{name}_mean"] = sum(values) / len(values) if values else None
     return summary
+
+
+def penalised_utility(cas: float, collapsed: float, classes: int) -> float:
+    """CAS times the share of classes that are not collapsed (see `ganaug.tune.study.Utility`)."""
+    return cas * (1.0 - min(max(float(collapsed), 0.0), classes) / classes)
 
 
 def make_record(features: DatasetFeatures, cfg: GanConfig, metrics_rows: list[dict[str, Any]], *, origin: str,
@@ -188,8 +198,13 @@ def read_history(path: str | Path) -> pa.Table:
         tag = None
     if not isinstance(tag, dict) or tag.get("format") != HISTORY_FORMAT:
         raise DataError(f"history file {path} is not a ganaug GAN history (no '{HISTORY_KEY.decode()}' metadata); {hint}")
-    if tag.get("version") != HISTORY_VERSION:
-        raise DataError(f"history file {path} has format version {tag.get('version')}, this ganaug reads {HISTORY_VERSION}; {hint}")
+    version = tag.get("version")
+    if not isinstance(version, int) or not 1 <= version <= HISTORY_VERSION:
+        raise DataError(f"history file {path} has format version {version}, this ganaug reads 1 to {HISTORY_VERSION}; {hint}")
+    for later in range(version + 1, HISTORY_VERSION + 1):
+        for name in ADDED_COLUMNS.get(later, ()):
+            if name not in table.column_names:
+                table = table.append_column(HISTORY_SCHEMA.field(name), pa.nulls(len(table), HISTORY_SCHEMA.field(name).type))
     missing = [name for name in HISTORY_SCHEMA.names if name not in table.column_names]
     if missing:
         raise DataError(f"history file {path} lacks column(s) {', '.join(missing)}; {hint}")

@@ -105,9 +105,25 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(trial.state, "failed")
     return {"number": trial.number, "state": state, "warm_from": attrs.get("warm_from"),
             "params": json.dumps(trial.params, sort_keys=True), "rung_steps": list(attrs.get("rung_steps", [])),
-            "rung_utility": list(attrs.get("rung_utility", [])), "utility": trial.value if state == "complete" else None,
+            "rung_utility": list(attrs.get("rung_utility", [])), "rung_cas": list(attrs.get("rung_cas", [])),
+            "rung_collapsed": list(attrs.get("rung_collapsed", [])), "utility": trial.value if state == "complete" else None,
             "seconds": float(attrs.get("seconds", 0.0)), "finished_after": float(attrs.get("finished_after", 0.0)),
             "error": attrs.get("error")}
+
+
+def last_reading(row: dict[str, Any]) -> tuple[str, str, str]:
+    """A trials.parquet row's last rung as text: (utility, CAS on val, collapsed classes); '-' where there is none."""
+    if not row["rung_utility"]:
+        return "-", "-", "-"
+    cas = f"{row['rung_cas'][-1]:.4f}" if row.get("rung_cas") else "-"
+    collapsed = str(row["rung_collapsed"][-1]) if row.get("rung_collapsed") else "-"
+    return f"{row['rung_utility'][-1]:.4f}", cas, collapsed
+
+
+def describe_reading(row: dict[str, Any]) -> str:
+    """'utility U (CAS on val C, K classes collapsed)' for progress lines."""
+    utility, cas, collapsed = last_reading(row)
+    return utility if cas == "-" else f"utility {utility} (CAS on val {cas}, {collapsed} classes collapsed)"
 
 
 PLACEHOLDER = create_trial(state=TrialState.FAIL)

@@ -2,7 +2,8 @@
 
 A trial trains the GAN for `max_steps`; at every rung (min_steps x reduction_factor^k) its
 utility is measured — the accuracy on real val images of a classifier trained only on samples of
-the EMA generator at that step (CAS on val) — and reported to the pruner, which stops the trial
+the EMA generator at that step (CAS on val), times the share of classes whose samples are not
+collapsed (`collapse_penalty`, see `Utility`) — and reported to the pruner, which stops the trial
 when it is not among the best 1/reduction_factor at that rung (successive halving, or Hyperband's
 brackets of it). The study is stored in out/tune/study.db and can be resumed (`ganaug.tune.storage`).
 
@@ -36,6 +37,7 @@ from ganaug.data.tensors import load_tensors
 from ganaug.errors import DataError
 from ganaug.executor import Executor, Unpack, as_executor
 from ganaug.gan import load_generator, sample, train_gan
+from ganaug.gan.monitor import within_class_spread
 from ganaug.store import (
     DatasetRef,
     LoadedDataset,
@@ -53,6 +55,7 @@ from ganaug.tune.history import (
     history_path,
     history_rows,
     make_record,
+    penalised_utility,
 )
 from ganaug.tune.schedule import observations, schedule_for
 from ganaug.tune.storage import TrialPruning, counts, open_study, trial_row
@@ -66,8 +69,10 @@ TRIALS_SCHEMA = pa.schema([
     pa.field("warm_from", pa.string()),  # dataset path whose config this trial came from; null = sampled
     pa.field("params", pa.string(), nullable=False),  # JSON
     pa.field("rung_steps", pa.list_(pa.int64()), nullable=False),
-    pa.field("rung_utility", pa.list_(pa.float64()), nullable=False),
-    pa.field("utility", pa.float64()),  # CAS on val at max_steps (complete trials)
+    pa.field("rung_utility", pa.list_(pa.float64()), nullable=False),  # the objective at each rung
+    pa.field("rung_cas", pa.list_(pa.float64()), nullable=False),  # CAS on val at each rung
+    pa.field("rung_collapsed", pa.list_(pa.int64()), nullable=False),  # collapsed classes at each rung
+    pa.field("utility", pa.float64()),  # the objective at max_steps (complete trials)
     pa.field("seconds", pa.float64(), nullable=False),
     pa.field("finished_after", pa.float64(), nullable=False),  # seconds since the study began
     pa.field("error", pa.string()),
@@ -94,10 +99,31 @@ class TuneResult(BaseModel):
 
 
 @dataclass(frozen=True)
-class TrialOutcome:
-    """One trial's rung readings; `pruned` when the pruner stopped it."""
+class Utility:
+    """A generator's downstream utility at one step.
 
-    rungs: tuple[tuple[int, float], ...]
+    `cas`: accuracy on real val images of a classifier trained only on its samples (CAS on val).
+    `collapsed`: classes whose samples' within-class spread (per-pixel standard deviation, as in the
+    collapse monitor) is below `collapse_spread` of the real val images' spread. CAS alone rewards a
+    generator that draws one clean prototype per class (such a classifier is a nearest-prototype
+    rule, and early in training it beats diverse but rougher samples), which is useless for
+    augmentation; `value` therefore counts CAS only for the share of classes that are not collapsed.
+    """
+
+    cas: float
+    collapsed: int
+    classes: int
+
+    @property
+    def value(self) -> float:
+        return penalised_utility(self.cas, self.collapsed, self.classes)
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """One trial's rung readings (step, objective, utility); `pruned` when the pruner stopped it."""
+
+    rungs: tuple[tuple[int, float, Utility], ...]
     pruned: bool
     seconds: float
 
@@ -112,15 +138,23 @@ class _Data:
     study_name: str
 
 
-def synthetic_utility(generator: torch.nn.Module, val: tuple[torch.Tensor, torch.Tensor], per_class: int,
-                      steps: int, seed: int) -> float:
-    """CAS on val: accuracy on real val images of a classifier trained for `steps` on `per_class` samples per class."""
+def measure_utility(generator: torch.nn.Module, val: tuple[torch.Tensor, torch.Tensor], per_class: int,
+                    steps: int, seed: int, collapse_spread: float) -> Utility:
+    """CAS on val (a classifier trained for `steps` on `per_class` samples per class) and the collapsed classes of those samples."""
     num_classes = int(generator.shape.num_classes)  # type: ignore[union-attr]
     labels = torch.arange(num_classes).repeat_interleave(per_class)
     images = sample(generator, labels, seed)  # (N, C, H, W) in [-1, 1]
     train_cfg = TrainConfig(steps=steps, device="cpu", precision="float32")
     trained = train_classifier(ArchSpec(), (images, labels), None, num_classes, train_cfg, seed=seed)
-    return accuracy(trained.model, *val)
+    ratio = within_class_spread(images, labels, num_classes) / within_class_spread(*val, num_classes)
+    collapsed = int((ratio < collapse_spread).sum())  # NaN (a class without 2 val images) counts as not collapsed
+    return Utility(accuracy(trained.model, *val), collapsed, num_classes)
+
+
+def synthetic_utility(generator: torch.nn.Module, val: tuple[torch.Tensor, torch.Tensor], per_class: int,
+                      steps: int, seed: int) -> float:
+    """CAS on val: accuracy on real val images of a classifier trained for `steps` on `per_class` samples per class."""
+    return measure_utility(generator, val, per_class, steps, seed, collapse_spread=0.0).cas
 
 
 class _RungCallback:
@@ -130,17 +164,20 @@ class _RungCallback:
                  report: Callable[[int, float], None] | None) -> None:
         self.cfg, self.val, self.use_ema, self.report = cfg, val, use_ema, report
         self.rungs = set(cfg.rungs())
-        self.readings: list[tuple[int, float]] = []
+        self.readings: list[tuple[int, float, Utility]] = []
 
     def on_checkpoint(self, step: int, path: Path) -> None:
-        if step not in self.rungs or any(done == step for done, _ in self.readings):
+        if step not in self.rungs or any(done == step for done, _, _ in self.readings):
             return
         generator, _ = load_generator(path, use_ema=self.use_ema, device="cpu")
-        utility = synthetic_utility(generator, self.val, self.cfg.synthetic_per_class, self.cfg.classifier_steps, self.cfg.seed)
-        self.readings.append((step, utility))
-        log.debug("step %d: CAS on val %.4f", step, utility)
+        utility = measure_utility(generator, self.val, self.cfg.synthetic_per_class, self.cfg.classifier_steps, self.cfg.seed,
+                                  self.cfg.base.collapse_spread)
+        objective = utility.value if self.cfg.collapse_penalty else utility.cas
+        self.readings.append((step, objective, utility))
+        log.debug("step %d: CAS on val %.4f, %d of %d classes collapsed, objective %.4f", step, utility.cas,
+                  utility.collapsed, utility.classes, objective)
         if self.report is not None and step < self.cfg.max_steps:  # a trial that trained every step is complete
-            self.report(step, utility)
+            self.report(step, objective)
 
 
 def run_trial(number: int, params: dict[str, Any], data: _Data, cfg: TuneConfig, out: Path,
@@ -163,7 +200,7 @@ def run_trial(number: int, params: dict[str, Any], data: _Data, cfg: TuneConfig,
         append_record(data.history, make_record(
             data.features, gan_cfg.model_copy(update={"steps": steps}), metrics, origin="tune", steps=steps,
             seconds=seconds, device=device, best_step=best_step, pruned=pruned,
-            cas_val=None if pruned else callback.readings[-1][1], study=data.study_name, trial=number))
+            cas_val=None if pruned else callback.readings[-1][2].cas, study=data.study_name, trial=number))
     return TrialOutcome(tuple(callback.readings), pruned, seconds)
 
 
@@ -262,10 +299,11 @@ def _tell(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome | Exce
         trial.set_user_attr("finished_after", clock())
         study.tell(trial, state=TrialState.FAIL)
         return
-    for step, utility in outcome.rungs:
-        trial.report(utility, step)
+    for step, objective, _ in outcome.rungs:
+        trial.report(objective, step)
         trial.should_prune()  # lets the pruner record the rungs this trial reached (successive halving's bookkeeping)
-    for key, value in {"rung_steps": [s for s, _ in outcome.rungs], "rung_utility": [u for _, u in outcome.rungs],
+    for key, value in {"rung_steps": [s for s, _, _ in outcome.rungs], "rung_utility": [o for _, o, _ in outcome.rungs],
+                       "rung_cas": [u.cas for _, _, u in outcome.rungs], "rung_collapsed": [u.collapsed for _, _, u in outcome.rungs],
                        "seconds": outcome.seconds, "finished_after": clock()}.items():
         trial.set_user_attr(key, value)
     if outcome.pruned:

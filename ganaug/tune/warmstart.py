@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from ganaug.gan.config import GanConfig
-from ganaug.tune.history import DatasetFeatures
+from ganaug.tune.history import DatasetFeatures, penalised_utility
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,16 @@ def distances(query: DatasetFeatures, candidates: list[DatasetFeatures]) -> list
 
 
 def record_utility(row: dict[str, Any]) -> float | None:
-    """How good a record's config was: CAS on val from a tuning trial, else the monitor's val 1-NN CAS."""
+    """How good a record's config was: CAS on val from a tuning trial, else the monitor's val 1-NN CAS, times the
+    share of classes the last monitor reading did not find collapsed (records written before it was kept count whole)."""
     if row.get("pruned"):
         return None
+    collapsed = row.get("collapsed_classes")
     for name in ("cas_val", "val_nn_cas"):
         value = row.get(name)
         if isinstance(value, float) and math.isfinite(value):
+            if isinstance(collapsed, float) and math.isfinite(collapsed):
+                return penalised_utility(value, collapsed, int(row["classes"]))
             return value
     return None
 

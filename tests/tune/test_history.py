@@ -34,7 +34,8 @@ COLUMNS = [
     "recorded_at", "origin", "dataset_hash", "dataset_path", "images", "classes", "height", "width", "channels",
     "class_counts", "pixel_mean", "pixel_std", "embedding", "gan_config", "config_hash", "steps", "pruned",
     "d_loss_final", "g_loss_final", "d_loss_mean", "g_loss_mean", "monitor_steps", "val_nn_cas_curve",
-    "val_frechet", "recall", "val_nn_cas", "best_step", "cas_val", "study", "trial", "seconds", "device",
+    "val_frechet", "recall", "val_nn_cas", "spread", "collapsed_classes", "best_step", "cas_val", "study", "trial",
+    "seconds", "device",
 ]
 
 
@@ -43,7 +44,7 @@ def test_training_appends_one_record_with_meta_features_config_and_val_quality(t
     result = train_gan(tiny_dataset, tiny_gan, tmp_path / "run", history=history)
     table = pq.read_table(history)
     assert table.column_names == COLUMNS == HISTORY_SCHEMA.names
-    assert json.loads(table.schema.metadata[HISTORY_KEY]) == {"format": "ganaug-gan-history", "version": 1}
+    assert json.loads(table.schema.metadata[HISTORY_KEY]) == {"format": "ganaug-gan-history", "version": 2}
     [row] = history_rows(history)
     assert (row["origin"], row["dataset_hash"], row["images"], row["classes"]) == ("train", result.dataset_hash, 24, 3)
     assert (row["height"], row["width"], row["channels"], row["class_counts"]) == (8, 8, 1, [8, 8, 8])
@@ -56,6 +57,8 @@ def test_training_appends_one_record_with_meta_features_config_and_val_quality(t
     assert row["val_nn_cas"] == pytest.approx(result.final_metrics["val_nn_cas"])
     assert row["recall"] == pytest.approx(result.final_metrics["recall"])
     assert row["val_frechet"] == pytest.approx(result.final_metrics["val_frechet"])
+    assert row["spread"] == pytest.approx(result.final_metrics["spread"])
+    assert row["collapsed_classes"] == result.final_metrics["collapsed_classes"]
     assert row["d_loss_final"] == pytest.approx(result.final_metrics["d_loss"])
     assert row["cas_val"] is None and row["seconds"] > 0
     train_gan(tiny_dataset, tiny_gan.model_copy(update={"seed": 1}), tmp_path / "run2", history=history)
@@ -105,6 +108,26 @@ def test_damaged_or_foreign_history_stops_before_training_and_is_not_touched(tmp
     with pytest.raises(DataError, match=message):
         append_record(history, {"anything": 1})
     assert history.read_bytes() == before
+
+
+def test_a_version_1_history_is_read_with_the_later_columns_empty_and_kept_at_the_next_append(
+        tmp_path: Path, tiny_dataset, tiny_gan) -> None:
+    history = tmp_path / "runs.parquet"
+    train_gan(tiny_dataset, tiny_gan, tmp_path / "run", history=history)
+    old = pq.read_table(history).drop_columns(["spread", "collapsed_classes"])
+    version_1 = {HISTORY_KEY: json.dumps({"format": "ganaug-gan-history", "version": 1}).encode()}
+    pq.write_table(old.replace_schema_metadata(version_1), history)
+    [row] = history_rows(history)
+    assert row["spread"] is None and row["collapsed_classes"] is None and row["config_hash"] == tiny_gan.config_hash()
+    train_gan(tiny_dataset, tiny_gan.model_copy(update={"seed": 1}), tmp_path / "run2", history=history)
+    table = pq.read_table(history)
+    assert json.loads(table.schema.metadata[HISTORY_KEY])["version"] == 2 and table.column_names == COLUMNS
+    first, second = table.to_pylist()
+    assert first["collapsed_classes"] is None and second["collapsed_classes"] is not None
+    future = {HISTORY_KEY: json.dumps({"format": "ganaug-gan-history", "version": 3}).encode()}
+    pq.write_table(table.replace_schema_metadata(future), history)
+    with pytest.raises(DataError, match="has format version 3, this ganaug reads 1 to 2"):
+        read_history(history)
 
 
 def test_appends_from_threads_are_atomic_and_none_is_lost(tmp_path: Path, tiny_dataset, tiny_gan) -> None:

@@ -20,11 +20,11 @@ from ganaug.configbase import load_config
 from ganaug.data.tensors import load_tensors
 from ganaug.gan import GanConfig
 from ganaug.gan.networks import ImageShape
-from ganaug.tune.config import TuneConfig, from_gan_config
 from ganaug.store import read_dataset
+from ganaug.tune.config import TuneConfig, from_gan_config
 from ganaug.tune.history import dataset_features, history_rows
 from ganaug.tune.schedule import observations, schedule_for
-from ganaug.tune.study import LEARNED_SCHEDULE, synthetic_utility, tune_gan
+from ganaug.tune.study import LEARNED_SCHEDULE, measure_utility, synthetic_utility, tune_gan
 
 TINY_TUNE: dict[str, Any] = {"min_steps": 2, "max_steps": 8, "reduction_factor": 2, "synthetic_per_class": 8,
                              "classifier_steps": 20, "base": TINY_GAN}
@@ -64,6 +64,33 @@ def test_utility_scores_a_faithful_generator_far_above_noise(tmp_path: Path) -> 
     assert faithful - noise >= 0.4
 
 
+class ExampleGenerator(nn.Module):
+    """Draws one of its class's training images, chosen by the noise: as varied as the data (prototype=True: always the first)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, shape: ImageShape, prototype: bool) -> None:
+        super().__init__()
+        self.shape, self.latent_dim, self.prototype = shape, 4, prototype
+        self.members = [images[labels == c] for c in range(shape.num_classes)]
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        picks = [0 if self.prototype else int(abs(float(z[0])) * 1000) % len(self.members[int(c)]) for z, c in zip(noise, labels)]
+        return torch.stack([self.members[int(c)][i] for i, c in zip(picks, labels)]) * self.scale
+
+
+def test_utility_counts_cas_only_for_classes_whose_samples_are_not_collapsed(tmp_path: Path) -> None:
+    ref = make_dataset(tmp_path / "d.parquet", classes=4, train_per_class=8)
+    train = load_tensors(ref, "train")
+    val = load_tensors(ref, "val")
+    shape = ImageShape(1, 8, 8, 4)
+    varied = measure_utility(ExampleGenerator(*train, shape, prototype=False), val, per_class=8, steps=40, seed=0, collapse_spread=0.3)
+    prototypes = measure_utility(ExampleGenerator(*train, shape, prototype=True), val, per_class=8, steps=40, seed=0, collapse_spread=0.3)
+    assert varied.collapsed == 0 and varied.value == varied.cas >= 0.7
+    # one image per class: a fair CAS (a nearest-prototype rule), but every class collapsed, so no utility
+    assert prototypes.cas >= 0.5 and prototypes.collapsed == 4 and prototypes.value == 0.0
+    assert measure_utility(ExampleGenerator(*train, shape, prototype=True), val, 8, 40, 0, collapse_spread=0.0).collapsed == 0
+
+
 def test_study_writes_the_best_config_for_train_and_run_and_a_history_record_per_trial(tmp_path: Path) -> None:
     ref = make_dataset(tmp_path / "run" / "dataset.parquet")
     cfg = tune_cfg(tmp_path, n_trials=4, pruner="none", seed=4)
@@ -82,7 +109,10 @@ def test_study_writes_the_best_config_for_train_and_run_and_a_history_record_per
     assert load_config(PipelineConfig, result.pipeline_config_path).gan == tuned
     records = history_rows(tmp_path / "history.parquet")
     assert [(r["origin"], r["trial"], r["steps"], r["config"]["seed"]) for r in records] == [("tune", t, 8, 4) for t in range(4)]
-    assert [r["cas_val"] for r in records] == pytest.approx([t["utility"] for t in trials])
+    assert [r["cas_val"] for r in records] == pytest.approx([t["rung_cas"][-1] for t in trials])
+    for t in trials:  # the objective: CAS times the share of classes not collapsed, at every rung
+        assert len(t["rung_cas"]) == len(t["rung_collapsed"]) == 3 and t["utility"] == t["rung_utility"][-1]
+        assert t["rung_utility"] == pytest.approx([cas * (1 - k / 3) for cas, k in zip(t["rung_cas"], t["rung_collapsed"])])
     summary = json.loads((tmp_path / "run" / "tune" / "tune.json").read_text())
     assert summary["result"]["best_trial"] == result.best_trial
 
@@ -146,6 +176,12 @@ def test_cli_tunes_and_prints_how_to_use_the_result(tmp_path: Path) -> None:
     best = tmp_path / "runs" / "r1" / "tune" / "best_gan.yaml"
     assert best.is_file() and f"-c {best}" in " ".join(result.output.split())
     assert "ganaug train --run-dir" in result.output and len(history_rows(history)) == 2
+    assert "classes collapsed" in result.output and "CAS on val x share of classes not collapsed" in result.output
+    result = CliRunner().invoke(app, ["tune", "--runs-root", str(tmp_path / "runs"), "-c", str(config),
+                                      "--history", str(history), "--cold", "--cas-only"])
+    assert result.exit_code == 0, result.output
+    trials = pq.read_table(tmp_path / "runs" / "r1" / "tune" / "trials.parquet").to_pylist()
+    assert all(t["rung_utility"] == t["rung_cas"] for t in trials)  # --cas-only: the objective is CAS alone
 
 
 @pytest.mark.parametrize(("options", "message"), [

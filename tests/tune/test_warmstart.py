@@ -20,8 +20,9 @@ def variant(name: str, **changes: object) -> DatasetFeatures:
 
 
 def record(features: DatasetFeatures, cfg: GanConfig, cas_val: float | None = None, val_nn_cas: float | None = None,
-           pruned: bool = False) -> dict[str, object]:
-    rows = [{"step": 10, "d_loss": 1.0, "g_loss": 1.0, "val_nn_cas": val_nn_cas}] if val_nn_cas is not None else []
+           pruned: bool = False, collapsed: float | None = None) -> dict[str, object]:
+    reading = {"val_nn_cas": val_nn_cas if val_nn_cas is not None else 0.1, "collapsed_classes": collapsed}
+    rows = [{"step": 10, "d_loss": 1.0, "g_loss": 1.0, **reading}] if val_nn_cas is not None or collapsed is not None else []
     return make_record(features, cfg, rows, origin="tune" if cas_val is not None else "train", steps=10, seconds=1.0,
                        device="cpu", cas_val=cas_val, pruned=pruned)
 
@@ -55,6 +56,18 @@ def test_best_configs_of_a_dataset_rank_tuned_utility_first_and_skip_pruned_and_
     assert [c.g_lr for c in neighbour.configs] == [2e-4, 1e-4, 4e-4]
     assert neighbour.utilities == (0.9, 0.5, 0.95)
     assert nearest_datasets(DIGITS_LIKE, [], k=3, per_dataset=1) == []
+
+
+def test_a_config_whose_samples_collapsed_ranks_by_the_classes_it_kept() -> None:
+    rows = [
+        record(DIGITS_LIKE, GanConfig(g_lr=1e-4), cas_val=0.6, collapsed=10.0),  # one prototype per class: utility 0
+        record(DIGITS_LIKE, GanConfig(g_lr=2e-4), cas_val=0.5, collapsed=0.0),
+        record(DIGITS_LIKE, GanConfig(g_lr=3e-4), cas_val=0.8, collapsed=5.0),  # half the classes collapsed: 0.4
+        record(DIGITS_LIKE, GanConfig(g_lr=4e-4), cas_val=0.45),  # an older record without the reading counts whole
+    ]
+    [neighbour] = nearest_datasets(DIGITS_LIKE, rows, k=1, per_dataset=4)
+    assert [c.g_lr for c in neighbour.configs] == [2e-4, 4e-4, 3e-4, 1e-4]
+    assert neighbour.utilities == pytest.approx((0.5, 0.45, 0.4, 0.0))
 
 
 def test_space_points_survive_the_round_trip_through_gan_config() -> None:
