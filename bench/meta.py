@@ -96,6 +96,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only-regimes", default=None,
                         help="comma-separated history regimes to run (e.g. in parallel processes on the same --out); "
                              "the merged history is written once every regime's study has finished")
+    parser.add_argument("--schedule-datasets", default=None,
+                        help="comma-separated datasets of the schedule phase (default: every history dataset and the held-out one)")
+    parser.add_argument("--arms", default="default,learned,mean",
+                        help="schedule phase: which of default, learned, mean to train (e.g. one per process)")
     parser.add_argument("--cas-only", action="store_true",
                         help="Judge trials by CAS on val alone (TuneConfig collapse_penalty false; rounds 1 and 2).")
     parser.add_argument("--batch-size", type=int, default=64, help="GAN batch size (GanConfig's default 64).")

@@ -23,15 +23,15 @@ from ganaug.gan import GanConfig, load_generator, train_gan
 from ganaug.store import read_dataset
 from ganaug.tune.history import dataset_features, history_rows
 from ganaug.tune.schedule import observations, schedule_for
-from ganaug.tune.study import synthetic_utility
+from ganaug.tune.study import Utility, measure_utility
 
 NO_SLOPES = 1e9  # a slope strength that holds every slope at 0
 
 
-def cas_of(dataset: Any, cfg: GanConfig, folder: Path, val: Any, args: argparse.Namespace, seed: int) -> float:
+def cas_of(dataset: Any, cfg: GanConfig, folder: Path, val: Any, args: argparse.Namespace, seed: int) -> Utility:
     result = train_gan(dataset, cfg, folder, record_history=False)
     generator, _ = load_generator(result.checkpoint_path, device="cpu")
-    return synthetic_utility(generator, val, 50, args.classifier_steps, seed)
+    return measure_utility(generator, val, 50, args.classifier_steps, seed, cfg.collapse_spread)
 
 
 def schedule_phase(report: dict[str, Any], args: argparse.Namespace, dataset_of: Callable[..., Any],
@@ -42,7 +42,14 @@ def schedule_phase(report: dict[str, Any], args: argparse.Namespace, dataset_of:
     rows = history_rows(args.out / "history.parquet")
     base = GanConfig(device="cpu", steps=args.max_steps, grid_every=None, monitor_every=None, checkpoint_every=None,
                      batch_size=args.batch_size)
-    for name in [*history_names, held_out]:
+    names = args.schedule_datasets.split(",") if args.schedule_datasets else [*history_names, held_out]
+    unknown = sorted(set(names) - {*history_names, held_out})
+    if unknown:
+        raise SystemExit(f"--schedule-datasets: {', '.join(unknown)} not among {', '.join([*history_names, held_out])}")
+    chosen_arms = args.arms.split(",")
+    if set(chosen_arms) - {"default", "learned", "mean"}:
+        raise SystemExit(f"--arms {args.arms}: each must be default, learned or mean")
+    for name in names:
         dataset = dataset_of(name, args)
         loaded = read_dataset(dataset)
         features = dataset_features(loaded)
@@ -59,13 +66,15 @@ def schedule_phase(report: dict[str, Any], args: argparse.Namespace, dataset_of:
         arms = {"default": base, "learned": GanConfig.model_validate({**base.model_dump(), **learned.settings()}),
                 "mean": GanConfig.model_validate({**base.model_dump(), **mean.settings()})}
         val = load_tensors(loaded, "val", source="real")
-        for arm, cfg in arms.items():
+        for arm, cfg in ((arm, cfg) for arm, cfg in arms.items() if arm in chosen_arms):
             done = entry.setdefault(f"{arm}_cas", [])
             for seed in range(len(done), args.seeds):
                 folder = args.out / name / "schedule" / f"seed{seed}" / arm
-                done.append(cas_of(dataset, cfg.model_copy(update={"seed": seed}), folder, val, args, seed))
+                utility = cas_of(dataset, cfg.model_copy(update={"seed": seed}), folder, val, args, seed)
+                done.append(utility.cas)
+                entry.setdefault(f"{arm}_collapsed", []).append(utility.collapsed)
                 save(report, args)
-                print(f"schedule {name} seed {seed}: {arm} {done[-1]:.4f} (η0 x {cfg.g_lr / base.g_lr:.2f}, "
+                print(f"schedule {name} seed {seed}: {arm} {done[-1]:.4f}, {utility.collapsed} classes collapsed (η0 x {cfg.g_lr / base.g_lr:.2f}, "
                       f"η1 {cfg.lr_decay_rate if cfg.lr_schedule == 'exponential' else 0.0:.2f})", flush=True)
 
 
