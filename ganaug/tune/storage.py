@@ -123,7 +123,9 @@ def last_reading(row: dict[str, Any]) -> tuple[str, str, str]:
 def describe_reading(row: dict[str, Any]) -> str:
     """'utility U (CAS on val C, K classes collapsed)' for progress lines."""
     utility, cas, collapsed = last_reading(row)
-    return utility if cas == "-" else f"utility {utility} (CAS on val {cas}, {collapsed} classes collapsed)"
+    if cas == "-":
+        return utility
+    return f"utility {utility} (CAS on val {cas}, {collapsed} {'class' if collapsed == '1' else 'classes'} collapsed)"
 
 
 PLACEHOLDER = create_trial(state=TrialState.FAIL)

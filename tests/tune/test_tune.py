@@ -176,7 +176,7 @@ def test_cli_tunes_and_prints_how_to_use_the_result(tmp_path: Path) -> None:
     best = tmp_path / "runs" / "r1" / "tune" / "best_gan.yaml"
     assert best.is_file() and f"-c {best}" in " ".join(result.output.split())
     assert "ganaug train --run-dir" in result.output and len(history_rows(history)) == 2
-    assert "classes collapsed" in result.output and "CAS on val x share of classes not collapsed" in result.output
+    assert "collapsed)" in result.output and "CAS on val x share of classes not collapsed" in result.output
     result = CliRunner().invoke(app, ["tune", "--runs-root", str(tmp_path / "runs"), "-c", str(config),
                                       "--history", str(history), "--cold", "--cas-only"])
     assert result.exit_code == 0, result.output
