@@ -106,6 +106,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--mnist", type=Path, default=MNIST, help="Folder of the MNIST IDX files.")
     parser.add_argument("--fashion", type=Path, default=FASHION, help="Folder of the Fashion-MNIST IDX files.")
     args = parser.parse_args()
+    history_names, held_out, _ = SUITES[args.suite]
+
+    def names(option: str, value: str | None, allowed: list[str]) -> list[str]:
+        """A comma-separated option as a list, every name checked before anything runs (default: all allowed)."""
+        chosen = value.split(",") if value else allowed
+        unknown = sorted(set(chosen) - set(allowed))
+        if unknown:
+            parser.error(f"{option} {value}: {', '.join(unknown)} not among {', '.join(allowed)}")
+        return chosen
+
+    args.only_regimes = names("--only-regimes", args.only_regimes, history_names)
+    args.schedule_datasets = names("--schedule-datasets", args.schedule_datasets, [*history_names, held_out])
+    args.arms = names("--arms", args.arms, ["default", "learned", "mean"])
     low, high = SUITES[args.suite][2]
     args.min_steps = args.min_steps or low
     args.max_steps = args.max_steps or high
@@ -161,16 +174,12 @@ def save(report: dict[str, Any], args: argparse.Namespace) -> None:
 def history_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
     """One cold study per history regime, each into its own history file; then the merged history."""
     names = SUITES[args.suite][0]
-    chosen = args.only_regimes.split(",") if args.only_regimes else names
-    unknown = sorted(set(chosen) - set(names))
-    if unknown:
-        raise SystemExit(f"--only-regimes: {', '.join(unknown)} not among the {args.suite} history regimes {', '.join(names)}")
     for name in names:  # studies finished by another process on this --out
         marker = args.out / name / "study" / "result.json"
         if name not in report["history"] and marker.is_file():
             report["history"][name] = json.loads(marker.read_text())
     for seed, name in enumerate(names):
-        if name in report["history"] or name not in chosen:
+        if name in report["history"] or name not in args.only_regimes:
             continue
         study_dir = args.out / name / "study"
         shutil.rmtree(study_dir, ignore_errors=True)  # a study interrupted earlier starts over

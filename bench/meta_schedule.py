@@ -36,20 +36,10 @@ def cas_of(dataset: Any, cfg: GanConfig, folder: Path, val: Any, args: argparse.
 
 def schedule_phase(report: dict[str, Any], args: argparse.Namespace, dataset_of: Callable[..., Any],
                    save: Callable[..., None]) -> None:
-    from meta import SUITES  # bench/meta.py
-
-    history_names, held_out, _ = SUITES[args.suite]
     rows = history_rows(args.out / "history.parquet")
     base = GanConfig(device="cpu", steps=args.max_steps, grid_every=None, monitor_every=None, checkpoint_every=None,
                      batch_size=args.batch_size)
-    names = args.schedule_datasets.split(",") if args.schedule_datasets else [*history_names, held_out]
-    unknown = sorted(set(names) - {*history_names, held_out})
-    if unknown:
-        raise SystemExit(f"--schedule-datasets: {', '.join(unknown)} not among {', '.join([*history_names, held_out])}")
-    chosen_arms = args.arms.split(",")
-    if set(chosen_arms) - {"default", "learned", "mean"}:
-        raise SystemExit(f"--arms {args.arms}: each must be default, learned or mean")
-    for name in names:
+    for name in args.schedule_datasets:  # checked by bench/meta.py's parse_args, like args.arms
         dataset = dataset_of(name, args)
         loaded = read_dataset(dataset)
         features = dataset_features(loaded)
@@ -66,7 +56,7 @@ def schedule_phase(report: dict[str, Any], args: argparse.Namespace, dataset_of:
         arms = {"default": base, "learned": GanConfig.model_validate({**base.model_dump(), **learned.settings()}),
                 "mean": GanConfig.model_validate({**base.model_dump(), **mean.settings()})}
         val = load_tensors(loaded, "val", source="real")
-        for arm, cfg in ((arm, cfg) for arm, cfg in arms.items() if arm in chosen_arms):
+        for arm, cfg in ((arm, cfg) for arm, cfg in arms.items() if arm in args.arms):
             done = entry.setdefault(f"{arm}_cas", [])
             for seed in range(len(done), args.seeds):
                 folder = args.out / name / "schedule" / f"seed{seed}" / arm
