@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,14 +40,55 @@ def tournament(population: Sequence[FrozenTrial], size: int, rng: np.random.Gene
     return min(picks, key=rank)
 
 
+def is_search_trial(trial: FrozenTrial) -> bool:
+    """Trials the study loop asked the sampler for (verification retrainings are added, not asked)."""
+    return trial.user_attrs.get("role") == "search"
+
+
+def is_initial_member(trial: FrozenTrial) -> bool:
+    """Search trials aging evolution drew at random (its initial population, and redraws of failed members)."""
+    return is_search_trial(trial) and trial.user_attrs.get(GENERATION_ATTR) == 0
+
+
+class ResumableRandomSampler(RandomSampler):
+    """Optuna's `RandomSampler` whose draws survive a resume.
+
+    `RandomSampler` draws from one generator seeded once per process, so a resumed study would start
+    its sequence over and propose the first trials' parameters again. This one, at its first draw in
+    a process, replays the draws of the earlier trials it made (those `drew` accepts) over the fixed
+    space `distributions`, in the order the study loop asks them: a resumed study proposes what the
+    uninterrupted one would have, and an unresumed one draws exactly what `RandomSampler(seed)` draws.
+    """
+
+    def __init__(self, distributions: dict[str, BaseDistribution], seed: int,
+                 drew: Callable[[FrozenTrial], bool] = is_search_trial) -> None:
+        super().__init__(seed=seed)
+        # Optuna does not ask the sampler for a parameter with one possible value
+        self._distributions = {name: d for name, d in distributions.items() if not d.single()}
+        self._drew = drew
+        self._replayed = False
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
+        if not self._replayed:
+            self._replayed = True
+            earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and self._drew(t)]
+            for _ in earlier:
+                for name, distribution in self._distributions.items():
+                    super().sample_independent(study, trial, name, distribution)
+        return super().sample_independent(study, trial, param_name, param_distribution)
+
+
 class AgingEvolutionSampler(BaseSampler):
     """Regularized (aging) evolution (Real et al., 2019) as an Optuna sampler.
 
     The population is the `population_size` most recently finished (complete or pruned) trials, so old members age out
-    whatever their fitness. The first `population_size` trials are random; after that each child is a
-    mutation of a tournament winner (or, with `crossover_prob`, of the uniform crossover of two
-    winners). Randomness is drawn from `(seed, trial.number)`, so a resumed study proposes what the
-    uninterrupted one would have, given the same completed trials.
+    whatever their fitness. The first `population_size` trials are random: drawn by
+    `ResumableRandomSampler(seed)`, they are the very trials random search (and TPE's and NSGA-II's
+    random start) draws with the same seed, so strategies compared at one seed differ only in what
+    they do after those draws. After that each child is a mutation of a tournament winner (or, with
+    `crossover_prob`, of the uniform crossover of two winners), with randomness drawn from
+    `(seed, trial.number)`. A resumed study proposes what the uninterrupted one would have, given
+    the same completed trials.
     """
 
     def __init__(self, space: SearchSpace, population_size: int = 6, tournament_size: int = 3,
@@ -57,7 +98,7 @@ class AgingEvolutionSampler(BaseSampler):
         self.tournament_size = tournament_size
         self.crossover_prob = crossover_prob
         self.seed = seed
-        self._fallback = RandomSampler(seed=seed)
+        self._random = ResumableRandomSampler(space.distributions(), seed, drew=is_initial_member)
         self.lineage: dict[int, tuple[int, list[int]]] = {}
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -67,18 +108,22 @@ class AgingEvolutionSampler(BaseSampler):
         if not search_space:
             return {}
         rng = np.random.default_rng([self.seed, trial.number])
-        genome, generation, parents = self.propose(study, rng)
+        proposal = self.propose(study, rng)
+        if proposal is None:  # an initial member: every gene comes from sample_independent's random draws
+            self.lineage[trial.number] = (0, [])
+            return {}
+        genome, generation, parents = proposal
         self.lineage[trial.number] = (generation, parents)
         return {name: genome[name] for name in search_space if name in genome}
 
-    def propose(self, study: Study, rng: np.random.Generator) -> tuple[Genome, int, list[int]]:
-        """A new genome, its generation and its parents' trial numbers."""
+    def propose(self, study: Study, rng: np.random.Generator) -> tuple[Genome, int, list[int]] | None:
+        """A child genome, its generation and its parents' trial numbers; None while the population is not full."""
         genes = set(self.space.choices)
         # pruned trials stay in the population with their partial fitness: they lose tournaments
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
         done = [t for t in finished if t.values is not None and genes <= set(t.params)]
         if len(done) < self.population_size:
-            return self.space.sample(rng), 0, []
+            return None
         population = sorted(done, key=lambda t: t.number)[-self.population_size :]
         parents = [tournament(population, self.tournament_size, rng, study.directions)]
         genome = {name: parents[0].params[name] for name in genes}
@@ -90,7 +135,7 @@ class AgingEvolutionSampler(BaseSampler):
         return child, generation, [p.number for p in parents]
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
-        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
 
 
 def make_sampler(cfg: SearchConfig, space: SearchSpace) -> BaseSampler:
@@ -98,7 +143,7 @@ def make_sampler(cfg: SearchConfig, space: SearchSpace) -> BaseSampler:
     if cfg.strategy == "evolution":
         return AgingEvolutionSampler(space, cfg.population_size, cfg.tournament_size, cfg.crossover_prob, cfg.seed)
     if cfg.strategy == "random":
-        return RandomSampler(seed=cfg.seed)
+        return ResumableRandomSampler(space.distributions(), cfg.seed)
     if cfg.strategy == "tpe":
         return TPESampler(seed=cfg.seed, n_startup_trials=cfg.population_size)
     with warnings.catch_warnings():

@@ -29,6 +29,17 @@ def test_evolution_beats_random_search_at_equal_budget() -> None:
     assert np.mean(evolution) > np.mean(random)
 
 
+def test_evolution_starts_from_random_searchs_own_draws() -> None:
+    # common random numbers: at one seed the strategies differ only after the shared random start
+    for seed in (0, 3):
+        _, evolution = best_toy_fitness("evolution", seed, n_trials=14)
+        _, random = best_toy_fitness("random", seed, n_trials=14)
+        assert [t.params for t in evolution.trials[:10]] == [t.params for t in random.trials[:10]]
+        assert [t.params for t in evolution.trials[10:]] != [t.params for t in random.trials[10:]]
+    _, other_seed = best_toy_fitness("random", 1, n_trials=10)
+    assert [t.params for t in other_seed.trials] != [t.params for t in random.trials[:10]]
+
+
 def test_evolution_records_generations_and_parents() -> None:
     _, study = best_toy_fitness("evolution", seed=0, n_trials=25)
     trials = study.get_trials()

@@ -42,6 +42,16 @@ def test_resume_continues_numbering_and_keeps_finished_trials(tmp_path: Path, st
     assert [t.params for t in resumed.trials] == [t.params for t in uninterrupted.trials]
 
 
+@pytest.mark.parametrize("strategy", ["random", "evolution"])
+def test_resume_inside_the_random_draws_proposes_what_an_uninterrupted_run_would(tmp_path: Path, strategy: str) -> None:
+    # 2 trials, then resumed to 7: evolution's random initial population (3) is cut in the middle
+    run(toy_cfg(n_trials=2, storage="journal", strategy=strategy), tmp_path)
+    resumed = run(toy_cfg(n_trials=7, storage="journal", strategy=strategy), tmp_path)
+    uninterrupted = run(toy_cfg(n_trials=7, storage="memory", strategy=strategy), None)
+    assert [t.params for t in resumed.trials] == [t.params for t in uninterrupted.trials]
+    assert len({tuple(sorted(t.params.items())) for t in resumed.trials[:3]}) == 3  # no draw repeated after the resume
+
+
 class Interrupt(BaseException):
     """Stands in for Ctrl-C / a killed worker: not an `Exception`, so the loop does not swallow it."""
 
