@@ -102,6 +102,8 @@ def parse_args() -> argparse.Namespace:
                         help="schedule phase: which of default, learned, mean to train (e.g. one per process)")
     parser.add_argument("--cas-only", action="store_true",
                         help="Judge trials by CAS on val alone (TuneConfig collapse_penalty false; rounds 1 and 2).")
+    parser.add_argument("--warm-unpruned-rungs", type=int, default=0,
+                        help="TuneConfig warm_unpruned_rungs of the warm studies: enqueued configs are not pruned at their first N rungs.")
     parser.add_argument("--batch-size", type=int, default=64, help="GAN batch size (GanConfig's default 64).")
     parser.add_argument("--mnist", type=Path, default=MNIST, help="Folder of the MNIST IDX files.")
     parser.add_argument("--fashion", type=Path, default=FASHION, help="Folder of the Fashion-MNIST IDX files.")
@@ -129,14 +131,15 @@ def parse_args() -> argparse.Namespace:
 def tune_config(args: argparse.Namespace, history: Path, seed: int, warm: bool) -> TuneConfig:
     return TuneConfig(n_trials=args.trials, min_steps=args.min_steps, max_steps=args.max_steps, reduction_factor=2,
                       classifier_steps=args.classifier_steps, warm_start=warm, history=history, seed=seed,
-                      collapse_penalty=not args.cas_only,
+                      collapse_penalty=not args.cas_only, warm_unpruned_rungs=args.warm_unpruned_rungs if warm else 0,
                       base=GanConfig(device="cpu", grid_every=None, batch_size=args.batch_size))
 
 
 def budget(args: argparse.Namespace) -> dict[str, int]:
     """What a study or training was given (recorded with each result: a rerun may change it)."""
     return {"trials": args.trials, "min_steps": args.min_steps, "max_steps": args.max_steps,
-            "batch_size": args.batch_size, "classifier_steps": args.classifier_steps, "cas_only": args.cas_only}
+            "batch_size": args.batch_size, "classifier_steps": args.classifier_steps, "cas_only": args.cas_only,
+            "warm_unpruned_rungs": args.warm_unpruned_rungs}
 
 
 def dataset_of(name: str, args: argparse.Namespace) -> DatasetRef:

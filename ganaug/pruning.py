@@ -20,10 +20,11 @@ def quiet_optuna() -> None:
 
 
 def replay_reporter(pruner: optuna.pruners.BasePruner, trials: Iterable[FrozenTrial], unit: str, reading: str,
-                    study_name: str | None = None) -> Callable[[int, float], None]:
+                    study_name: str | None = None, judge_from: int = 0) -> Callable[[int, float], None]:
     """A `(step, value)` callback: report the value at that step; raise `optuna.TrialPruned` when the pruner,
-    having seen `trials` (in order) in a study named `study_name`, says stop. `unit` and `reading` name the
-    step and the value in the message: "pruned at <unit> 4 at <reading> 0.1234"."""
+    having seen `trials` (in order) in a study named `study_name`, says stop. Values at steps below
+    `judge_from` are reported without asking the pruner. `unit` and `reading` name the step and the
+    value in the message: "pruned at <unit> 4 at <reading> 0.1234"."""
     quiet_optuna()
     study = optuna.create_study(direction="maximize", pruner=pruner, study_name=study_name,
                                 sampler=optuna.samplers.RandomSampler(0))
@@ -32,7 +33,7 @@ def replay_reporter(pruner: optuna.pruners.BasePruner, trials: Iterable[FrozenTr
 
     def on_reading(step: int, value: float) -> None:
         trial.report(value, step)
-        if trial.should_prune():
+        if step >= judge_from and trial.should_prune():
             raise optuna.TrialPruned(f"pruned at {unit} {step} at {reading} {value:.4f}")
 
     return on_reading

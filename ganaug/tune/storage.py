@@ -134,7 +134,7 @@ PLACEHOLDER = create_trial(state=TrialState.FAIL)
 @dataclass(frozen=True)
 class TrialPruning:
     """What a trial's worker needs to ask the pruner: the config (a fresh pruner), the study's name, the trial's
-    number and the trials finished before its batch.
+    number, the trials finished before its batch, and the first GAN step at which it may be pruned.
 
     The worker replays them into a small in-memory study under the same name, numbered as in the study
     (placeholders fill the gaps), so Hyperband puts the trial in the same bracket as the study would,
@@ -145,9 +145,11 @@ class TrialPruning:
     study_name: str
     number: int
     finished: tuple[FrozenTrial, ...] = ()
+    judge_from: int = 0
 
     def reporter(self) -> Any:
         """A `(step, utility)` callback: report, raise `optuna.TrialPruned` when the pruner says stop."""
         by_number = {trial.number: trial for trial in self.finished}
         replayed = [by_number.get(number, PLACEHOLDER) for number in range(self.number)]
-        return replay_reporter(self.cfg.make_pruner(), replayed, "step", "CAS on val", study_name=self.study_name)
+        return replay_reporter(self.cfg.make_pruner(), replayed, "step", "CAS on val", study_name=self.study_name,
+                               judge_from=self.judge_from)

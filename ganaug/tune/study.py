@@ -244,6 +244,14 @@ def warm_start(study: optuna.Study, data: _Data, cfg: TuneConfig) -> list[Neighb
     return neighbours
 
 
+def judge_from(trial: optuna.Trial, cfg: TuneConfig) -> int:
+    """The first GAN step at which `trial` may be pruned: past `cfg.warm_unpruned_rungs` rungs for a warm-start trial."""
+    rungs = cfg.rungs()
+    if not cfg.warm_unpruned_rungs or not trial.user_attrs.get("warm_from"):
+        return 0
+    return rungs[min(cfg.warm_unpruned_rungs, len(rungs) - 1)]
+
+
 def _finished(study: optuna.Study) -> tuple[FrozenTrial, ...]:
     return tuple(t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
                  if t.intermediate_values)
@@ -278,7 +286,7 @@ def tune_gan(dataset: DatasetRef | str | Path, cfg: TuneConfig, out: str | Path,
             points = [suggest(trial) for trial in batch]
             finished = _finished(study)
             pruning = [None if isinstance(study.pruner, optuna.pruners.NopPruner)
-                       else TrialPruning(cfg, data.study_name, trial.number, finished) for trial in batch]
+                       else TrialPruning(cfg, data.study_name, trial.number, finished, judge_from(trial, cfg)) for trial in batch]
             outcomes = as_executor(executor).map(
                 Unpack(run_trial), [(trial.number, params, data, cfg, root, prune)
                                     for trial, params, prune in zip(batch, points, pruning)],

@@ -14,16 +14,17 @@ from tunehelpers import TINY_GAN, make_dataset
 
 from ganaug.tune.config import TuneConfig
 from ganaug.tune.storage import TrialPruning
-from ganaug.tune.study import tune_gan
+from ganaug.tune.study import judge_from, tune_gan
 
 TINY_TUNE: dict[str, Any] = {"min_steps": 2, "max_steps": 8, "reduction_factor": 2, "synthetic_per_class": 8,
                              "classifier_steps": 20, "base": TINY_GAN, "storage": "memory"}
 
 
-def worker_decision(cfg: TuneConfig, study: optuna.Study, number: int, readings: list[tuple[int, float]]) -> int | None:
+def worker_decision(cfg: TuneConfig, study: optuna.Study, number: int, readings: list[tuple[int, float]],
+                    judged_from: int = 0) -> int | None:
     """The step at which a worker (TrialPruning on a snapshot) stops the trial; None = never."""
     finished = tuple(t for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
-    report = TrialPruning(cfg, study.study_name, number, finished).reporter()
+    report = TrialPruning(cfg, study.study_name, number, finished, judged_from).reporter()
     for step, utility in readings:
         try:
             report(step, utility)
@@ -64,6 +65,36 @@ def test_a_workers_pruning_decision_is_the_studys_own(pruner: str) -> None:
     assert any(d == 2 for d in decisions) and any(d is None for d in decisions)
     if pruner == "hyperband":  # some brackets start pruning only at the second rung
         assert any(d == 4 for d in decisions)
+
+
+@pytest.mark.parametrize("pruner", ["hyperband", "successive_halving"])
+def test_a_warm_trial_spared_its_first_rung_is_judged_from_the_second(pruner: str) -> None:
+    cfg = TuneConfig.model_validate({**TINY_TUNE, "pruner": pruner, "warm_unpruned_rungs": 1})
+    study = optuna.create_study(direction="maximize", pruner=cfg.make_pruner(), study_name="tune-abc-seed0")
+    rng = random.Random(1)
+    stopped_first = spared_later = 0
+    for number in range(40):
+        readings = [(step, rng.random()) for step in (2, 4, 8)]
+        judged = worker_decision(cfg, study, number, readings)
+        spared = worker_decision(cfg, study, number, readings, judged_from=4)
+        assert spared != 2, f"trial {number}"  # its first reading never stops it
+        stopped_first += judged == 2
+        spared_later += judged == 2 and spared == 4
+        study_decision(study, readings)
+    assert stopped_first and spared_later, "no trial stopped at the first rung was judged again (and stopped) at the second"
+
+
+def test_only_warm_start_trials_are_spared_and_only_as_many_rungs_as_asked() -> None:
+    def first_judged_step(warm: bool, rungs: int) -> int:
+        cfg = TuneConfig.model_validate({**TINY_TUNE, "warm_unpruned_rungs": rungs})
+        study = optuna.create_study(direction="maximize")
+        study.enqueue_trial({}, user_attrs={"warm_from": "past/dataset.parquet"} if warm else None)
+        return judge_from(study.ask(), cfg)
+
+    assert first_judged_step(warm=True, rungs=1) == 4  # rungs 2 -> 4 -> 8
+    assert first_judged_step(warm=True, rungs=2) == 8  # the last rung: never pruned
+    assert first_judged_step(warm=True, rungs=5) == 8
+    assert first_judged_step(warm=True, rungs=0) == first_judged_step(warm=False, rungs=1) == 0
 
 
 def test_hyperband_has_one_bracket_per_rung() -> None:
