@@ -4,7 +4,8 @@
 # benchmark (dataset.parquet and its GAN's synthetic.parquet).
 # Usage: bench/device_nas.sh DATASET SYNTHETIC OUT_DIR
 # Environment: DEADLINE (seconds for the search benchmark, default 380), DEVICE (default cuda),
-# WORKERS (default 16), SEEDS (default 5), TRIALS (default 12).
+# WORKERS (default 16), SEEDS (default 5), FIRST_SEED (default 0), TRIALS (default 12), STRATEGIES
+# (default "evolution random tpe nsga2"; e.g. "evolution random" to remeasure evolution against random).
 set -u
 dataset=$1
 synthetic=$2
@@ -27,7 +28,7 @@ cat "$out/gan_throughput.log"
 # the full plan: converged full fidelity (2 steps per training image), the full space, 12 trials per
 # search scored by the GAN-sample proxy, top 2 retrained, 4 strategies x 5 seeds
 python3 bench/nas_proxies.py --dataset "$dataset" --synthetic "$synthetic" --archs 0 \
-    --search-fidelity synthetic:50:250 --verify-top 2 --seeds "${SEEDS:-5}" --trials "${TRIALS:-12}" --population 4 \
-    --strategies evolution random tpe nsga2 --workers "${WORKERS:-16}" --device "$device" \
+    --search-fidelity synthetic:50:250 --verify-top 2 --seeds "${SEEDS:-5}" --first-seed "${FIRST_SEED:-0}" --trials "${TRIALS:-12}" --population 4 \
+    --strategies ${STRATEGIES:-evolution random tpe nsga2} --workers "${WORKERS:-16}" --device "$device" \
     --out "$out" --deadline "${DEADLINE:-380}" > "$out/nas.log" 2>&1
 tail -c 6000 "$out/nas.log"
