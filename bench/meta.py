@@ -16,6 +16,8 @@ fashion (the issue's benchmark, 28x28; reads IDX files, see --mnist/--fashion):
   history   cold studies on digits 10/30/100% and MNIST 10 and 100 per class
   heldout   Fashion-MNIST 100 per class, cold vs warm per seed (no averaging: measured on digits)
   schedule  as above, over the five history datasets and Fashion-MNIST
+  spared    with --warm-unpruned-rungs: which warm trials the pruner would have stopped at their
+            first rung had they been judged like any trial (also recorded by heldout itself)
 
     python bench/meta.py                                    # digits, what docs/benchmarks/meta.md reports
     python bench/meta.py --suite fashion --out data/bench/meta_fashion
@@ -37,9 +39,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from optuna.trial import TrialState
 from reference import idx_files  # bench/reference.py, beside this script
 
 from ganaug.config import IngestConfig
@@ -50,6 +54,7 @@ from ganaug.gan.averaging import average_generators, kept_checkpoints
 from ganaug.store import DatasetRef, dataset_ref, write_table
 from ganaug.tune.config import TuneConfig
 from ganaug.tune.history import HISTORY_SCHEMA, read_history
+from ganaug.tune.storage import TrialPruning
 from ganaug.tune.study import synthetic_utility, tune_gan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +88,9 @@ def regime(name: str, args: argparse.Namespace) -> IngestConfig:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--suite", choices=sorted(SUITES), default="digits")
-    parser.add_argument("--phases", default="history,heldout,schedule", help="comma-separated: history, heldout, schedule")
+    parser.add_argument("--phases", default="history,heldout,schedule",
+                        help="comma-separated: history, heldout, schedule; spared (after heldout with --warm-unpruned-rungs: "
+                             "which warm trials the pruner would have stopped at their first rung)")
     parser.add_argument("--out", type=Path, default=None, help="Working folder (default data/bench/meta_<suite>).")
     parser.add_argument("--trials", type=int, default=6, help="Trials per study (history and held-out).")
     parser.add_argument("--seeds", type=int, default=3, help="Seeds of the held-out studies and of the schedule comparison.")
@@ -202,6 +209,43 @@ def history_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
     write_table(pa.concat_tables(tables).replace_schema_metadata(HISTORY_SCHEMA.metadata), args.out / "history.parquet")
 
 
+def spared_verdicts(study_dir: Path) -> list[dict[str, Any]]:
+    """For each warm-start trial of a finished study: its first-rung reading, and whether the pruner would have
+    stopped it there had it been judged like any trial (same study, same trials finished before it)."""
+    tune = study_dir / "tune"
+    cfg = TuneConfig.model_validate(json.loads((tune / "tune.json").read_text())["config"])
+    storage = f"sqlite:///{tune / 'study.db'}"
+    [name] = optuna.get_all_study_names(storage)
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    judged = cfg.model_copy(update={"warm_unpruned_rungs": 0})
+    verdicts = []
+    for trial in trials:
+        attrs = trial.user_attrs
+        if not attrs.get("warm_from") or not attrs.get("rung_steps"):
+            continue
+        finished = tuple(t for t in trials if t.number < trial.number and t.intermediate_values
+                         and t.state in (TrialState.COMPLETE, TrialState.PRUNED))
+        report = TrialPruning(judged, name, trial.number, finished).reporter()
+        try:
+            report(attrs["rung_steps"][0], attrs["rung_utility"][0])
+            stopped = False
+        except optuna.TrialPruned:
+            stopped = True
+        verdicts.append({"number": trial.number, "warm_from": attrs["warm_from"], "first_rung": attrs["rung_utility"][0],
+                         "pruned_there_if_judged": stopped, "state": trial.state.name.lower(),
+                         "utility": trial.value if trial.state == TrialState.COMPLETE else None})
+    return verdicts
+
+
+def spared_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
+    """Counterfactual of --warm-unpruned-rungs for the held-out rows already run: which warm trials it kept alive."""
+    name = SUITES[args.suite][1]
+    for row in report["held_out"]:
+        if row["budget"].get("warm_unpruned_rungs"):
+            row["warm"]["spared"] = spared_verdicts(args.out / name / f"warm{row['seed']}")
+    save(report, args)
+
+
 def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
     name = SUITES[args.suite][1]
     dataset = dataset_of(name, args)
@@ -231,6 +275,8 @@ def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
                          "finished_after": [round(t["finished_after"], 1) for t in trials], "pruned": result.pruned}
             if digits:
                 row[mode]["averaging"] = averaging_effect(study_dir, trials[result.best_trial], val, args)
+            if mode == "warm" and args.warm_unpruned_rungs:
+                row[mode]["spared"] = spared_verdicts(study_dir)
         target = row["cold"]["best_utility"]
         for mode in ("cold", "warm"):
             row[mode]["reached"] = reached([{"utility": u, "finished_after": f} for u, f in
@@ -255,7 +301,7 @@ def main() -> None:
     report.setdefault("invocations", []).append({k: str(v) for k, v in vars(args).items()})
     from meta_schedule import schedule_phase  # bench/meta_schedule.py, beside this script
 
-    phases = {"history": history_phase, "heldout": heldout_phase,
+    phases = {"history": history_phase, "heldout": heldout_phase, "spared": spared_phase,
               "schedule": lambda report, args: schedule_phase(report, args, dataset_of, save)}
     for phase in args.phases.split(","):  # in the order given
         phases[phase](report, args)
