@@ -165,7 +165,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--first-seed", type=int, default=0,
                    help="Seeds run are first-seed .. first-seed + seeds - 1 (a later run adds seeds; see --combine).")
     p.add_argument("--combine", nargs="+", type=Path, default=None, metavar="JSONL",
-                   help="Write the search tables of several runs' nas_proxies.jsonl (same settings, different seeds) to --out; runs nothing.")
+                   help="Write the search tables of several runs' nas_proxies.jsonl (same settings, different seeds) to --out; runs nothing. Searches a run's deadline cut short are left out (named), so a later run may redo their seeds.")
     p.add_argument("--trials", type=int, default=8, help="Trials per search (equal for every strategy), at --search-fidelity.")
     p.add_argument("--search-fidelity", default="full",
                    help="What scores a search trial: 'full' (converged training) or a training proxy SOURCE:PER_CLASS:STEPS "
@@ -589,9 +589,25 @@ def collect_baselines(futures: dict[int, dict[str, Future]]) -> dict[str, dict[i
 SAME_SETTINGS = ("train_images", "steps", "search_fidelity", "verify_top", "strategies")
 
 
+def whole_searches(run: dict[str, Any], config: dict[str, Any], path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """A run's searches that ran their whole budget (every trial, every retraining), and the ones its deadline cut short."""
+    trials = int(config.get("args", {}).get("trials", 0))
+    kept, cut = [], []
+    for r in run["searches"]:
+        retrained_all = not run.get("search_fidelity") or r.get("retrained", 0) >= run["verify_top"]
+        if r.get("trials_done", 0) >= trials and retrained_all and r.get("best_test") is not None:
+            kept.append(r)
+        else:
+            cut.append(f"{r['strategy']} seed {r['seed']} of {path} ({r.get('trials_done', 0)} of {trials} trials, "
+                       f"{r.get('retrained', 0)} retrained)")
+    return kept, cut
+
+
 def combine(files: list[Path]) -> dict[str, Any]:
-    """One summary of the search part from several runs' logs: same settings, disjoint seeds."""
+    """One summary of the search part from several runs' logs: same settings, disjoint seeds. Searches a run's
+    deadline cut short are left out (listed in `left_out`), so a later run may redo their seeds."""
     merged: dict[str, Any] | None = None
+    left_out: list[str] = []
     for path in files:
         try:
             lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -602,6 +618,9 @@ def combine(files: list[Path]) -> dict[str, Any]:
         if run is None:
             raise SystemExit(f"--combine {path}: no summary line (the run did not finish)")
         first = int(config.get("args", {}).get("first_seed", 0))
+        kept, cut = whole_searches(run, config, path)
+        run = {**run, "searches": kept}
+        left_out += cut
         by_seed = ({name: {int(seed): v for seed, v in values.items()} for name, values in run["baselines_by_seed"].items()}
                    if "baselines_by_seed" in run else
                    {name: dict(enumerate(values, start=first)) for name, values in run["baselines"].items()})
@@ -621,6 +640,7 @@ def combine(files: list[Path]) -> dict[str, Any]:
         for name, values in by_seed.items():
             merged["baselines_by_seed"].setdefault(name, {}).update(values)
     assert merged is not None
+    merged["left_out"] = left_out
     merged["searches"].sort(key=lambda r: (r["strategy"], r["seed"]))
     merged["baselines"] = {name: [values[s] for s in sorted(values)] for name, values in merged["baselines_by_seed"].items()}
     return merged
@@ -631,7 +651,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.combine:
         summary = combine(args.combine)
         args.out.mkdir(parents=True, exist_ok=True)
-        text = f"Combined from {', '.join(summary['runs'])}.\n\n" + markdown(summary)
+        text = f"Combined from {', '.join(summary['runs'])}.\n\n"
+        if summary["left_out"]:
+            text += "Left out, cut short by their run's deadline: " + "; ".join(summary["left_out"]) + ".\n\n"
+        text += markdown(summary)
         (args.out / "nas_proxies.md").write_text(text)
         print(text, flush=True)
         return

@@ -129,6 +129,16 @@ def test_runs_of_other_seeds_combine_into_the_tables_of_one_run(tmp_path: Path, 
         bench_module.main(["--combine", str(tmp_path / "first" / "nas_proxies.jsonl"), str(tmp_path / "whole" / "nas_proxies.jsonl"),
                            "--out", str(tmp_path / "clash")])
     assert not (tmp_path / "clash").exists()
+    # a run whose deadline cut seed 1's searches short: they are left out, and another run's seed 1 fills in
+    lines = [json.loads(line) for line in (tmp_path / "whole" / "nas_proxies.jsonl").read_text().splitlines()]
+    for search in (r for line in lines if line["kind"] == "summary" for r in line["searches"] if r["seed"] == 1):
+        search.update(trials_done=2, retrained=0, best_test=None)
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    bench_module.main(["--combine", str(cut), str(tmp_path / "second" / "nas_proxies.jsonl"), "--out", str(tmp_path / "refilled")])
+    refilled = (tmp_path / "refilled" / "nas_proxies.md").read_text()
+    assert tables(refilled) == tables((tmp_path / "whole" / "nas_proxies.md").read_text())
+    assert f"Left out, cut short by their run's deadline: evolution seed 1 of {cut} (2 of 3 trials, 0 retrained)" in refilled
 
 
 def test_combine_refuses_runs_of_other_settings_and_unfinished_runs(tmp_path: Path, bench_module) -> None:
