@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -40,42 +40,45 @@ def tournament(population: Sequence[FrozenTrial], size: int, rng: np.random.Gene
     return min(picks, key=rank)
 
 
-def is_search_trial(trial: FrozenTrial) -> bool:
-    """Trials the study loop asked the sampler for (verification retrainings are added, not asked)."""
-    return trial.user_attrs.get("role") == "search"
-
-
-def is_initial_member(trial: FrozenTrial) -> bool:
-    """Search trials aging evolution drew at random (its initial population, and redraws of failed members)."""
-    return is_search_trial(trial) and trial.user_attrs.get(GENERATION_ATTR) == 0
+RANDOM_DRAW_ATTR = "ganaug:random_draws"  # system attribute: the parameters a ResumableRandomSampler drew for a trial
 
 
 class ResumableRandomSampler(RandomSampler):
     """Optuna's `RandomSampler` whose draws survive a resume.
 
     `RandomSampler` draws from one generator seeded once per process, so a resumed study would start
-    its sequence over and propose the first trials' parameters again. This one, at its first draw in
-    a process, replays the draws of the earlier trials it made (those `drew` accepts) over the fixed
-    space `distributions`, in the order the study loop asks them: a resumed study proposes what the
-    uninterrupted one would have, and an unresumed one draws exactly what `RandomSampler(seed)` draws.
+    its sequence over and propose the first trials' parameters again. This one records on each trial
+    which parameters it drew and, at its first draw in a process, replays the earlier trials' draws
+    in order (one draw's randomness depends only on the parameter's distribution, taken from the
+    fixed space `distributions`): a resumed study proposes what the uninterrupted one would have, and
+    an unresumed one draws exactly what `RandomSampler(seed)` draws. It is random search, aging
+    evolution's initial population, and TPE's and NSGA-II's random draws.
     """
 
-    def __init__(self, distributions: dict[str, BaseDistribution], seed: int,
-                 drew: Callable[[FrozenTrial], bool] = is_search_trial) -> None:
+    def __init__(self, distributions: dict[str, BaseDistribution], seed: int) -> None:
         super().__init__(seed=seed)
-        # Optuna does not ask the sampler for a parameter with one possible value
-        self._distributions = {name: d for name, d in distributions.items() if not d.single()}
-        self._drew = drew
+        self._distributions = dict(distributions)
         self._replayed = False
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
         if not self._replayed:
             self._replayed = True
-            earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and self._drew(t)]
-            for _ in earlier:
-                for name, distribution in self._distributions.items():
-                    super().sample_independent(study, trial, name, distribution)
+            for earlier in study.get_trials(deepcopy=False):
+                if earlier.number < trial.number:
+                    for name in earlier.system_attrs.get(RANDOM_DRAW_ATTR, ()):
+                        super().sample_independent(study, trial, name, self._distributions.get(name, param_distribution))
+        drawn = [*trial.system_attrs.get(RANDOM_DRAW_ATTR, ()), param_name]
+        study._storage.set_trial_system_attr(trial._trial_id, RANDOM_DRAW_ATTR, drawn)
+        trial.system_attrs[RANDOM_DRAW_ATTR] = drawn  # the frozen copy this ask passes to every parameter
         return super().sample_independent(study, trial, param_name, param_distribution)
+
+
+def resumable_start(sampler: BaseSampler, space: SearchSpace, seed: int) -> BaseSampler:
+    """TPE's / NSGA-II's random start drawn by a `ResumableRandomSampler` (the same draws, kept on resume)."""
+    if not isinstance(getattr(sampler, "_random_sampler", None), RandomSampler):
+        raise TypeError(f"{type(sampler).__name__} of this Optuna version has no random start to make resumable")
+    sampler._random_sampler = ResumableRandomSampler(space.distributions(), seed)  # type: ignore[attr-defined]
+    return sampler
 
 
 class AgingEvolutionSampler(BaseSampler):
@@ -98,7 +101,7 @@ class AgingEvolutionSampler(BaseSampler):
         self.tournament_size = tournament_size
         self.crossover_prob = crossover_prob
         self.seed = seed
-        self._random = ResumableRandomSampler(space.distributions(), seed, drew=is_initial_member)
+        self._random = ResumableRandomSampler(space.distributions(), seed)
         self.lineage: dict[int, tuple[int, list[int]]] = {}
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -145,10 +148,10 @@ def make_sampler(cfg: SearchConfig, space: SearchSpace) -> BaseSampler:
     if cfg.strategy == "random":
         return ResumableRandomSampler(space.distributions(), cfg.seed)
     if cfg.strategy == "tpe":
-        return TPESampler(seed=cfg.seed, n_startup_trials=cfg.population_size)
+        return resumable_start(TPESampler(seed=cfg.seed, n_startup_trials=cfg.population_size), space, cfg.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed)
+        return resumable_start(NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed), space, cfg.seed)
 
 
 def make_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
