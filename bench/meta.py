@@ -112,6 +112,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warm-unpruned-rungs", type=int, default=0,
                         help="TuneConfig warm_unpruned_rungs of the warm studies: enqueued configs are not pruned at their first N rungs.")
     parser.add_argument("--batch-size", type=int, default=64, help="GAN batch size (GanConfig's default 64).")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                        help="Where the GANs train (tuning trials, the schedule comparison); the utility classifier stays on the CPU.")
     parser.add_argument("--mnist", type=Path, default=MNIST, help="Folder of the MNIST IDX files.")
     parser.add_argument("--fashion", type=Path, default=FASHION, help="Folder of the Fashion-MNIST IDX files.")
     args = parser.parse_args()
@@ -139,14 +141,14 @@ def tune_config(args: argparse.Namespace, history: Path, seed: int, warm: bool) 
     return TuneConfig(n_trials=args.trials, min_steps=args.min_steps, max_steps=args.max_steps, reduction_factor=2,
                       classifier_steps=args.classifier_steps, warm_start=warm, history=history, seed=seed,
                       collapse_penalty=not args.cas_only, warm_unpruned_rungs=args.warm_unpruned_rungs if warm else 0,
-                      base=GanConfig(device="cpu", grid_every=None, batch_size=args.batch_size))
+                      base=GanConfig(device=args.device, grid_every=None, batch_size=args.batch_size))
 
 
-def budget(args: argparse.Namespace) -> dict[str, int]:
+def budget(args: argparse.Namespace) -> dict[str, Any]:
     """What a study or training was given (recorded with each result: a rerun may change it)."""
     return {"trials": args.trials, "min_steps": args.min_steps, "max_steps": args.max_steps,
             "batch_size": args.batch_size, "classifier_steps": args.classifier_steps, "cas_only": args.cas_only,
-            "warm_unpruned_rungs": args.warm_unpruned_rungs}
+            "warm_unpruned_rungs": args.warm_unpruned_rungs, "device": args.device}
 
 
 def dataset_of(name: str, args: argparse.Namespace) -> DatasetRef:
@@ -252,7 +254,7 @@ def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
     val = load_tensors(dataset, "val", source="real")
     digits = args.suite == "digits"
     if digits and "default_cas" not in report:
-        cfg = GanConfig(device="cpu", steps=args.max_steps, grid_every=None, batch_size=args.batch_size)
+        cfg = GanConfig(device=args.device, steps=args.max_steps, grid_every=None, batch_size=args.batch_size)
         default = train_gan(dataset, cfg, args.out / name / "default", record_history=False)
         generator, _ = load_generator(default.checkpoint_path, device="cpu")
         report["default_cas"] = statistics.mean(synthetic_utility(generator, val, 50, args.classifier_steps, s) for s in range(3))

@@ -37,7 +37,7 @@ def cas_of(dataset: Any, cfg: GanConfig, folder: Path, val: Any, args: argparse.
 def schedule_phase(report: dict[str, Any], args: argparse.Namespace, dataset_of: Callable[..., Any],
                    save: Callable[..., None]) -> None:
     rows = history_rows(args.out / "history.parquet")
-    base = GanConfig(device="cpu", steps=args.max_steps, grid_every=None, monitor_every=None, checkpoint_every=None,
+    base = GanConfig(device=args.device, steps=args.max_steps, grid_every=None, monitor_every=None, checkpoint_every=None,
                      batch_size=args.batch_size)
     for name in args.schedule_datasets:  # checked by bench/meta.py's parse_args, like args.arms
         dataset = dataset_of(name, args)
