@@ -35,6 +35,7 @@ pyarrow, pydantic (no scipy, matplotlib or prefect).
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import multiprocessing
@@ -466,8 +467,7 @@ def run_baselines(bench: Bench, seed: int) -> dict[str, Future]:
 
 def estimate(args: argparse.Namespace, steps: int) -> str:
     """Optimizer steps and seconds the run should take (an upper bound: trainings shared through the cache count
-    once, but random, TPE and NSGA-II share only their first seeded random draws, `population` trials; evolution
-    draws its own start). Proxy-fidelity searches add `verify_top` full retrainings each."""
+    once, but the strategies share only their first seeded random draws, `population` trials). Proxy-fidelity searches add `verify_top` full retrainings each."""
     proxy_steps = sum(p[2] for p in args.proxies)
     start = min(args.population, args.trials)
     groups = int("evolution" in args.strategies) + int(bool(set(args.strategies) - {"evolution"}))
@@ -603,11 +603,44 @@ def whole_searches(run: dict[str, Any], config: dict[str, Any], path: Path) -> t
     return kept, cut
 
 
+def summary_from_log(lines: list[dict[str, Any]], path: Path) -> dict[str, Any]:
+    """The search part of a summary, rebuilt from the rows of a run that stopped before writing one (killed, out of
+    memory): its finished searches and the baselines whose trainings finished."""
+    config = next((r for r in lines if r.get("kind") == "config"), None)
+    if config is None:
+        raise SystemExit(f"--combine {path}: no config line (not a nas_proxies.jsonl)")
+    args = config["args"]
+    try:
+        fidelity = ast.literal_eval(args["search_fidelity"])
+        strategies = ast.literal_eval(args["strategies"])
+        verify_top, workers = int(args["verify_top"]), int(args["workers"])
+    except (KeyError, ValueError, SyntaxError) as exc:
+        raise SystemExit(f"--combine {path}: its config line is not this script's ({exc})") from None
+    default = ArchSpec().to_json()
+    by_seed: dict[str, dict[int, float]] = {name: {} for name in ("default", "default_affine", "reference", "reference_affine")}
+    for r in lines:
+        if "error" in r:
+            continue
+        if r.get("kind") == "full" and r["arch"] == default and r["augment"] in (0.0, 1.0):
+            by_seed["default_affine" if r["augment"] == 1.0 else "default"][r["seed"]] = r["test"]
+        elif r.get("kind") == "reference":
+            by_seed["reference_affine" if r["affine"] else "reference"][r["seed"]] = r["test"]
+    searches = [{k: v for k, v in r.items() if k != "kind"} for r in lines if r.get("kind") == "search"]
+    return {"device": args.get("device"), "workers": workers, "dataset": args.get("dataset"),
+            "train_images": config.get("train_images"), "steps": config["steps"], "archs": 0,
+            "search_fidelity": proxy_name(fidelity) if fidelity else None, "verify_top": verify_top,
+            "seconds": sum(r.get("search_seconds", 0.0) + r.get("retrain_seconds", 0.0) for r in searches),
+            "deadline_reached": False, "proxies": {}, "strategies": strategies, "searches": searches,
+            "baselines_by_seed": {name: {str(k): v for k, v in values.items()} for name, values in by_seed.items()},
+            "rebuilt": True}
+
+
 def combine(files: list[Path]) -> dict[str, Any]:
     """One summary of the search part from several runs' logs: same settings, disjoint seeds. Searches a run's
     deadline cut short are left out (listed in `left_out`), so a later run may redo their seeds."""
     merged: dict[str, Any] | None = None
     left_out: list[str] = []
+    rebuilt: list[str] = []
     for path in files:
         try:
             lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -615,8 +648,9 @@ def combine(files: list[Path]) -> dict[str, Any]:
             raise SystemExit(f"--combine {path}: not a readable nas_proxies.jsonl ({exc})") from None
         run = next((r for r in lines if r.get("kind") == "summary"), None)
         config = next((r for r in lines if r.get("kind") == "config"), {})
-        if run is None:
-            raise SystemExit(f"--combine {path}: no summary line (the run did not finish)")
+        if run is None:  # the run was stopped before its summary: its finished searches still count
+            run = summary_from_log(lines, path)
+            rebuilt.append(str(path))
         first = int(config.get("args", {}).get("first_seed", 0))
         kept, cut = whole_searches(run, config, path)
         run = {**run, "searches": kept}
@@ -628,7 +662,7 @@ def combine(files: list[Path]) -> dict[str, Any]:
             merged = {**run, "archs": 0, "searches": list(run["searches"]), "baselines_by_seed": by_seed, "runs": [str(path)]}
             continue
         for key in SAME_SETTINGS:
-            if run.get(key) != merged.get(key):
+            if run.get(key) != merged.get(key) and None not in (run.get(key), merged.get(key)):  # None: not logged
                 raise SystemExit(f"--combine {path}: {key} {run.get(key)!r} differs from {merged['runs'][0]}'s {merged.get(key)!r}")
         seen = {(r["strategy"], r["seed"]) for r in merged["searches"]}
         clash = sorted({seed for strategy, seed in ((r["strategy"], r["seed"]) for r in run["searches"]) if (strategy, seed) in seen})
@@ -641,6 +675,7 @@ def combine(files: list[Path]) -> dict[str, Any]:
             merged["baselines_by_seed"].setdefault(name, {}).update(values)
     assert merged is not None
     merged["left_out"] = left_out
+    merged["rebuilt"] = rebuilt
     merged["searches"].sort(key=lambda r: (r["strategy"], r["seed"]))
     merged["baselines"] = {name: [values[s] for s in sorted(values)] for name, values in merged["baselines_by_seed"].items()}
     return merged
@@ -652,6 +687,9 @@ def main(argv: list[str] | None = None) -> None:
         summary = combine(args.combine)
         args.out.mkdir(parents=True, exist_ok=True)
         text = f"Combined from {', '.join(summary['runs'])}.\n\n"
+        if summary["rebuilt"]:
+            text += ("Stopped before writing a summary (their finished searches and baselines are read from the rows): "
+                     + ", ".join(summary["rebuilt"]) + ".\n\n")
         if summary["left_out"]:
             text += "Left out, cut short by their run's deadline: " + "; ".join(summary["left_out"]) + ".\n\n"
         text += markdown(summary)
@@ -676,7 +714,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     print(estimate(args, steps), flush=True)
     bench = Bench(args, dataset, steps)
-    bench.record({"kind": "config", "args": {k: str(v) for k, v in vars(args).items()}, "steps": steps})
+    bench.record({"kind": "config", "args": {k: str(v) for k, v in vars(args).items()}, "steps": steps,
+                  "train_images": len(probe.real_train[1])})
     proxy_thread_result: dict[str, Any] = {}
     proxy_thread = threading.Thread(target=lambda: proxy_thread_result.update(run_proxies(bench, space)), daemon=True)
     proxy_thread.start()

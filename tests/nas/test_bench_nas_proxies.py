@@ -120,8 +120,18 @@ def test_runs_of_other_seeds_combine_into_the_tables_of_one_run(tmp_path: Path, 
                        "--out", str(tmp_path / "combined")])
     combined = (tmp_path / "combined" / "nas_proxies.md").read_text()
 
-    def tables(report: str) -> list[str]:  # everything from the baselines on (the header names the run's seconds)
-        return report[report.index("## Baselines"):].splitlines()
+    def tables(report: str) -> list[str]:
+        """Everything from the baselines on, without the wall-clock cells (the header's and each search's seconds)."""
+        lines, column = report[report.index("## Baselines"):].splitlines(), None
+        for index, line in enumerate(lines):
+            cells = line.split("|")
+            if len(cells) > 2 and cells[-2].strip() == "seconds / search":
+                column = len(cells) - 2
+            elif column is not None and len(cells) == column + 2:
+                lines[index] = "|".join(cells[:column] + cells[column + 1:])
+            elif not line.strip():
+                column = None
+        return lines
 
     assert tables(combined) == tables((tmp_path / "whole" / "nas_proxies.md").read_text())
     assert "| evolution | 2 | 3 | 2 |" in combined and "Combined from" in combined
@@ -139,6 +149,14 @@ def test_runs_of_other_seeds_combine_into_the_tables_of_one_run(tmp_path: Path, 
     refilled = (tmp_path / "refilled" / "nas_proxies.md").read_text()
     assert tables(refilled) == tables((tmp_path / "whole" / "nas_proxies.md").read_text())
     assert f"Left out, cut short by their run's deadline: evolution seed 1 of {cut} (2 of 3 trials, 0 retrained)" in refilled
+    # a run stopped before its summary line (killed): its finished searches and baselines are read from its rows
+    stopped = tmp_path / "stopped.jsonl"
+    stopped.write_text("".join(line for line in (tmp_path / "first" / "nas_proxies.jsonl").read_text().splitlines(keepends=True)
+                               if json.loads(line)["kind"] != "summary"))
+    bench_module.main(["--combine", str(stopped), str(tmp_path / "second" / "nas_proxies.jsonl"), "--out", str(tmp_path / "rebuilt")])
+    rebuilt = (tmp_path / "rebuilt" / "nas_proxies.md").read_text()
+    assert tables(rebuilt) == tables((tmp_path / "whole" / "nas_proxies.md").read_text())
+    assert f"Stopped before writing a summary (their finished searches and baselines are read from the rows): {stopped}" in rebuilt
 
 
 def test_combine_refuses_runs_of_other_settings_and_unfinished_runs(tmp_path: Path, bench_module) -> None:
@@ -153,7 +171,7 @@ def test_combine_refuses_runs_of_other_settings_and_unfinished_runs(tmp_path: Pa
 
     with pytest.raises(SystemExit, match="b.jsonl: steps 7 differs from .*a.jsonl's 6"):
         bench_module.main(["--combine", str(run("a", 6)), str(run("b", 7)), "--out", str(tmp_path / "out")])
-    with pytest.raises(SystemExit, match="c.jsonl: no summary line"):
+    with pytest.raises(SystemExit, match="c.jsonl: its config line is not this script's"):
         bench_module.main(["--combine", str(run("c", 6, summary=False)), "--out", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match="missing.jsonl: not a readable nas_proxies.jsonl"):
         bench_module.main(["--combine", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "out")])
