@@ -484,8 +484,10 @@ def estimate(args: argparse.Namespace, steps: int) -> str:
 
 def markdown(summary: dict[str, Any]) -> str:
     lines = [f"# NAS proxies and search quality ({summary['device']}, {summary['workers']} workers)", "",
-             f"Data: {summary['dataset']} ({summary['train_images']} training images); full fidelity {summary['steps']} steps; "
-             f"finished in {summary['seconds']:.0f} s{' (deadline reached)' if summary['deadline_reached'] else ''}.", ""]
+             f"Data: {summary['dataset']} ({summary['train_images'] or 'unlogged number of'} training images); full fidelity "
+             f"{summary['steps']} steps; " + ("wall-clock time not logged (a run stopped before its summary)." if summary.get("rebuilt") else
+                                           f"finished in {summary['seconds']:.0f} s{' (deadline reached)' if summary['deadline_reached'] else ''}."),
+             ""]
     proxies = summary["proxies"]
     if proxies.get("proxies"):
         fv = proxies["full_val"]
@@ -671,9 +673,13 @@ def combine(files: list[Path]) -> dict[str, Any]:
         merged["searches"] += run["searches"]
         merged["runs"].append(str(path))
         merged["seconds"] += run["seconds"]
+        merged["train_images"] = merged.get("train_images") or run.get("train_images")
         for name, values in by_seed.items():
             merged["baselines_by_seed"].setdefault(name, {}).update(values)
     assert merged is not None
+    seeds = {r["seed"] for r in merged["searches"]}  # baselines over the seeds of the table (not of searches left out)
+    merged["baselines_by_seed"] = {name: {seed: v for seed, v in values.items() if seed in seeds}
+                                   for name, values in merged["baselines_by_seed"].items()}
     merged["left_out"] = left_out
     merged["rebuilt"] = rebuilt
     merged["searches"].sort(key=lambda r: (r["strategy"], r["seed"]))
