@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESampler
+from optuna.samplers import BaseSampler, NSGAIISampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ganaug.nas.config import SearchConfig
 from ganaug.nas.space import Genome, SearchSpace
+from ganaug.samplers import ResumableRandomSampler, resumable_start
 
 GENERATION_ATTR = "generation"
 PARENTS_ATTR = "parents"
@@ -40,47 +41,6 @@ def tournament(population: Sequence[FrozenTrial], size: int, rng: np.random.Gene
     return min(picks, key=rank)
 
 
-RANDOM_DRAW_ATTR = "ganaug:random_draws"  # system attribute: the parameters a ResumableRandomSampler drew for a trial
-
-
-class ResumableRandomSampler(RandomSampler):
-    """Optuna's `RandomSampler` whose draws survive a resume.
-
-    `RandomSampler` draws from one generator seeded once per process, so a resumed study would start
-    its sequence over and propose the first trials' parameters again. This one records on each trial
-    which parameters it drew and, at its first draw in a process, replays the earlier trials' draws
-    in order (one draw's randomness depends only on the parameter's distribution, taken from the
-    fixed space `distributions`): a resumed study proposes what the uninterrupted one would have, and
-    an unresumed one draws exactly what `RandomSampler(seed)` draws. It is random search, aging
-    evolution's initial population, and TPE's and NSGA-II's random draws.
-    """
-
-    def __init__(self, distributions: dict[str, BaseDistribution], seed: int) -> None:
-        super().__init__(seed=seed)
-        self._distributions = dict(distributions)
-        self._replayed = False
-
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
-        if not self._replayed:
-            self._replayed = True
-            for earlier in study.get_trials(deepcopy=False):
-                if earlier.number < trial.number:
-                    for name in earlier.system_attrs.get(RANDOM_DRAW_ATTR, ()):
-                        super().sample_independent(study, trial, name, self._distributions.get(name, param_distribution))
-        drawn = [*trial.system_attrs.get(RANDOM_DRAW_ATTR, ()), param_name]
-        study._storage.set_trial_system_attr(trial._trial_id, RANDOM_DRAW_ATTR, drawn)
-        trial.system_attrs[RANDOM_DRAW_ATTR] = drawn  # the frozen copy this ask passes to every parameter
-        return super().sample_independent(study, trial, param_name, param_distribution)
-
-
-def resumable_start(sampler: BaseSampler, space: SearchSpace, seed: int) -> BaseSampler:
-    """TPE's / NSGA-II's random start drawn by a `ResumableRandomSampler` (the same draws, kept on resume)."""
-    if not isinstance(getattr(sampler, "_random_sampler", None), RandomSampler):
-        raise TypeError(f"{type(sampler).__name__} of this Optuna version has no random start to make resumable")
-    sampler._random_sampler = ResumableRandomSampler(space.distributions(), seed)  # type: ignore[attr-defined]
-    return sampler
-
-
 class AgingEvolutionSampler(BaseSampler):
     """Regularized (aging) evolution (Real et al., 2019) as an Optuna sampler.
 
@@ -101,7 +61,7 @@ class AgingEvolutionSampler(BaseSampler):
         self.tournament_size = tournament_size
         self.crossover_prob = crossover_prob
         self.seed = seed
-        self._random = ResumableRandomSampler(space.distributions(), seed)
+        self._random = ResumableRandomSampler(seed)
         self.lineage: dict[int, tuple[int, list[int]]] = {}
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -146,12 +106,12 @@ def make_sampler(cfg: SearchConfig, space: SearchSpace) -> BaseSampler:
     if cfg.strategy == "evolution":
         return AgingEvolutionSampler(space, cfg.population_size, cfg.tournament_size, cfg.crossover_prob, cfg.seed)
     if cfg.strategy == "random":
-        return ResumableRandomSampler(space.distributions(), cfg.seed)
+        return ResumableRandomSampler(cfg.seed)
     if cfg.strategy == "tpe":
-        return resumable_start(TPESampler(seed=cfg.seed, n_startup_trials=cfg.population_size), space, cfg.seed)
+        return resumable_start(TPESampler(seed=cfg.seed, n_startup_trials=cfg.population_size), cfg.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return resumable_start(NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed), space, cfg.seed)
+        return resumable_start(NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed), cfg.seed)
 
 
 def make_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:

@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from ganaug.errors import ConfigError, DataError
 from ganaug.pruning import quiet_optuna, replay_reporter
+from ganaug.samplers import resumable_start
 from ganaug.tune.config import TuneConfig
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ def open_study(cfg: TuneConfig, root: Path, study_name: str, dataset_hash: str) 
     """A new study, or the one stored under `root` (resume); interrupted trials failed and queued again."""
     quiet_optuna()
     storage = _storage(cfg, root)
-    sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=min(5, max(1, cfg.n_trials // 3)))
+    # its random start resumable: a study resumed inside it goes on with new draws, not its first ones again
+    sampler = resumable_start(optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=min(5, max(1, cfg.n_trials // 3))), cfg.seed)
     if storage is not None and cfg.resume:
         try:
             names = optuna.get_all_study_names(storage)

@@ -133,3 +133,23 @@ def test_cli_resume(tmp_path: Path) -> None:
     assert resumed.exit_code == 0, resumed.output
     assert "resumed: 1 trial(s) were done before" in resumed.output
     assert len(history_rows(tmp_path / "h.parquet")) == 2
+
+
+def test_a_study_resumed_inside_its_random_start_goes_on_with_new_draws(tmp_path: Path) -> None:
+    """Optuna's random sampler restarts its sequence in a new process; the study must not propose its first points again."""
+    from ganaug.tune.config import suggest
+    from ganaug.tune.storage import open_study
+
+    def asked(root: Path, count: int, resume: bool) -> list[dict[str, Any]]:
+        study = open_study(cfg_of(tmp_path, n_trials=9, resume=resume), root, "tune-abc-seed3", "abc")  # 3 random trials
+        for _ in range(count):
+            trial = study.ask()
+            suggest(trial)
+            study.tell(trial, 0.5)
+        return [t.params for t in study.get_trials()]
+
+    uninterrupted = asked(tmp_path / "whole", 3, resume=False)
+    asked(tmp_path / "cut", 1, resume=False)
+    resumed = asked(tmp_path / "cut", 2, resume=True)
+    assert resumed == uninterrupted
+    assert len({json.dumps(p, sort_keys=True) for p in resumed}) == 3
