@@ -130,6 +130,8 @@ def parse_args() -> argparse.Namespace:
     args.only_regimes = names("--only-regimes", args.only_regimes, history_names)
     args.schedule_datasets = names("--schedule-datasets", args.schedule_datasets, [*history_names, held_out])
     args.arms = names("--arms", args.arms, ["default", "learned", "mean"])
+    if args.warm_unpruned_rungs < 0:
+        parser.error(f"--warm-unpruned-rungs {args.warm_unpruned_rungs}: must be at least 0")
     low, high = SUITES[args.suite][2]
     args.min_steps = args.min_steps or low
     args.max_steps = args.max_steps or high
