@@ -655,8 +655,10 @@ def combine(files: list[Path]) -> dict[str, Any]:
             rebuilt.append(str(path))
         first = int(config.get("args", {}).get("first_seed", 0))
         kept, cut = whole_searches(run, config, path)
-        run = {**run, "searches": kept}
-        left_out += cut
+        cut_seeds = {r["seed"] for r in run["searches"] if r not in kept}
+        partners = [r for r in kept if r["seed"] in cut_seeds]  # a seed's searches are compared in pairs: all or none
+        run = {**run, "searches": [r for r in kept if r["seed"] not in cut_seeds]}
+        left_out += cut + [f"{r['strategy']} seed {r['seed']} of {path} (another search of that seed was cut)" for r in partners]
         by_seed = ({name: {int(seed): v for seed, v in values.items()} for name, values in run["baselines_by_seed"].items()}
                    if "baselines_by_seed" in run else
                    {name: dict(enumerate(values, start=first)) for name, values in run["baselines"].items()})
