@@ -3,13 +3,17 @@
 For each seed, three cold studies of `--trials` trials on one dataset (digits by default, 8x8, cheap
 enough for a 2-core CPU) that differ only in the pruner. Each study's cost is counted twice: GAN
 steps trained over all trials (what pruning saves; independent of the machine's load) and wall
-seconds (torch on 1 thread; noisy on a shared machine). Quality: the best CAS on val found, and the
-CAS on val of every completed trial. The sampler is seeded per seed, so the three studies of a seed
+seconds (torch on 1 thread; noisy on a shared machine). Quality: the tuning objective on val
+(`TuneConfig`'s utility: CAS on val times the share of classes not collapsed) of the best and of
+every completed trial. The sampler is seeded per seed, so the three studies of a seed
 ask the same first points; their paths part once pruning changes what the sampler has seen.
 
     PYTHONPATH=. GANAUG_HISTORY=off python bench/pruners.py --out data/bench/pruners
 
-Writes `pruners.jsonl` (one line per study, as it finishes) and prints a markdown table.
+Writes `pruners.jsonl` (one line per study, as it finishes; a rerun skips the studies already in it)
+and prints a markdown table of every study in it. Seeds can run in separate processes on copies
+of one folder (`--first-seed`), their pruners.jsonl files concatenated into one folder afterwards;
+a run there with `--first-seed 0 --seeds N` then only prints the table.
 """
 
 from __future__ import annotations
@@ -39,13 +43,20 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("data/bench/pruners"))
     parser.add_argument("--trials", type=int, default=12, help="Trials per study.")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="Seeds run: --first-seed .. --first-seed + --seeds - 1.")
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--min-steps", type=int, default=50)
     parser.add_argument("--max-steps", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--classifier-steps", type=int, default=150)
     parser.add_argument("--dataset", type=Path, help="dataset.parquet to tune on (default: digits, ingested into --out).")
-    return parser.parse_args()
+    args = parser.parse_args()
+    for name in ("trials", "seeds", "min_steps", "max_steps", "batch_size", "classifier_steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.first_seed < 0:
+        parser.error("--first-seed must be at least 0")
+    return args
 
 
 def study(dataset: Path, pruner: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -78,7 +89,7 @@ def main() -> None:
     dataset_ref(dataset)  # a damaged file fails here
     lines = args.out / "pruners.jsonl"
     done = {(r["pruner"], r["seed"]) for r in map(json.loads, lines.read_text().splitlines())} if lines.is_file() else set()
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for pruner in PRUNERS:
             if (pruner, seed) in done:
                 continue
@@ -88,7 +99,7 @@ def main() -> None:
             print(f"seed {seed} {pruner}: best {row['best']:.4f} (trial {row['best_at_trial']}), {row['gan_steps']} GAN steps, "
                   f"{row['seconds']} s, {row['pruned']} pruned", flush=True)
     rows = [json.loads(line) for line in lines.read_text().splitlines()]
-    print("\n| pruner | best CAS on val per seed | mean best | GAN steps trained (share of no pruning) | seconds (share) | pruned trials |")
+    print("\n| pruner | best utility on val per seed | mean best | GAN steps trained (share of no pruning) | seconds (share) | pruned trials |")
     print("|---|---|---|---|---|---|")
     base = {r["seed"]: r for r in rows if r["pruner"] == "none"}
     for pruner in PRUNERS:
