@@ -39,7 +39,7 @@ from ganaug.tune.study import tune_gan
 PRUNERS = ("successive_halving", "hyperband", "none")
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("data/bench/pruners"))
     parser.add_argument("--trials", type=int, default=12, help="Trials per study.")
@@ -50,7 +50,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--classifier-steps", type=int, default=150)
     parser.add_argument("--dataset", type=Path, help="dataset.parquet to tune on (default: digits, ingested into --out).")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for name in ("trials", "seeds", "min_steps", "max_steps", "batch_size", "classifier_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -78,8 +78,8 @@ def study(dataset: Path, pruner: str, seed: int, args: argparse.Namespace) -> di
             "utilities": [t["utility"] for t in trials], "states": [t["state"] for t in trials]}
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(1)
     logging.getLogger("ganaug.gan.stage").setLevel(logging.ERROR)
     args.out.mkdir(parents=True, exist_ok=True)
