@@ -64,8 +64,8 @@ def first_folder(*candidates: Path) -> Path:
     return next((folder for folder in candidates if folder.is_dir()), candidates[-1])
 
 
-MNIST = first_folder(ROOT.parent / "shared" / "datasets" / "mnist", Path("/work/main/.benchdata/mnist"))
-FASHION = first_folder(Path("/usr/share/datasets/fashion-mnist"), Path("/work/main/.benchdata/fashion"))
+MNIST = first_folder(ROOT.parent / "shared" / "datasets" / "mnist", ROOT / ".benchdata" / "mnist")
+FASHION = first_folder(Path("/usr/share/datasets/fashion-mnist"), ROOT / ".benchdata" / "fashion")
 DIGITS_HISTORY = {"digits10": 0.1, "digits30": 0.3, "digits100": 1.0}
 SUITES = {  # suite -> (history regimes, held-out regime, default min/max GAN steps)
     "digits": (list(DIGITS_HISTORY), "digits50", (50, 200)),
@@ -112,6 +112,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warm-unpruned-rungs", type=int, default=0,
                         help="TuneConfig warm_unpruned_rungs of the warm studies: enqueued configs are not pruned at their first N rungs.")
     parser.add_argument("--batch-size", type=int, default=64, help="GAN batch size (GanConfig's default 64).")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="Trials a study trains at once (TuneConfig parallel, threads): for a GPU, where one 28x28 GAN leaves it mostly idle.")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                         help="Where the GANs train (tuning trials, the schedule comparison); the utility classifier stays on the CPU.")
     parser.add_argument("--mnist", type=Path, default=MNIST, help="Folder of the MNIST IDX files.")
@@ -132,6 +134,8 @@ def parse_args() -> argparse.Namespace:
     args.arms = names("--arms", args.arms, ["default", "learned", "mean"])
     if args.warm_unpruned_rungs < 0:
         parser.error(f"--warm-unpruned-rungs {args.warm_unpruned_rungs}: must be at least 0")
+    if args.parallel < 1:
+        parser.error(f"--parallel {args.parallel}: must be at least 1")
     low, high = SUITES[args.suite][2]
     args.min_steps = args.min_steps or low
     args.max_steps = args.max_steps or high
@@ -143,6 +147,7 @@ def tune_config(args: argparse.Namespace, history: Path, seed: int, warm: bool) 
     return TuneConfig(n_trials=args.trials, min_steps=args.min_steps, max_steps=args.max_steps, reduction_factor=2,
                       classifier_steps=args.classifier_steps, warm_start=warm, history=history, seed=seed,
                       collapse_penalty=not args.cas_only, warm_unpruned_rungs=args.warm_unpruned_rungs if warm else 0,
+                      parallel=args.parallel,
                       base=GanConfig(device=args.device, grid_every=None, batch_size=args.batch_size))
 
 
@@ -150,7 +155,8 @@ def budget(args: argparse.Namespace) -> dict[str, Any]:
     """What a study or training was given (recorded with each result: a rerun may change it)."""
     return {"trials": args.trials, "min_steps": args.min_steps, "max_steps": args.max_steps,
             "batch_size": args.batch_size, "classifier_steps": args.classifier_steps, "cas_only": args.cas_only,
-            "warm_unpruned_rungs": args.warm_unpruned_rungs, "device": args.device}
+            "warm_unpruned_rungs": args.warm_unpruned_rungs, "device": args.device,
+            "parallel": args.parallel}
 
 
 def dataset_of(name: str, args: argparse.Namespace) -> DatasetRef:
