@@ -591,17 +591,13 @@ def collect_baselines(futures: dict[int, dict[str, Future]]) -> dict[str, dict[i
 SAME_SETTINGS = ("train_images", "steps", "search_fidelity", "verify_top", "strategies")
 
 
-def whole_searches(run: dict[str, Any], config: dict[str, Any], path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+def whole_searches(run: dict[str, Any], trials: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A run's searches that ran their whole budget (every trial, every retraining), and the ones its deadline cut short."""
-    trials = int(config.get("args", {}).get("trials", 0))
     kept, cut = [], []
     for r in run["searches"]:
         retrained_all = not run.get("search_fidelity") or r.get("retrained", 0) >= run["verify_top"]
-        if r.get("trials_done", 0) >= trials and retrained_all and r.get("best_test") is not None:
-            kept.append(r)
-        else:
-            cut.append(f"{r['strategy']} seed {r['seed']} of {path} ({r.get('trials_done', 0)} of {trials} trials, "
-                       f"{r.get('retrained', 0)} retrained)")
+        whole = r.get("trials_done", 0) >= trials and retrained_all and r.get("best_test") is not None
+        (kept if whole else cut).append(r)
     return kept, cut
 
 
@@ -653,11 +649,14 @@ def combine(files: list[Path]) -> dict[str, Any]:
             run = summary_from_log(lines, path)
             rebuilt.append(str(path))
         first = int(config.get("args", {}).get("first_seed", 0))
-        kept, cut = whole_searches(run, config, path)
-        cut_seeds = {r["seed"] for r in run["searches"] if r not in kept}
+        trials = int(config.get("args", {}).get("trials", 0))
+        kept, cut = whole_searches(run, trials)
+        cut_seeds = {r["seed"] for r in cut}
         partners = [r for r in kept if r["seed"] in cut_seeds]  # a seed's searches are compared in pairs: all or none
         run = {**run, "searches": [r for r in kept if r["seed"] not in cut_seeds]}
-        left_out += cut + [f"{r['strategy']} seed {r['seed']} of {path} (another search of that seed was cut)" for r in partners]
+        left_out += [f"{r['strategy']} seed {r['seed']} of {path} ({r.get('trials_done', 0)} of {trials} trials, "
+                     f"{r.get('retrained', 0)} retrained)" for r in cut]
+        left_out += [f"{r['strategy']} seed {r['seed']} of {path} (another search of that seed was cut)" for r in partners]
         by_seed = ({name: {int(seed): v for seed, v in values.items()} for name, values in run["baselines_by_seed"].items()}
                    if "baselines_by_seed" in run else
                    {name: dict(enumerate(values, start=first)) for name, values in run["baselines"].items()})
