@@ -59,7 +59,7 @@ from ganaug.tune.history import (
 )
 from ganaug.tune.schedule import observations, schedule_for
 from ganaug.tune.storage import TrialPruning, counts, open_study, trial_row
-from ganaug.tune.warmstart import Neighbour, nearest_datasets
+from ganaug.tune.warmstart import Neighbour, nearest_datasets, warm_order
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def learned_schedule_params(data: _Data, cfg: TuneConfig, rows: list[dict[str, A
 
 def warm_start(study: optuna.Study, data: _Data, cfg: TuneConfig) -> list[Neighbour]:
     """Enqueue the learned schedule on the base config, then the best configs of the nearest past datasets
-    (this dataset's own records too)."""
+    (this dataset's own records too) in `warm_order`."""
     if not cfg.warm_start or data.history is None or not data.history.exists():
         return []
     rows = history_rows(data.history)
@@ -231,14 +231,13 @@ def warm_start(study: optuna.Study, data: _Data, cfg: TuneConfig) -> list[Neighb
     if schedule is not None:
         queued.append(json.dumps(schedule, sort_keys=True))
         study.enqueue_trial(schedule, user_attrs={"warm_from": LEARNED_SCHEDULE})
-    for neighbour in neighbours:
-        for config in neighbour.configs:
-            params = from_gan_config(config, data.features.height, data.features.width)
-            key = json.dumps(params, sort_keys=True)
-            if key in queued or len(queued) >= cfg.n_trials:
-                continue
-            queued.append(key)
-            study.enqueue_trial(params, user_attrs={"warm_from": neighbour.features.dataset_path})
+    for neighbour, config in warm_order(neighbours):
+        params = from_gan_config(config, data.features.height, data.features.width)
+        key = json.dumps(params, sort_keys=True)
+        if key in queued or len(queued) >= cfg.n_trials:
+            continue
+        queued.append(key)
+        study.enqueue_trial(params, user_attrs={"warm_from": neighbour.features.dataset_path})
     log.info("warm start: %d configs (learned schedule: %s) from %d nearest datasets", len(queued),
              "yes" if schedule is not None else "no", len(neighbours))
     return neighbours

@@ -10,7 +10,7 @@ import pytest
 from ganaug.gan import GanConfig
 from ganaug.tune.config import CHOICES, from_gan_config, suggest, to_gan_config
 from ganaug.tune.history import DatasetFeatures, make_record
-from ganaug.tune.warmstart import distances, nearest_datasets
+from ganaug.tune.warmstart import distances, nearest_datasets, warm_order
 
 DIGITS_LIKE = DatasetFeatures("small8", "digits10.parquet", 120, 10, 8, 8, 1, (12,) * 10, 0.30, 0.38, (0.2,) * 16 + (0.3,) * 16)
 
@@ -101,3 +101,15 @@ def test_among_one_kind_of_data_at_several_sizes_the_closest_size_is_nearest() -
     query = variant("d50", images=525, pixel_mean=0.307)
     found = distances(query, candidates)
     assert sorted(regimes, key=lambda name: found[list(regimes).index(name)]) == ["d30", "d100", "d10"]
+
+
+def test_every_nearest_dataset_gives_its_best_config_before_any_gives_its_second() -> None:
+    near, far = variant("near"), variant("far", images=1200, class_counts=(120,) * 10)
+    rows = [record(near, GanConfig(g_lr=lr), cas_val=cas) for lr, cas in ((1e-4, 0.3), (2e-4, 0.25), (3e-4, 0.2))]
+    rows += [record(far, GanConfig(g_lr=lr), cas_val=cas) for lr, cas in ((5e-4, 0.9), (6e-4, 0.2))]
+    neighbours = nearest_datasets(DIGITS_LIKE, rows, k=2, per_dataset=3)
+    assert [n.features.dataset_hash for n in neighbours] == ["near", "far"]
+    order = warm_order(neighbours)
+    assert [(n.features.dataset_hash, c.g_lr) for n, c in order] == [
+        ("near", 1e-4), ("far", 5e-4), ("near", 2e-4), ("far", 6e-4), ("near", 3e-4)]
+    assert warm_order([]) == []
