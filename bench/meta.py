@@ -22,6 +22,8 @@ fashion (the issue's benchmark, 28x28; reads IDX files, see --mnist/--fashion):
     python bench/meta.py                                    # digits, what docs/benchmarks/meta.md reports
     python bench/meta.py --suite fashion --out data/bench/meta_fashion
     python bench/meta.py --suite fashion --phases schedule  # one phase (needs the history phase's output)
+    python bench/meta.py --suite fashion --phases heldout --only-seeds 3 --modes cold &   # a seed's two studies
+    python bench/meta.py --suite fashion --phases heldout --only-seeds 3 --modes warm     # in two processes
 
 MNIST: ../shared/datasets/mnist beside the project when present, else .benchdata/mnist of the
 main checkout; Fashion-MNIST: /usr/share/datasets/fashion-mnist when present, else
@@ -51,7 +53,7 @@ from ganaug.data.ingest import ingest
 from ganaug.data.tensors import load_tensors
 from ganaug.gan import GanConfig, load_generator, train_gan
 from ganaug.gan.averaging import average_generators, kept_checkpoints
-from ganaug.store import DatasetRef, dataset_ref, write_table
+from ganaug.store import DatasetRef, atomic_write_json, dataset_ref, write_table
 from ganaug.tune.config import TuneConfig
 from ganaug.tune.history import HISTORY_SCHEMA, read_history
 from ganaug.tune.storage import TrialPruning
@@ -99,6 +101,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only-seeds", default=None,
                         help="comma-separated held-out seeds to run here (default: 0..seeds-1); run several processes on copies "
                              "of --out (history.parquet, the held-out dataset) to run seeds in parallel")
+    parser.add_argument("--modes", default="cold,warm",
+                        help="comma-separated held-out studies to run here: cold, warm (e.g. one per process on the same --out; "
+                             "the seed's row is written by whichever finishes last, or by a rerun)")
     parser.add_argument("--classifier-steps", type=int, default=150, help="Steps of the utility classifier.")
     parser.add_argument("--only-regimes", default=None,
                         help="comma-separated history regimes to run (e.g. in parallel processes on the same --out); "
@@ -132,6 +137,7 @@ def parse_args() -> argparse.Namespace:
     args.only_regimes = names("--only-regimes", args.only_regimes, history_names)
     args.schedule_datasets = names("--schedule-datasets", args.schedule_datasets, [*history_names, held_out])
     args.arms = names("--arms", args.arms, ["default", "learned", "mean"])
+    args.modes = names("--modes", args.modes, ["cold", "warm"])
     if args.warm_unpruned_rungs < 0:
         parser.error(f"--warm-unpruned-rungs {args.warm_unpruned_rungs}: must be at least 0")
     if args.parallel < 1:
@@ -272,6 +278,15 @@ def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
         row: dict[str, Any] = {"seed": seed, "budget": budget(args)}
         for mode in ("cold", "warm"):
             study_dir = args.out / name / f"{mode}{seed}"
+            marker = study_dir / "result.json"  # a study finished by another process on this --out (--modes)
+            if marker.is_file():
+                row[mode] = json.loads(marker.read_text())
+                if row[mode].get("budget") != row["budget"]:
+                    raise SystemExit(f"{marker}: that {mode} study ran with {row[mode].get('budget')}, not this run's "
+                                     f"{row['budget']}; remove its folder or use another --out")
+                continue
+            if mode not in args.modes:
+                continue
             shutil.rmtree(study_dir, ignore_errors=True)
             study_dir.mkdir(parents=True)
             frozen = study_dir / "history.parquet"  # a copy: held-out studies never learn from each other
@@ -282,11 +297,18 @@ def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
                          "warm_from": result.warm_from, "utilities": [t["utility"] for t in trials],
                          "cas": [t["rung_cas"][-1] if t["rung_cas"] else None for t in trials],
                          "collapsed": [t["rung_collapsed"][-1] if t["rung_collapsed"] else None for t in trials],
-                         "finished_after": [round(t["finished_after"], 1) for t in trials], "pruned": result.pruned}
+                         "finished_after": [round(t["finished_after"], 1) for t in trials], "pruned": result.pruned,
+                         "budget": row["budget"]}
             if digits:
                 row[mode]["averaging"] = averaging_effect(study_dir, trials[result.best_trial], val, args)
             if mode == "warm" and args.warm_unpruned_rungs:
                 row[mode]["spared"] = spared_verdicts(study_dir)
+            atomic_write_json(marker, row[mode])
+        waiting = [mode for mode in ("cold", "warm") if mode not in row]
+        if waiting:
+            print(f"seed {seed}: waiting for the {' and '.join(waiting)} study (rerun with --modes, or after the process "
+                  f"running it on this --out has finished)", flush=True)
+            continue
         target = row["cold"]["best_utility"]
         for mode in ("cold", "warm"):
             row[mode]["reached"] = reached([{"utility": u, "finished_after": f} for u, f in
