@@ -92,7 +92,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--suite", choices=sorted(SUITES), default="digits")
     parser.add_argument("--phases", default="history,heldout,schedule",
                         help="comma-separated: history, heldout, schedule; spared (after heldout with --warm-unpruned-rungs: "
-                             "which warm trials the pruner would have stopped at their first rung)")
+                             "which warm trials the pruner would have stopped at their first rung); ingest (only the held-out "
+                             "dataset, e.g. before starting its studies in parallel processes)")
     parser.add_argument("--out", type=Path, default=None, help="Working folder (default data/bench/meta_<suite>).")
     parser.add_argument("--trials", type=int, default=6, help="Trials per study (history and held-out).")
     parser.add_argument("--seeds", type=int, default=3, help="Seeds of the held-out studies and of the schedule comparison.")
@@ -103,7 +104,8 @@ def parse_args() -> argparse.Namespace:
                              "of --out (history.parquet, the held-out dataset) to run seeds in parallel")
     parser.add_argument("--modes", default="cold,warm",
                         help="comma-separated held-out studies to run here: cold, warm (e.g. one per process on the same --out; "
-                             "the seed's row is written by whichever finishes last, or by a rerun)")
+                             "the seed's row is written by whichever finishes last, or by a rerun); none: only collect the rows "
+                             "of studies other processes finished")
     parser.add_argument("--classifier-steps", type=int, default=150, help="Steps of the utility classifier.")
     parser.add_argument("--only-regimes", default=None,
                         help="comma-separated history regimes to run (e.g. in parallel processes on the same --out); "
@@ -137,7 +139,8 @@ def parse_args() -> argparse.Namespace:
     args.only_regimes = names("--only-regimes", args.only_regimes, history_names)
     args.schedule_datasets = names("--schedule-datasets", args.schedule_datasets, [*history_names, held_out])
     args.arms = names("--arms", args.arms, ["default", "learned", "mean"])
-    args.modes = names("--modes", args.modes, ["cold", "warm"])
+    names("--phases", args.phases, ["ingest", "history", "heldout", "spared", "schedule"])
+    args.modes = [] if args.modes == "none" else names("--modes", args.modes, ["cold", "warm"])
     if args.warm_unpruned_rungs < 0:
         parser.error(f"--warm-unpruned-rungs {args.warm_unpruned_rungs}: must be at least 0")
     if args.parallel < 1:
@@ -194,7 +197,7 @@ def averaging_effect(study_dir: Path, best: dict[str, Any], val: tuple[torch.Ten
 
 
 def save(report: dict[str, Any], args: argparse.Namespace) -> None:
-    (args.out / "meta.json").write_text(json.dumps(report, indent=2))
+    atomic_write_json(args.out / "meta.json", report)  # several processes may share one --out
 
 
 def history_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
@@ -333,7 +336,8 @@ def main() -> None:
     report.setdefault("invocations", []).append({k: str(v) for k, v in vars(args).items()})
     from meta_schedule import schedule_phase  # bench/meta_schedule.py, beside this script
 
-    phases = {"history": history_phase, "heldout": heldout_phase, "spared": spared_phase,
+    phases = {"ingest": lambda report, args: dataset_of(SUITES[args.suite][1], args),  # before parallel studies
+              "history": history_phase, "heldout": heldout_phase, "spared": spared_phase,
               "schedule": lambda report, args: schedule_phase(report, args, dataset_of, save)}
     for phase in args.phases.split(","):  # in the order given
         phases[phase](report, args)
@@ -353,7 +357,7 @@ def print_tables(report: dict[str, Any], args: argparse.Namespace) -> None:
     def fmt(reached: dict[str, Any]) -> str:
         return "not reached" if reached["trials"] is None else f"{reached['trials']} / {reached['seconds']}"
 
-    for row in report["held_out"]:
+    for row in sorted(report["held_out"], key=lambda row: row["seed"]):
         cold, warm = row["cold"], row["warm"]
         print(f"| {row['seed']} | {cold['best_utility']:.4f} | {fmt(cold['reached'])} | {warm['best_utility']:.4f} | "
               f"{fmt(warm['reached'])} |")
