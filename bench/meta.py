@@ -284,7 +284,9 @@ def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
             marker = study_dir / "result.json"  # a study finished by another process on this --out (--modes)
             if marker.is_file():
                 row[mode] = json.loads(marker.read_text())
-                if row[mode].get("budget") != row["budget"]:
+                ignored = {"warm_unpruned_rungs"} if mode == "cold" else set()  # a cold study has no warm trials
+                if {k: v for k, v in (row[mode].get("budget") or {}).items() if k not in ignored} != \
+                        {k: v for k, v in row["budget"].items() if k not in ignored}:
                     raise SystemExit(f"{marker}: that {mode} study ran with {row[mode].get('budget')}, not this run's "
                                      f"{row['budget']}; remove its folder or use another --out")
                 continue
