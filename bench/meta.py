@@ -87,6 +87,15 @@ def regime(name: str, args: argparse.Namespace) -> IngestConfig:
                         **idx_files(folder))
 
 
+def unpruned_rungs(value: str) -> int | str:
+    """--warm-unpruned-rungs: a count of rungs (0 or more) or all."""
+    if value == "all":
+        return value
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value}: a count of rungs (0 or more) or all")
+    return int(value)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--suite", choices=sorted(SUITES), default="digits")
@@ -116,8 +125,9 @@ def parse_args() -> argparse.Namespace:
                         help="schedule phase: which of default, learned, mean to train (e.g. one per process)")
     parser.add_argument("--cas-only", action="store_true",
                         help="Judge trials by CAS on val alone (TuneConfig collapse_penalty false; rounds 1 and 2).")
-    parser.add_argument("--warm-unpruned-rungs", type=int, default=0,
-                        help="TuneConfig warm_unpruned_rungs of the warm studies: enqueued configs are not pruned at their first N rungs.")
+    parser.add_argument("--warm-unpruned-rungs", type=unpruned_rungs, default="all",
+                        help="TuneConfig warm_unpruned_rungs of the warm studies: enqueued configs are not pruned at their first N "
+                             "rungs; all (the default, as TuneConfig's) = never; rounds 3 and 6 ran with 0, rounds 4 and 5 with 1.")
     parser.add_argument("--batch-size", type=int, default=64, help="GAN batch size (GanConfig's default 64).")
     parser.add_argument("--parallel", type=int, default=1,
                         help="Trials a study trains at once (TuneConfig parallel, threads): for a GPU, where one 28x28 GAN leaves it mostly idle.")
@@ -141,8 +151,6 @@ def parse_args() -> argparse.Namespace:
     args.arms = names("--arms", args.arms, ["default", "learned", "mean"])
     names("--phases", args.phases, ["ingest", "history", "heldout", "spared", "schedule"])
     args.modes = [] if args.modes == "none" else names("--modes", args.modes, ["cold", "warm"])
-    if args.warm_unpruned_rungs < 0:
-        parser.error(f"--warm-unpruned-rungs {args.warm_unpruned_rungs}: must be at least 0")
     if args.parallel < 1:
         parser.error(f"--parallel {args.parallel}: must be at least 1")
     low, high = SUITES[args.suite][2]
@@ -265,6 +273,42 @@ def spared_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
     save(report, args)
 
 
+def finished_study(marker: Path, mode: str, expected: dict[str, Any]) -> dict[str, Any] | None:
+    """A held-out study's row from its result.json, if it finished (here or in another process); refused when it ran
+    with another budget."""
+    if not marker.is_file():
+        return None
+    found = json.loads(marker.read_text())
+    ignored = {"warm_unpruned_rungs"} if mode == "cold" else set()  # a cold study has no warm trials
+    if {k: v for k, v in (found.get("budget") or {}).items() if k not in ignored} != \
+            {k: v for k, v in expected.items() if k not in ignored}:
+        raise SystemExit(f"{marker}: that {mode} study ran with {found.get('budget')}, not this run's {expected}; "
+                         f"remove its folder or use another --out")
+    return found
+
+
+def heldout_study(dataset: DatasetRef, val: Any, seed: int, mode: str, args: argparse.Namespace,
+                  given: dict[str, Any]) -> dict[str, Any]:
+    """Run one held-out study (cold or warm) from a frozen copy of the history; its row."""
+    study_dir = args.out / SUITES[args.suite][1] / f"{mode}{seed}"
+    shutil.rmtree(study_dir, ignore_errors=True)  # a study interrupted earlier starts over
+    study_dir.mkdir(parents=True)
+    frozen = study_dir / "history.parquet"  # a copy: held-out studies never learn from each other
+    shutil.copyfile(args.out / "history.parquet", frozen)
+    result = tune_gan(dataset, tune_config(args, frozen, seed, warm=mode == "warm"), study_dir)
+    trials = pq.read_table(result.trials_path).to_pylist()
+    row = {"best_utility": result.best_utility, "seconds": result.seconds, "warm_trials": result.warm_trials,
+           "warm_from": result.warm_from, "utilities": [t["utility"] for t in trials],
+           "cas": [t["rung_cas"][-1] if t["rung_cas"] else None for t in trials],
+           "collapsed": [t["rung_collapsed"][-1] if t["rung_collapsed"] else None for t in trials],
+           "finished_after": [round(t["finished_after"], 1) for t in trials], "pruned": result.pruned, "budget": given}
+    if args.suite == "digits":
+        row["averaging"] = averaging_effect(study_dir, trials[result.best_trial], val, args)
+    if mode == "warm" and args.warm_unpruned_rungs:
+        row["spared"] = spared_verdicts(study_dir)
+    return row
+
+
 def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
     name = SUITES[args.suite][1]
     dataset = dataset_of(name, args)
@@ -279,36 +323,14 @@ def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
     seeds = [int(s) for s in args.only_seeds.split(",")] if args.only_seeds else list(range(args.seeds))
     for seed in (s for s in seeds if s not in done):
         row: dict[str, Any] = {"seed": seed, "budget": budget(args)}
-        for mode in ("cold", "warm"):
-            study_dir = args.out / name / f"{mode}{seed}"
-            marker = study_dir / "result.json"  # a study finished by another process on this --out (--modes)
-            if marker.is_file():
-                row[mode] = json.loads(marker.read_text())
-                ignored = {"warm_unpruned_rungs"} if mode == "cold" else set()  # a cold study has no warm trials
-                if {k: v for k, v in (row[mode].get("budget") or {}).items() if k not in ignored} != \
-                        {k: v for k, v in row["budget"].items() if k not in ignored}:
-                    raise SystemExit(f"{marker}: that {mode} study ran with {row[mode].get('budget')}, not this run's "
-                                     f"{row['budget']}; remove its folder or use another --out")
-                continue
-            if mode not in args.modes:
-                continue
-            shutil.rmtree(study_dir, ignore_errors=True)
-            study_dir.mkdir(parents=True)
-            frozen = study_dir / "history.parquet"  # a copy: held-out studies never learn from each other
-            shutil.copyfile(args.out / "history.parquet", frozen)
-            result = tune_gan(dataset, tune_config(args, frozen, seed, warm=mode == "warm"), study_dir)
-            trials = pq.read_table(result.trials_path).to_pylist()
-            row[mode] = {"best_utility": result.best_utility, "seconds": result.seconds, "warm_trials": result.warm_trials,
-                         "warm_from": result.warm_from, "utilities": [t["utility"] for t in trials],
-                         "cas": [t["rung_cas"][-1] if t["rung_cas"] else None for t in trials],
-                         "collapsed": [t["rung_collapsed"][-1] if t["rung_collapsed"] else None for t in trials],
-                         "finished_after": [round(t["finished_after"], 1) for t in trials], "pruned": result.pruned,
-                         "budget": row["budget"]}
-            if digits:
-                row[mode]["averaging"] = averaging_effect(study_dir, trials[result.best_trial], val, args)
-            if mode == "warm" and args.warm_unpruned_rungs:
-                row[mode]["spared"] = spared_verdicts(study_dir)
-            atomic_write_json(marker, row[mode])
+        for mode in args.modes:  # this process's studies, unless another process on this --out finished them
+            marker = args.out / name / f"{mode}{seed}" / "result.json"
+            if not marker.is_file():
+                atomic_write_json(marker, heldout_study(dataset, val, seed, mode, args, row["budget"]))
+        for mode in ("cold", "warm"):  # read after running: a study another process finished meanwhile counts too
+            found = finished_study(args.out / name / f"{mode}{seed}" / "result.json", mode, row["budget"])
+            if found is not None:
+                row[mode] = found
         waiting = [mode for mode in ("cold", "warm") if mode not in row]
         if waiting:
             print(f"seed {seed}: waiting for the {' and '.join(waiting)} study (rerun with --modes, or after the process "
