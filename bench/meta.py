@@ -125,9 +125,9 @@ def parse_args() -> argparse.Namespace:
                         help="schedule phase: which of default, learned, mean to train (e.g. one per process)")
     parser.add_argument("--cas-only", action="store_true",
                         help="Judge trials by CAS on val alone (TuneConfig collapse_penalty false; rounds 1 and 2).")
-    parser.add_argument("--warm-unpruned-rungs", type=unpruned_rungs, default="all",
+    parser.add_argument("--warm-unpruned-rungs", type=unpruned_rungs, default=0,
                         help="TuneConfig warm_unpruned_rungs of the warm studies: enqueued configs are not pruned at their first N "
-                             "rungs; all (the default, as TuneConfig's) = never; rounds 3 and 6 ran with 0, rounds 4 and 5 with 1.")
+                             "rungs (0, TuneConfig's default: judged from the first); all = never.")
     parser.add_argument("--batch-size", type=int, default=64, help="GAN batch size (GanConfig's default 64).")
     parser.add_argument("--parallel", type=int, default=1,
                         help="Trials a study trains at once (TuneConfig parallel, threads): for a GPU, where one 28x28 GAN leaves it mostly idle.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import optuna
 from pydantic import Field, model_validator
@@ -56,7 +56,10 @@ class TuneConfig(StrictModel):
     warm_schedule: bool = Field(True, description="With warm_start: first enqueue the base config with the learning rates and schedule learned from the run history for this dataset (ganaug.tune.schedule), when the history has runs to learn from.")
     warm_datasets: int = Field(2, ge=1, le=100, description="Nearest past datasets whose configs seed the study.")
     warm_per_dataset: int = Field(2, ge=1, le=100, description="Best configs taken from each of those datasets.")
-    warm_unpruned_rungs: int = Field(0, ge=0, le=30, description="With warm_start: the enqueued trials are not pruned at their first N rungs (their readings are still recorded and count for the other trials); 0 = judged like any trial from the first rung.")
+    warm_unpruned_rungs: Annotated[int, Field(ge=0, le=30)] | Literal["all"] = Field(
+        0, description="With warm_start: the enqueued trials are not pruned at their first N rungs (their readings are still "
+                       "recorded and count for the other trials); all = never pruned (each trained to max_steps); 0 = judged like "
+                       "any trial from the first rung.")
     history: Path | None = Field(None, description="Run history file; None = $GANAUG_HISTORY, else data/history/gan_runs.parquet.")
     base: GanConfig = Field(default_factory=GanConfig, description="The GanConfig the sampled options are set on (batch size, monitor, device, ...).")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the sampler, of every trial's GAN (it replaces base.seed) and of the utility classifier.")

@@ -244,11 +244,13 @@ def warm_start(study: optuna.Study, data: _Data, cfg: TuneConfig) -> list[Neighb
 
 
 def judge_from(trial: optuna.Trial, cfg: TuneConfig) -> int:
-    """The first GAN step at which `trial` may be pruned: past `cfg.warm_unpruned_rungs` rungs for a warm-start trial."""
+    """The first GAN step at which `trial` may be pruned: past `cfg.warm_unpruned_rungs` rungs for a warm-start trial
+    (max_steps, i.e. never, for "all")."""
     rungs = cfg.rungs()
     if not cfg.warm_unpruned_rungs or not trial.user_attrs.get("warm_from"):
         return 0
-    return rungs[min(cfg.warm_unpruned_rungs, len(rungs) - 1)]
+    spared = len(rungs) - 1 if cfg.warm_unpruned_rungs == "all" else cfg.warm_unpruned_rungs
+    return rungs[min(spared, len(rungs) - 1)]  # the last rung is max_steps, where a trial is complete, not judged
 
 
 def _finished(study: optuna.Study) -> tuple[FrozenTrial, ...]:

@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 import pyarrow.parquet as pq
 import pytest
+from pydantic import ValidationError
 from tunehelpers import TINY_GAN, make_dataset
 
 from ganaug.tune.config import TuneConfig
@@ -85,7 +86,7 @@ def test_a_warm_trial_spared_its_first_rung_is_judged_from_the_second(pruner: st
 
 
 def test_only_warm_start_trials_are_spared_and_only_as_many_rungs_as_asked() -> None:
-    def first_judged_step(warm: bool, rungs: int) -> int:
+    def first_judged_step(warm: bool, rungs: int | str) -> int:
         cfg = TuneConfig.model_validate({**TINY_TUNE, "warm_unpruned_rungs": rungs})
         study = optuna.create_study(direction="maximize")
         study.enqueue_trial({}, user_attrs={"warm_from": "past/dataset.parquet"} if warm else None)
@@ -95,6 +96,10 @@ def test_only_warm_start_trials_are_spared_and_only_as_many_rungs_as_asked() -> 
     assert first_judged_step(warm=True, rungs=2) == 8  # the last rung: never pruned
     assert first_judged_step(warm=True, rungs=5) == 8
     assert first_judged_step(warm=True, rungs=0) == first_judged_step(warm=False, rungs=1) == 0
+    assert first_judged_step(warm=True, rungs="all") == 8 and first_judged_step(warm=False, rungs="all") == 0
+    assert TuneConfig.model_validate(TINY_TUNE).warm_unpruned_rungs == 0  # the default: judged like any trial
+    with pytest.raises(ValidationError, match="warm_unpruned_rungs"):
+        TuneConfig.model_validate({**TINY_TUNE, "warm_unpruned_rungs": "some"})
 
 
 def test_hyperband_has_one_bracket_per_rung() -> None:
