@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-from tunehelpers import make_dataset
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tunehelpers import bench_script, make_dataset
 
 
 @pytest.fixture()
 def bench_module():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import pruners
-
-        yield pruners
-    finally:
-        sys.path.remove(str(BENCH))
+    with bench_script("pruners") as module:
+        yield module
 
 
 def _fake_study(calls: list[tuple[str, int]]):

@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-from tunehelpers import TINY_GAN, make_dataset
+from tunehelpers import TINY_GAN, bench_script, make_dataset
 
 from ganaug.tune.config import TuneConfig
 from ganaug.tune.study import tune_gan
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 TINY = {"min_steps": 2, "max_steps": 8, "reduction_factor": 2, "synthetic_per_class": 8, "classifier_steps": 20,
         "base": TINY_GAN, "pruner": "none"}
 
 
 @pytest.fixture()
 def noise():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import utility_noise
-
-        yield utility_noise
-    finally:
-        sys.path.remove(str(BENCH))
+    with bench_script("utility_noise") as module:
+        yield module
 
 
 def test_rescoring_reproduces_each_studys_utility_and_splits_the_spread(tmp_path: Path, noise, capsys) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -28,3 +33,14 @@ def make_dataset(path: Path, channels: int = 1, size: int = 8, classes: int = 3,
     meta = DatasetMeta(height=size, width=size, channels=channels, class_names=[f"c{i}" for i in range(classes)],
                        ingestion_source="tests")
     return write_dataset(path, images.astype(np.uint8), labels, splits, meta)
+
+
+@contextmanager
+def bench_script(name: str) -> Iterator[ModuleType]:
+    """A script of bench/ imported as a module (bench/ on sys.path only meanwhile)."""
+    folder = str(Path(__file__).resolve().parents[2] / "bench")
+    sys.path.insert(0, folder)
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)
