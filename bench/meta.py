@@ -333,8 +333,8 @@ def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
                 row[mode] = found
         waiting = [mode for mode in ("cold", "warm") if mode not in row]
         if waiting:
-            print(f"seed {seed}: waiting for the {' and '.join(waiting)} study (rerun with --modes, or after the process "
-                  f"running it on this --out has finished)", flush=True)
+            print(f"seed {seed}: waiting for the {' and '.join(waiting)} {'study' if len(waiting) == 1 else 'studies'} (rerun "
+                  f"with --modes, or after the process running it on this --out has finished)", flush=True)
             continue
         target = row["cold"]["best_utility"]
         for mode in ("cold", "warm"):
