@@ -5,7 +5,7 @@
 # (bench/meta.py --modes), all at once; then the seeds' rows and table (docs/benchmarks/meta.md).
 # Usage: bench/device_meta.sh OUT_DIR
 # Environment (defaults): SEEDS ("0 1 2"), TRIALS (9), MIN_STEPS (375), MAX_STEPS (3000), BATCH (64),
-# PARALLEL (3, trials a study trains at once), DEADLINE (480 s for the studies), DEVICE (cuda),
+# PARALLEL (3, trials a study trains at once), WORKERS (processes: one interpreter each), DEADLINE (480 s for the studies), DEVICE (cuda),
 # CLASSIFIER_STEPS (150), FASHION (folder of the Fashion-MNIST IDX files; default bench/meta.py's),
 # WORK (where the studies train; default a temporary folder: only their small files are copied to OUT_DIR).
 # A study cut by DEADLINE leaves its finished trials in OUT_DIR/<study>/trials.txt (from its study.db).
@@ -21,7 +21,7 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 cat "$out/env.log"
 cp docs/benchmarks/meta_fashion_history.parquet "$work/history.parquet"
 args=(--suite fashion --trials "${TRIALS:-9}" --min-steps "${MIN_STEPS:-375}" --max-steps "${MAX_STEPS:-3000}"
-      --batch-size "${BATCH:-64}" --parallel "${PARALLEL:-3}" --device "${DEVICE:-cuda}"
+      --batch-size "${BATCH:-64}" --parallel "${PARALLEL:-3}" --workers "${WORKERS:-processes}" --device "${DEVICE:-cuda}"
       --classifier-steps "${CLASSIFIER_STEPS:-150}" --out "$work")
 if [ -n "${FASHION:-}" ]; then args+=(--fashion "$FASHION"); fi
 python3 bench/meta.py "${args[@]}" --phases ingest > "$out/ingest.log" 2>&1 || { tail -5 "$out/ingest.log"; exit 1; }
@@ -34,6 +34,7 @@ for seed in $seeds; do
     done
 done
 wait
+pkill -f 'multiprocessing.spawn import spawn_main' 2>/dev/null  # trial workers of a study cut by DEADLINE
 echo "studies: $(( $(date +%s) - started )) s"
 python3 bench/meta.py "${args[@]}" --phases heldout --only-seeds "${seeds// /,}" --modes none > "$out/table.log" 2>&1
 cat "$out/table.log"

@@ -33,11 +33,15 @@ main checkout; Fashion-MNIST: /usr/share/datasets/fashion-mnist when present, el
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
 import json
 import logging
+import multiprocessing
 import shutil
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +134,10 @@ def parse_args() -> argparse.Namespace:
                              "rungs (0, TuneConfig's default: judged from the first); all = never.")
     parser.add_argument("--batch-size", type=int, default=64, help="GAN batch size (GanConfig's default 64).")
     parser.add_argument("--parallel", type=int, default=1,
-                        help="Trials a study trains at once (TuneConfig parallel, threads): for a GPU, where one 28x28 GAN leaves it mostly idle.")
+                        help="Trials a study trains at once (TuneConfig parallel): for a GPU, where one 28x28 GAN leaves it mostly idle.")
+    parser.add_argument("--workers", choices=["threads", "processes"], default="threads",
+                        help="Where a study's parallel trials train: threads of its process (tune_gan's default), or spawned "
+                             "processes, one interpreter lock each (a 28x28 GAN step on a GPU is launch-bound Python).")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                         help="Where the GANs train (tuning trials, the schedule comparison); the utility classifier stays on the CPU.")
     parser.add_argument("--mnist", type=Path, default=MNIST, help="Folder of the MNIST IDX files.")
@@ -166,6 +173,23 @@ def tune_config(args: argparse.Namespace, history: Path, seed: int, warm: bool) 
                       collapse_penalty=not args.cas_only, warm_unpruned_rungs=args.warm_unpruned_rungs if warm else 0,
                       parallel=args.parallel,
                       base=GanConfig(device=args.device, grid_every=None, batch_size=args.batch_size))
+
+
+def quiet_worker() -> None:
+    """A trial worker process set up like the study's own: torch on one CPU thread, poor trials' collapse warnings off."""
+    torch.set_num_threads(1)
+    logging.getLogger("ganaug.gan.stage").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def trial_workers(args: argparse.Namespace) -> Iterator[concurrent.futures.Executor | None]:
+    """The executor of a study's trials: None (tune_gan's `parallel` threads) or a pool of `parallel` spawned processes."""
+    if args.workers == "threads" or args.parallel == 1:
+        yield None
+        return
+    with concurrent.futures.ProcessPoolExecutor(args.parallel, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=quiet_worker) as pool:
+        yield pool
 
 
 def budget(args: argparse.Namespace) -> dict[str, Any]:
@@ -221,8 +245,9 @@ def history_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
         study_dir = args.out / name / "study"
         shutil.rmtree(study_dir, ignore_errors=True)  # a study interrupted earlier starts over
         study_dir.mkdir(parents=True)
-        result = tune_gan(dataset_of(name, args), tune_config(args, study_dir / "history.parquet", 100 + seed, warm=False),
-                          study_dir)
+        with trial_workers(args) as workers:
+            result = tune_gan(dataset_of(name, args), tune_config(args, study_dir / "history.parquet", 100 + seed, warm=False),
+                              study_dir, executor=workers)
         report["history"][name] = {"best_utility": result.best_utility, "seconds": result.seconds, "pruned": result.pruned,
                                    "budget": budget(args)}
         (study_dir / "result.json").write_text(json.dumps(report["history"][name]))
@@ -295,7 +320,8 @@ def heldout_study(dataset: DatasetRef, val: Any, seed: int, mode: str, args: arg
     study_dir.mkdir(parents=True)
     frozen = study_dir / "history.parquet"  # a copy: held-out studies never learn from each other
     shutil.copyfile(args.out / "history.parquet", frozen)
-    result = tune_gan(dataset, tune_config(args, frozen, seed, warm=mode == "warm"), study_dir)
+    with trial_workers(args) as workers:
+        result = tune_gan(dataset, tune_config(args, frozen, seed, warm=mode == "warm"), study_dir, executor=workers)
     trials = pq.read_table(result.trials_path).to_pylist()
     row = {"best_utility": result.best_utility, "seconds": result.seconds, "warm_trials": result.warm_trials,
            "warm_from": result.warm_from, "utilities": [t["utility"] for t in trials],

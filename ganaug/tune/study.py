@@ -7,8 +7,8 @@ collapsed (`collapse_penalty`, see `Utility`) — and reported to the pruner, wh
 when it is not among the best 1/reduction_factor at that rung (successive halving, or Hyperband's
 brackets of it). The study is stored in out/tune/study.db and can be resumed (`ganaug.tune.storage`).
 
-Trials are asked in batches of `parallel`, run through an optional executor (threads or Prefect
-tasks), and told in the order they were asked; pruning judges a trial against the trials finished
+Trials are asked in batches of `parallel`, run through an executor (default: `parallel` threads; or
+Prefect tasks, or any `concurrent.futures` pool), and told in the order they were asked; pruning judges a trial against the trials finished
 before its batch. So one seed and `parallel` give the same trials however the workers are
 scheduled (on the CPU; GPU kernels may differ in the last bits).
 """
@@ -288,7 +288,7 @@ def tune_gan(dataset: DatasetRef | str | Path, cfg: TuneConfig, out: str | Path,
             finished = _finished(study)
             pruning = [None if isinstance(study.pruner, optuna.pruners.NopPruner)
                        else TrialPruning(cfg, data.study_name, trial.number, finished, judge_from(trial, cfg)) for trial in batch]
-            outcomes = as_executor(executor).map(
+            outcomes = as_executor(executor, cfg.parallel).map(
                 Unpack(run_trial), [(trial.number, params, data, cfg, root, prune)
                                     for trial, params, prune in zip(batch, points, pruning)],
                 name="tune_trial", labels=[f"tune_trial {trial.number}" for trial in batch], return_exceptions=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from ganaug.data.tensors import load_tensors
 from ganaug.gan import GanConfig
 from ganaug.gan.networks import ImageShape
 from ganaug.store import read_dataset
+from ganaug.tune import study as study_module
 from ganaug.tune.config import TuneConfig, from_gan_config
 from ganaug.tune.history import dataset_features, history_rows
 from ganaug.tune.schedule import observations, schedule_for
@@ -135,6 +138,29 @@ def test_threads_give_the_same_trials_and_pruned_trials_trailed_at_their_rung(tm
         earlier = [t["rung_utility"][rung] for t in trials
                    if t["number"] < trial["number"] - trial["number"] % 2 and len(t["rung_utility"]) > rung]
         assert earlier and trial["rung_utility"][rung] < max(earlier), f"trial {trial['number']} pruned at step {steps[rung]}"
+
+
+def test_parallel_trials_train_at_once_by_default_and_worker_processes_give_the_same_trials(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ref = make_dataset(tmp_path / "run" / "dataset.parquet")
+    threads: set[str] = set()
+    run_trial = study_module.run_trial
+
+    def recording(*args: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        return run_trial(*args)
+
+    monkeypatch.setattr(study_module, "run_trial", recording)
+    by_default = tune_gan(ref, tune_cfg(tmp_path / "h0", n_trials=4, parallel=2, seed=5), tmp_path / "out0")
+    assert len(threads) == 2 and all(name.startswith("ganaug-tune_trial") for name in threads), threads
+    monkeypatch.undo()
+    # one GIL per trial (the GPU benchmark's workers); torch on one thread there as in the study's own process
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=torch.set_num_threads,
+                             initargs=(1,)) as pool:
+        pooled = tune_gan(ref, tune_cfg(tmp_path / "h1", n_trials=4, parallel=2, seed=5), tmp_path / "out1", executor=pool)
+    columns = ["number", "state", "params", "rung_utility"]
+    assert pq.read_table(pooled.trials_path).select(columns).to_pylist() == \
+        pq.read_table(by_default.trials_path).select(columns).to_pylist()
 
 
 def test_warm_start_enqueues_the_nearest_datasets_best_configs_and_cold_does_not(tmp_path: Path) -> None:
