@@ -9,6 +9,9 @@
 # CLASSIFIER_STEPS (150), FASHION (folder of the Fashion-MNIST IDX files; default bench/meta.py's),
 # WORK (where the studies train; default a temporary folder: only their small files are copied to OUT_DIR).
 # A study cut by DEADLINE leaves its finished trials in OUT_DIR/<study>/trials.txt (from its study.db).
+# Needs python3 with torch, numpy, pandas, pyarrow, scikit-learn, matplotlib, PyYAML, optuna, pydantic and optuna's
+# SQLAlchemy, alembic and Mako (the project is put on PYTHONPATH, not installed). Round 8 of docs/benchmarks/meta.md:
+# DEADLINE=525 on one H100, 517 s for the six studies.
 set -u
 out=$1
 work=${WORK:-$(mktemp -d)}

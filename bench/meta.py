@@ -24,6 +24,7 @@ fashion (the issue's benchmark, 28x28; reads IDX files, see --mnist/--fashion):
     python bench/meta.py --suite fashion --phases schedule  # one phase (needs the history phase's output)
     python bench/meta.py --suite fashion --phases heldout --only-seeds 3 --modes cold &   # a seed's two studies
     python bench/meta.py --suite fashion --phases heldout --only-seeds 3 --modes warm     # in two processes
+    python bench/meta.py --report docs/benchmarks/meta_fashion_round{3,4,5,6,7}.json   # saved rows: the goal, pooled
 
 MNIST: ../shared/datasets/mnist beside the project when present, else .benchdata/mnist of the
 main checkout; Fashion-MNIST: /usr/share/datasets/fashion-mnist when present, else
@@ -55,6 +56,7 @@ from reference import idx_files  # bench/reference.py, beside this script
 from ganaug.config import IngestConfig
 from ganaug.data.ingest import ingest
 from ganaug.data.tensors import load_tensors
+from ganaug.evaluate.stats import paired_interval
 from ganaug.gan import GanConfig, load_generator, train_gan
 from ganaug.gan.averaging import average_generators, kept_checkpoints
 from ganaug.store import DatasetRef, atomic_write_json, dataset_ref, write_table
@@ -140,6 +142,9 @@ def parse_args() -> argparse.Namespace:
                              "processes, one interpreter lock each (a 28x28 GAN step on a GPU is launch-bound Python).")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                         help="Where the GANs train (tuning trials, the schedule comparison); the utility classifier stays on the CPU.")
+    parser.add_argument("--report", type=Path, nargs="+", default=None, metavar="JSON",
+                        help="Run nothing: print the held-out table of each saved meta.json (or docs/benchmarks round file) "
+                             "and the issue's goal over all their seeds together.")
     parser.add_argument("--mnist", type=Path, default=MNIST, help="Folder of the MNIST IDX files.")
     parser.add_argument("--fashion", type=Path, default=FASHION, help="Folder of the Fashion-MNIST IDX files.")
     args = parser.parse_args()
@@ -373,8 +378,53 @@ def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
               f"at trial {row['warm']['reached']['trials']} ({row['warm']['reached']['seconds']} s)", flush=True)
 
 
+def goal_summary(rows: list[dict[str, Any]]) -> list[str]:
+    """The issue's goal over held-out rows: warm start reaches the cold study's best within a third of cold's trials."""
+    met = [r for r in rows if r["warm"]["reached"]["trials"] is not None and 3 * r["warm"]["reached"]["trials"] <= r["cold"]["reached"]["trials"]]
+    misses = [r for r in rows if r["warm"]["reached"]["trials"] is None]
+
+    def trials_to(row: dict[str, Any], mode: str) -> int:  # a miss counts as one trial more than the study had
+        return row[mode]["reached"]["trials"] or row["budget"]["trials"] + 1
+
+    ratios = [r["warm"]["reached"]["seconds"] / r["cold"]["reached"]["seconds"] for r in rows if r not in misses]
+    to_best = (f"mean {statistics.mean(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f}, seeds reached)"
+               if ratios else "never reached")
+    first = sum((r["warm"]["utilities"][0] or 0.0) > (r["cold"]["utilities"][0] or 0.0) for r in rows)
+    best = paired_interval([r["warm"]["best_utility"] - r["cold"]["best_utility"] for r in rows])
+    interval = "" if best.low is None else f", 95% CI [{best.low:+.4f}, {best.high:+.4f}]"
+    return [f"goal (warm reaches the cold best within a third of cold's trials): met in {len(met)} of {len(rows)} seeds",
+            (f"trials to the cold best, mean: warm {statistics.mean(trials_to(r, 'warm') for r in rows):.1f} vs cold "
+             f"{statistics.mean(trials_to(r, 'cold') for r in rows):.1f} (a miss counted as trials + 1; {len(misses)} misses)"),
+            f"study seconds to the cold best, warm / cold: {to_best}",
+            f"warm's first trial above cold's first: {first} of {len(rows)}",
+            f"best utility, warm - cold (paired over seeds): mean {best.mean:+.4f}{interval}"]
+
+
+def report_files(paths: list[Path]) -> None:
+    """Print the held-out rows of saved reports, one table each, and the goal over all of them."""
+    rows = []
+    for path in paths:
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise SystemExit(f"--report {path}: not a readable JSON report ({err})") from None
+        if not isinstance(report, dict) or not report.get("held_out"):
+            raise SystemExit(f"--report {path}: no held_out rows (a bench/meta.py meta.json or a docs/benchmarks round file)")
+        given = report["held_out"][0]["budget"]
+        print(f"\n{path}: {given['trials']} trials per study, rungs {given['min_steps']}..{given['max_steps']} GAN steps, "
+              f"device {given.get('device', 'cpu')}")
+        print_held_out(report["held_out"])
+        rows += report["held_out"]
+    print(f"\nover {len(rows)} seeds of {len(paths)} file(s):")
+    for line in goal_summary(rows):
+        print(f"- {line}")
+
+
 def main() -> None:
     args = parse_args()
+    if args.report:
+        report_files(args.report)
+        return
     torch.set_num_threads(1)
     logging.getLogger("ganaug.gan.stage").setLevel(logging.ERROR)  # collapse warnings of poor trials are expected
     args.out.mkdir(parents=True, exist_ok=True)
@@ -401,21 +451,29 @@ def print_tables(report: dict[str, Any], args: argparse.Namespace) -> None:
     if "default_cas" in report:
         print(f"default GanConfig at {args.max_steps} steps on the held-out regime: CAS on val {report['default_cas']:.4f}")
     if report["held_out"]:
-        print("\n| seed | cold best utility | cold: trials / s to it | warm best utility | warm: trials / s to cold best |")
-        print("|---|---|---|---|---|")
-
-    def fmt(reached: dict[str, Any]) -> str:
-        return "not reached" if reached["trials"] is None else f"{reached['trials']} / {reached['seconds']}"
-
-    for row in sorted(report["held_out"], key=lambda row: row["seed"]):
-        cold, warm = row["cold"], row["warm"]
-        print(f"| {row['seed']} | {cold['best_utility']:.4f} | {fmt(cold['reached'])} | {warm['best_utility']:.4f} | "
-              f"{fmt(warm['reached'])} |")
+        print_held_out(report["held_out"])
+        if args.suite == "fashion":
+            print()
+            for line in goal_summary(report["held_out"]):
+                print(f"- {line}")
     if report.get("schedule"):
         from meta_schedule import print_schedule
 
         print_schedule(report["schedule"])
     print(f"\ntotal {report['seconds']:.0f} s")
+
+
+def print_held_out(rows: list[dict[str, Any]]) -> None:
+    print("\n| seed | cold best utility | cold: trials / s to it | warm best utility | warm: trials / s to cold best |")
+    print("|---|---|---|---|---|")
+
+    def fmt(reached: dict[str, Any]) -> str:
+        return "not reached" if reached["trials"] is None else f"{reached['trials']} / {reached['seconds']}"
+
+    for row in sorted(rows, key=lambda row: row["seed"]):
+        cold, warm = row["cold"], row["warm"]
+        print(f"| {row['seed']} | {cold['best_utility']:.4f} | {fmt(cold['reached'])} | {warm['best_utility']:.4f} | "
+              f"{fmt(warm['reached'])} |")
 
 
 if __name__ == "__main__":
