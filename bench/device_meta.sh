@@ -5,7 +5,7 @@
 # (bench/meta.py --modes), all at once; then the seeds' rows and table (docs/benchmarks/meta.md).
 # Usage: bench/device_meta.sh OUT_DIR
 # Environment (defaults): SEEDS ("0 1 2"), TRIALS (9), MIN_STEPS (375), MAX_STEPS (3000), BATCH (64),
-# PARALLEL (3, trials a study trains at once), WORKERS (processes: one interpreter each), DEADLINE (480 s for the studies), DEVICE (cuda),
+# PARALLEL (3, trials a study trains at once), WORKERS (processes, as in round 8; threads), DEADLINE (480 s for the studies), DEVICE (cuda),
 # CLASSIFIER_STEPS (150), FASHION (folder of the Fashion-MNIST IDX files; default bench/meta.py's),
 # WORK (where the studies train; default a temporary folder: only their small files are copied to OUT_DIR).
 # A study cut by DEADLINE leaves its finished trials in OUT_DIR/<study>/trials.txt (from its study.db).

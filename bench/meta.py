@@ -139,7 +139,7 @@ def parse_args() -> argparse.Namespace:
                         help="Trials a study trains at once (TuneConfig parallel): for a GPU, where one 28x28 GAN leaves it mostly idle.")
     parser.add_argument("--workers", choices=["threads", "processes"], default="threads",
                         help="Where a study's parallel trials train: threads of its process (tune_gan's default), or spawned "
-                             "processes, one interpreter lock each (a 28x28 GAN step on a GPU is launch-bound Python).")
+                             "processes, one interpreter lock each (bench/tune_workers.py times the two).")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                         help="Where the GANs train (tuning trials, the schedule comparison); the utility classifier stays on the CPU.")
     parser.add_argument("--report", type=Path, nargs="+", default=None, metavar="JSON",
