@@ -180,8 +180,8 @@ def tune_config(args: argparse.Namespace, history: Path, seed: int, warm: bool) 
                       base=GanConfig(device=args.device, grid_every=None, batch_size=args.batch_size))
 
 
-def quiet_worker() -> None:
-    """A trial worker process set up like the study's own: torch on one CPU thread, poor trials' collapse warnings off."""
+def quiet_process() -> None:
+    """This process (a study's, or a trial worker's) set up alike: torch on one CPU thread, poor trials' collapse warnings off."""
     torch.set_num_threads(1)
     logging.getLogger("ganaug.gan.stage").setLevel(logging.ERROR)
 
@@ -193,7 +193,7 @@ def trial_workers(args: argparse.Namespace) -> Iterator[concurrent.futures.Execu
         yield None
         return
     with concurrent.futures.ProcessPoolExecutor(args.parallel, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=quiet_worker) as pool:
+                                                initializer=quiet_process) as pool:
         yield pool
 
 
@@ -380,13 +380,14 @@ def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
 
 def goal_summary(rows: list[dict[str, Any]]) -> list[str]:
     """The issue's goal over held-out rows: warm start reaches the cold study's best within a third of cold's trials."""
-    met = [r for r in rows if r["warm"]["reached"]["trials"] is not None and 3 * r["warm"]["reached"]["trials"] <= r["cold"]["reached"]["trials"]]
-    misses = [r for r in rows if r["warm"]["reached"]["trials"] is None]
+    reached = [r for r in rows if r["warm"]["reached"]["trials"] is not None]
+    met = [r for r in reached if 3 * r["warm"]["reached"]["trials"] <= r["cold"]["reached"]["trials"]]
+    misses = len(rows) - len(reached)
 
     def trials_to(row: dict[str, Any], mode: str) -> int:  # a miss counts as one trial more than the study had
         return row[mode]["reached"]["trials"] or row["budget"]["trials"] + 1
 
-    ratios = [r["warm"]["reached"]["seconds"] / r["cold"]["reached"]["seconds"] for r in rows if r not in misses]
+    ratios = [r["warm"]["reached"]["seconds"] / r["cold"]["reached"]["seconds"] for r in reached]
     to_best = (f"mean {statistics.mean(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f}, seeds reached)"
                if ratios else "never reached")
     first = sum((r["warm"]["utilities"][0] or 0.0) > (r["cold"]["utilities"][0] or 0.0) for r in rows)
@@ -394,7 +395,7 @@ def goal_summary(rows: list[dict[str, Any]]) -> list[str]:
     interval = "" if best.low is None else f", 95% CI [{best.low:+.4f}, {best.high:+.4f}]"
     return [f"goal (warm reaches the cold best within a third of cold's trials): met in {len(met)} of {len(rows)} seeds",
             (f"trials to the cold best, mean: warm {statistics.mean(trials_to(r, 'warm') for r in rows):.1f} vs cold "
-             f"{statistics.mean(trials_to(r, 'cold') for r in rows):.1f} (a miss counted as trials + 1; {len(misses)} misses)"),
+             f"{statistics.mean(trials_to(r, 'cold') for r in rows):.1f} (a miss counted as trials + 1; {misses} misses)"),
             f"study seconds to the cold best, warm / cold: {to_best}",
             f"warm's first trial above cold's first: {first} of {len(rows)}",
             f"best utility, warm - cold (paired over seeds): mean {best.mean:+.4f}{interval}"]
@@ -425,8 +426,7 @@ def main() -> None:
     if args.report:
         report_files(args.report)
         return
-    torch.set_num_threads(1)
-    logging.getLogger("ganaug.gan.stage").setLevel(logging.ERROR)  # collapse warnings of poor trials are expected
+    quiet_process()
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     path = args.out / "meta.json"

@@ -16,15 +16,13 @@ Writes <out>/tune_workers.json as rounds finish.
 from __future__ import annotations
 
 import argparse
-import logging
 import shutil
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-from meta import trial_workers  # bench/meta.py, beside this script
+from meta import quiet_process, trial_workers  # bench/meta.py, beside this script
 
 from ganaug.gan import GanConfig
 from ganaug.store import atomic_write_json, dataset_ref
@@ -33,7 +31,7 @@ from ganaug.tune.study import tune_gan
 
 
 def one_study(args: argparse.Namespace, workers: str, folder: Path) -> dict[str, Any]:
-    """Time one cold study of `args.trials` trials trained at once on `workers`; its utilities."""
+    """Time one cold study of `args.trials` trials trained at once on `workers`; its seconds and best utility."""
     shutil.rmtree(folder, ignore_errors=True)
     cfg = TuneConfig(n_trials=args.trials, parallel=args.trials, min_steps=args.steps, max_steps=args.steps,
                      classifier_steps=args.classifier_steps, warm_start=False, history=folder / "history.parquet",
@@ -62,8 +60,7 @@ def main() -> None:
             parser.error(f"--{option.replace('_', '-')} {getattr(args, option)}: must be at least 1")
     if not args.dataset.is_file():
         parser.error(f"--dataset {args.dataset}: no such file")
-    torch.set_num_threads(1)
-    logging.getLogger("ganaug.gan.stage").setLevel(logging.ERROR)
+    quiet_process()
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "rounds": []}
     print("| round | threads s | processes s | threads / processes |\n|---|---:|---:|---:|", flush=True)
