@@ -74,7 +74,6 @@ def tune_command(
                      "collapse_penalty": False if cas_only else None}
         cfg = tune_config(config, overrides, gan_config, device)
         folder = find_run_dir(run_dir, runs_root, {"dataset.parquet": "ganaug ingest"})
-        from ganaug.executor import ThreadExecutor
         from ganaug.store import dataset_ref
         from ganaug.tune.storage import describe_reading
         from ganaug.tune.study import tune_gan
@@ -85,8 +84,7 @@ def tune_command(
             console.print(f"trial {row['number']}: {row['state']}, {describe_reading(row)} "
                           f"({'warm start' if row['warm_from'] else 'sampled'}, {row['seconds']:.1f} s)", highlight=False)
 
-        result = tune_gan(dataset_ref(folder / "dataset.parquet"), cfg, folder, executor=ThreadExecutor(cfg.parallel),
-                          on_trial=progress)
+        result = tune_gan(dataset_ref(folder / "dataset.parquet"), cfg, folder, on_trial=progress)  # cfg.parallel threads
     import pyarrow.parquet as pq
 
     if result.resumed_trials:

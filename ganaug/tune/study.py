@@ -8,9 +8,9 @@ when it is not among the best 1/reduction_factor at that rung (successive halvin
 brackets of it). The study is stored in out/tune/study.db and can be resumed (`ganaug.tune.storage`).
 
 Trials are asked in batches of `parallel`, run through an executor (default: `parallel` threads; or
-Prefect tasks, or any `concurrent.futures` pool), and told in the order they were asked; pruning judges a trial against the trials finished
-before its batch. So one seed and `parallel` give the same trials however the workers are
-scheduled (on the CPU; GPU kernels may differ in the last bits).
+Prefect tasks, or any `concurrent.futures` pool), and told in the order they were asked; pruning
+judges a trial against the trials finished before its batch. So one seed and `parallel` give the
+same trials however the workers are scheduled (on the CPU; GPU kernels may differ in the last bits).
 """
 
 from __future__ import annotations
