@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
@@ -27,19 +28,25 @@ from ganaug.errors import DataError
 SCHEMA_VERSION = 1
 META_KEY = b"ganaug"
 SPLITS = ("train", "val", "test")
+POOL_SPLIT = "unlabelled"  # the unlabelled pool: rows with a null label (-1 in memory)
+NO_LABEL = -1
 SOURCES = ("real", "synthetic")
 
 DATASET_SCHEMA = pa.schema(
     [
         pa.field("sample_id", pa.string(), nullable=False),
-        pa.field("label", pa.int32(), nullable=False),
+        pa.field("label", pa.int32(), nullable=True),  # null only in the pool (split 'unlabelled')
         pa.field("split", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
         pa.field("pixels", pa.list_(pa.uint8()), nullable=False),
     ]
 )
-SYNTHETIC_SCHEMA = DATASET_SCHEMA.append(pa.field("checkpoint_id", pa.string(), nullable=False)).append(
-    pa.field("quality_score", pa.float32(), nullable=True)
+ALL_SPLITS = (*SPLITS, POOL_SPLIT)
+# synthetic rows always carry their class: the label column is non-null there (checked on read)
+SYNTHETIC_SCHEMA = (
+    DATASET_SCHEMA.set(1, pa.field("label", pa.int32(), nullable=False))
+    .append(pa.field("checkpoint_id", pa.string(), nullable=False))
+    .append(pa.field("quality_score", pa.float32(), nullable=True))
 )
 
 
@@ -122,7 +129,7 @@ class LoadedDataset:
     """A dataset table in memory: images as (N, C, H, W) uint8 plus per-row columns."""
 
     images: np.ndarray  # (N, C, H, W) uint8
-    labels: np.ndarray  # (N,) int64
+    labels: np.ndarray  # (N,) int64; NO_LABEL (-1) in the pool (split 'unlabelled')
     splits: np.ndarray  # (N,) str
     sources: np.ndarray  # (N,) str
     sample_ids: np.ndarray  # (N,) str
@@ -139,6 +146,10 @@ class LoadedDataset:
         if source is not None:
             mask &= self.sources == source
         return mask
+
+    def labelled(self) -> np.ndarray:
+        """Boolean row mask of every row with a label (all splits but the unlabelled pool)."""
+        return self.splits != POOL_SPLIT
 
 
 # ---------------------------------------------------------------- atomic writes
@@ -280,10 +291,11 @@ def build_dataset_table(
         "pixels": flat,
     }
     columns.update(extra_columns or {})
-    content_hash = _hash_arrays(meta, columns)
+    unlabelled = _check_pool_labels(columns["label"], columns["split"], columns["source"])
+    content_hash = _hash_arrays(meta, columns)  # the pool's null labels are hashed as NO_LABEL
     arrays = [
         pa.array(columns["sample_id"], type=pa.string()),
-        pa.array(columns["label"], type=pa.int32()),
+        pa.array(columns["label"], type=pa.int32(), mask=unlabelled),
         pa.array(columns["split"], type=pa.string()),
         pa.array(columns["source"], type=pa.string()),
         pixels,
@@ -295,6 +307,18 @@ def build_dataset_table(
     meta_json = dict(meta.to_json(), content_hash=content_hash)
     schema = schema.with_metadata({META_KEY: json.dumps(meta_json, sort_keys=True).encode()})
     return pa.Table.from_arrays(arrays, schema=schema), content_hash
+
+
+def _check_pool_labels(labels: np.ndarray, splits: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Mask of the pool's rows; refuses a labelled pool row, an unlabelled row elsewhere and a synthetic pool row."""
+    pool = splits == POOL_SPLIT
+    if (labels[pool] != NO_LABEL).any():
+        raise DataError(f"rows of split '{POOL_SPLIT}' must have no label (NO_LABEL = {NO_LABEL}); the pool's labels are never stored")
+    if (labels[~pool] == NO_LABEL).any():
+        raise DataError(f"rows of splits {list(SPLITS)} need a label; only split '{POOL_SPLIT}' holds unlabelled rows")
+    if (sources[pool] != "real").any():
+        raise DataError(f"rows of split '{POOL_SPLIT}' must be real images, not synthetic ones")
+    return pool
 
 
 def write_dataset(
@@ -353,13 +377,11 @@ def read_dataset(ref: ArtifactRef | str | Path, expected_schema: pa.Schema = DAT
     if int(meta_json.get("schema_version", -1)) != SCHEMA_VERSION:
         raise DataError(f"{path}: schema version {meta_json.get('schema_version')} is not {SCHEMA_VERSION}")
     n = table.num_rows
-    labels = table.column("label").to_numpy().astype(np.int64)
-    if n and (labels.min() < 0 or labels.max() >= meta.num_classes):
-        raise DataError(f"{path}: column 'label' has values outside 0..{meta.num_classes - 1}")
     splits = np.asarray(table.column("split").to_pylist(), dtype=str) if n else np.array([], dtype=str)
-    bad = {str(v) for v in np.unique(splits)} - set(SPLITS)
+    bad = {str(v) for v in np.unique(splits)} - set(ALL_SPLITS)
     if bad:
-        raise DataError(f"{path}: column 'split' has values {sorted(bad)}; allowed: {list(SPLITS)}")
+        raise DataError(f"{path}: column 'split' has values {sorted(bad)}; allowed: {list(ALL_SPLITS)}")
+    labels = _read_labels(table, splits, meta, path, nullable=expected_schema.field("label").nullable)
     sources = np.asarray(table.column("source").to_pylist(), dtype=str) if n else np.array([], dtype=str)
     bad = {str(v) for v in np.unique(sources)} - set(SOURCES)
     if bad:
@@ -394,6 +416,27 @@ def read_dataset(ref: ArtifactRef | str | Path, expected_schema: pa.Schema = DAT
         path=path,
         extra_columns=extra,
     )
+
+
+def _read_labels(table: pa.Table, splits: np.ndarray, meta: DatasetMeta, path: Path, nullable: bool) -> np.ndarray:
+    """Labels as int64 with NO_LABEL for the pool's nulls; a null outside the pool (or a pool label) is an error."""
+    column = table.column("label")
+    missing = column.is_null().to_numpy(zero_copy_only=False) if len(column) else np.zeros(0, dtype=bool)
+    labels = pc.fill_null(column, NO_LABEL).to_numpy().astype(np.int64) if len(column) else np.zeros(0, np.int64)
+    pool = splits == POOL_SPLIT
+    if not nullable and (missing.any() or pool.any()):
+        raise DataError(f"{path}: column 'label' is null (or split '{POOL_SPLIT}') in {int((missing | pool).sum())} rows; "
+                        "every row of this table needs a label")
+    wrong = (missing & ~pool) | (~missing & pool)
+    if wrong.any():
+        row = int(np.argmax(wrong))
+        problem = "is null" if missing[row] else f"holds {labels[row]}"
+        need = f"only rows of split '{POOL_SPLIT}' may lack a label" if missing[row] else "pool rows must have a null label"
+        raise DataError(f"{path}: column 'label' {problem} in row {row} (split '{splits[row]}'); {need}")
+    known = labels[~pool]
+    if len(known) and (known.min() < 0 or known.max() >= meta.num_classes):
+        raise DataError(f"{path}: column 'label' has values outside 0..{meta.num_classes - 1}")
+    return labels
 
 
 def _verify_content(path: Path, meta: DatasetMeta, meta_json: dict[str, Any], columns: dict[str, np.ndarray]) -> None:

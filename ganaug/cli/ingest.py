@@ -1,4 +1,4 @@
-"""`ganaug ingest`: read a labelled dataset into `dataset.parquet` with stratified splits."""
+"""`ganaug ingest`: read a labelled dataset (and a pool) into `dataset.parquet` with stratified splits."""
 
 from __future__ import annotations
 
@@ -26,14 +26,16 @@ def _parse_imbalance(items: list[str] | None) -> dict[str, int] | None:
 
 
 def summary_table(dataset_path: Path) -> Table:
-    """Class counts per split of a dataset table."""
+    """Class counts per split of a dataset table (the unlabelled pool's size in the title)."""
     from ganaug.data.ingest import split_counts
     from ganaug.store import read_dataset
 
     loaded = read_dataset(dataset_path)
     counts = split_counts(loaded.labels, loaded.splits, loaded.meta.class_names)
     meta = loaded.meta
-    table = Table(title=f"{meta.ingestion_source}: {len(loaded.labels)} images, {meta.channels}x{meta.height}x{meta.width}")
+    pool = int((~loaded.labelled()).sum())
+    size = f"{len(loaded.labels) - pool} images" + (f" + {pool} unlabelled" if pool else "")
+    table = Table(title=f"{meta.ingestion_source}: {size}, {meta.channels}x{meta.height}x{meta.width}")
     for column in ("class", "train", "val", "test", "total"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, per_split in counts.items():
@@ -63,13 +65,17 @@ def ingest_command(
     train_fraction: float = typer.Option(None, "--train-fraction", help="Keep this share of each class's training samples."),
     train_per_class: int = typer.Option(None, "--train-per-class", help="Keep at most this many training samples per class."),
     imbalance: list[str] = typer.Option(None, "--imbalance", help="CLASS=COUNT: keep only COUNT training samples of CLASS (repeatable)."),
+    unlabelled: Path = typer.Option(None, "--unlabelled", help="An unlabelled pool in the same format as --path (flat image folder, IDX images file, .npz with x only, table without labels)."),
+    labels_per_class: int = typer.Option(None, "--labels-per-class", help="Keep K labelled training images per class; the rest of the training split goes to the pool, labels dropped."),
     seed: int = typer.Option(None, "--seed", help="Seed of the split and subsampling."),
     config: Path = ConfigOption,
     runs_root: Path = RunsRootOption,
     run_id: str = RunIdOption,
 ) -> None:
-    """Ingest a labelled dataset into data/runs/<run-id>/dataset.parquet."""
+    """Ingest a labelled dataset (and an unlabelled pool) into data/runs/<run-id>/dataset.parquet."""
+    from ganaug.data.pool import describe_pool
     from ganaug.runner import run_ingest
+    from ganaug.store import read_dataset_meta
 
     with cli_errors():
         overrides = {
@@ -78,9 +84,13 @@ def ingest_command(
             "resize": resize, "pixel_max": pixel_max,
             "test_path": test_path, "test_labels_path": test_labels, "split_column": split_column,
             "val_fraction": val_fraction, "test_fraction": test_fraction, "train_fraction": train_fraction,
-            "train_per_class": train_per_class, "imbalance": _parse_imbalance(imbalance), "seed": seed,
+            "train_per_class": train_per_class, "imbalance": _parse_imbalance(imbalance),
+            "unlabelled_path": unlabelled, "labels_per_class": labels_per_class, "seed": seed,
         }
         cfg = build_config(IngestConfig, config, overrides)
         ref = run_ingest(RunFolder.create(runs_root, run_id), cfg)
         console.print(summary_table(ref.file))
+        pool = read_dataset_meta(ref.file).extra.get("pool")
+        if pool is not None:
+            console.print(describe_pool(pool), soft_wrap=True)
         console.print(f"wrote [bold]{ref.path}[/] (content hash {ref.content_hash[:12]})")

@@ -39,7 +39,8 @@ def pipeline_config(config_file: Path | None, budget: str, overrides: dict[str, 
     given = {section: {k: v for k, v in values.items() if v is not None} for section, values in overrides.items()}
     data = deep_merge(data, {section: values for section, values in given.items() if values})
     cfg = validate_config(PipelineConfig, data, str(config_file) if config_file is not None else "options")
-    for option, path in (("ingest.path", cfg.ingest.path), ("ingest.labels_path", cfg.ingest.labels_path)):
+    for option, path in (("ingest.path", cfg.ingest.path), ("ingest.labels_path", cfg.ingest.labels_path),
+                         ("ingest.unlabelled_path", cfg.ingest.unlabelled_path)):
         if path is not None and not Path(path).exists():
             raise ConfigError(f"{option}: {path} does not exist")
     return cfg
@@ -121,6 +122,8 @@ def run_command(
     budget: str = typer.Option("small", "--budget", help="small: a few minutes on 2 CPU cores (default); full: every stage's own defaults."),
     source: str = typer.Option(None, "--source", "-s", help="Ingest source: digits (built-in), idx, folder, npz or table."),
     path: Path = typer.Option(None, "--path", "-p", help="Ingest input file or folder."),
+    unlabelled: Path = typer.Option(None, "--unlabelled", help="An unlabelled pool in the same format as --path (ingest.unlabelled_path)."),
+    labels_per_class: int = typer.Option(None, "--labels-per-class", help="Keep K labels per class; the rest of the training split becomes the unlabelled pool (ingest.labels_per_class)."),
     run_id: str = typer.Option(None, "--run-id", help="Run folder name (default: a new time-stamped id); reuse an id to resume that run."),
     runs_root: Path = typer.Option(None, "--runs-root", help="Folder that holds run folders (default data/runs)."),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Where finished stages are cached (default data/cache/prefect)."),
@@ -134,7 +137,7 @@ def run_command(
     """Run the whole pipeline (ingest -> train GAN -> generate -> evaluate -> search) as a Prefect flow."""
     with cli_errors():
         overrides = {
-            "ingest": {"source": source, "path": path},
+            "ingest": {"source": source, "path": path, "unlabelled_path": unlabelled, "labels_per_class": labels_per_class},
             "gan": {"schedule": gan_schedule},
             "orchestration": {
                 "run_id": run_id, "runs_root": runs_root, "cache_dir": cache_dir, "refresh": refresh or None,

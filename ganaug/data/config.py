@@ -1,4 +1,4 @@
-"""`IngestConfig`: how to read a labelled dataset and split it into train/val/test."""
+"""`IngestConfig`: how to read a labelled dataset (and an unlabelled pool) and split it into train/val/test."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ IngestSource = Literal["digits", "idx", "folder", "npz", "table"]
 
 
 class IngestConfig(StrictModel):
-    """How to read a labelled dataset and split it into train/val/test."""
+    """How to read a labelled dataset (and an unlabelled pool) and split it into train/val/test."""
 
     source: IngestSource = Field("digits", description="Input kind: built-in digits, IDX pair, image folder, .npz or Parquet/CSV table.")
     path: Path | None = Field(None, description="Input file or folder (IDX images file, image folder, .npz, .parquet/.csv).")
@@ -39,6 +39,19 @@ class IngestConfig(StrictModel):
     train_fraction: float | None = Field(None, gt=0.0, le=1.0, description="Keep this share of each class's training samples (low-data regimes); None = all.")
     train_per_class: int | None = Field(None, ge=1, description="Keep at most this many training samples per class; None = all.")
     imbalance: dict[str, int] | None = Field(None, description="Keep only k training samples of the named classes, e.g. {'3': 10} (imbalanced regimes).")
+    unlabelled_path: Path | None = Field(
+        None,
+        description="An unlabelled pool in the same format as path, stored as split 'unlabelled' with null labels: a flat "
+                    "folder of images (no class sub-folders), an IDX images file without labels, a .npz with array 'x' "
+                    "only, or a table whose label column is missing or empty. Not for source 'digits' "
+                    "(use labels_per_class). A table's rows with an empty label always go to the pool.",
+    )
+    labels_per_class: int | None = Field(
+        None, ge=1,
+        description="Benchmark regime: keep K labelled training images per class and move the rest of the training "
+                    "split into the unlabelled pool, labels dropped; imbalance then caps the named classes lower (their "
+                    "other images move to the pool too). Not with train_fraction or train_per_class; None = off.",
+    )
     seed: int = Field(0, ge=0, description="Seed of the stratified split and of subsampling.")
 
     @model_validator(mode="after")
@@ -47,6 +60,12 @@ class IngestConfig(StrictModel):
             raise ValueError("val_fraction + test_fraction must be below 1 so that a training split remains")
         if self.train_fraction is not None and self.train_per_class is not None:
             raise ValueError("set train_fraction or train_per_class, not both")
+        if self.labels_per_class is not None and (self.train_fraction is not None or self.train_per_class is not None):
+            raise ValueError("labels_per_class sets the training labels per class; remove train_fraction and train_per_class "
+                             "(use imbalance to keep fewer of some classes)")
+        if self.source == "digits" and self.unlabelled_path is not None:
+            raise ValueError("source 'digits' is built in and takes no unlabelled_path; "
+                             "use labels_per_class to move part of its training split into the pool")
         if self.source != "digits" and self.path is None:
             raise ValueError(f"source '{self.source}' needs a path")
         if self.source == "idx" and self.labels_path is None:

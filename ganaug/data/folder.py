@@ -75,8 +75,6 @@ def _refuse_unnamed_test_set(root: Path, folders: list[Path]) -> None:
 
 def read_folder(cfg: IngestConfig) -> RawImages:
     """Read every image under `cfg.path/<class>/`; resize to `cfg.resize` when given."""
-    from PIL import Image
-
     root = cfg.path
     if root is None:
         raise DataError("no image folder given")
@@ -88,12 +86,27 @@ def read_folder(cfg: IngestConfig) -> RawImages:
     else:
         _refuse_unnamed_test_set(root, folders)
     files: list[tuple[int, Path]] = [(label, f) for label, folder in enumerate(folders) for f in _image_files(folder)]
-    opened = [(label, path, _open(path)) for label, path in files]
-    channels = cfg.channels or (1 if all(_is_gray(image) for _, _, image in opened) else 3)
+    return RawImages(
+        images=load_images([path for _, path in files], cfg),
+        labels=np.array([label for label, _ in files], dtype=np.int64),
+        description=f"folder:{root.name}",
+        sample_ids=[str(path.relative_to(root)) for _, path in files],
+        pixel_max=255.0,
+        class_names=[folder.name for folder in folders],
+        input_files=[path for _, path in files],
+    )
+
+
+def load_images(paths: list[Path], cfg: IngestConfig) -> np.ndarray:
+    """(N, C, H, W) uint8 images of `paths`: `cfg.channels` (None: RGB if any is colour), resized to `cfg.resize`."""
+    from PIL import Image
+
+    opened = [(path, _open(path)) for path in paths]
+    channels = cfg.channels or (1 if all(_is_gray(image) for _, image in opened) else 3)
     mode = "L" if channels == 1 else "RGB"
     expected: tuple[int, int] | None = None
     arrays = []
-    for _, path, image in opened:
+    for path, image in opened:
         image = image.convert(mode)
         if cfg.resize is not None:
             height, width = cfg.resize
@@ -108,12 +121,4 @@ def read_folder(cfg: IngestConfig) -> RawImages:
             )
         array = np.asarray(image, dtype=np.uint8)
         arrays.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))  # (C, H, W)
-    return RawImages(
-        images=np.stack(arrays),
-        labels=np.array([label for label, _, _ in opened], dtype=np.int64),
-        description=f"folder:{root.name}",
-        sample_ids=[str(path.relative_to(root)) for _, path, _ in opened],
-        pixel_max=255.0,
-        class_names=[folder.name for folder in folders],
-        input_files=[path for _, path, _ in opened],
-    )
+    return np.stack(arrays)

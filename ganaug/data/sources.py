@@ -117,7 +117,7 @@ def read_idx(cfg: IngestConfig) -> RawImages:
 # ---------------------------------------------------------------- NumPy and tables
 
 
-def _images_from_array(x: np.ndarray, cfg: IngestConfig, where: str) -> np.ndarray:
+def images_from_array(x: np.ndarray, cfg: IngestConfig, where: str) -> np.ndarray:
     """Accept (N, H, W), (N, H, W, C), (N, C, H, W) or flat (N, D); return (N, C, H, W)."""
     if x.ndim == 2:
         return _unflatten(x, cfg, where)
@@ -163,7 +163,7 @@ def read_npz(cfg: IngestConfig) -> RawImages:
     if len(x) != len(y):
         raise DataError(f"image/label count mismatch in {path}: 'x' has {len(x)} images but 'y' has {len(y)} labels")
     return RawImages(
-        images=_images_from_array(x, cfg, f"npz file {path} array 'x'"),
+        images=images_from_array(x, cfg, f"npz file {path} array 'x'"),
         labels=y,
         description=f"npz:{path.name}",
         sample_ids=[f"{path.name}:{i}" for i in range(len(x))],
@@ -172,27 +172,25 @@ def read_npz(cfg: IngestConfig) -> RawImages:
     )
 
 
-def read_table(cfg: IngestConfig) -> RawImages:
-    """A Parquet or CSV table: a label column plus pixel columns or one list column of pixels."""
+def read_frame(path: Path) -> Any:
+    """A Parquet or CSV table as a pandas DataFrame."""
     import pandas as pd
 
-    path = _require_path(cfg.path, "table file")
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        elif suffix in (".csv", ".txt"):
-            frame = pd.read_csv(path)
-        else:
-            raise DataError(f"table file {path} must end in .parquet, .pq or .csv")
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt"):
+            return pd.read_csv(path)
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise DataError(f"table file {path} cannot be read: {err}") from None
-    if cfg.label_column not in frame.columns:
-        raise DataError(f"table file {path} has no label column '{cfg.label_column}' (columns: {list(frame.columns)[:10]})")
-    labels = frame[cfg.label_column].to_numpy()
-    notes: dict[str, Any] = {}
-    if cfg.split_column is not None:
-        notes["fixed_test"] = _test_rows(frame, cfg.split_column, path)
+    raise DataError(f"table file {path} must end in .parquet, .pq or .csv")
+
+
+def table_images(frame: Any, cfg: IngestConfig, path: Path) -> np.ndarray:
+    """(N, C, H, W) pixels of a table: `cfg.pixels_column`, or every column but the label and split columns."""
+    import pandas as pd
+
     if cfg.pixels_column is not None:
         if cfg.pixels_column not in frame.columns:
             raise DataError(f"table file {path} has no pixels column '{cfg.pixels_column}'")
@@ -209,8 +207,33 @@ def read_table(cfg: IngestConfig) -> RawImages:
         if not pixel_columns:
             raise DataError(f"table file {path} has no pixel columns besides '{cfg.label_column}'")
         flat = frame[pixel_columns].to_numpy(dtype=np.float64)
+    return _unflatten(flat, cfg, f"table file {path}")
+
+
+def empty_labels(column: Any) -> np.ndarray:
+    """Boolean mask of a label column's empty cells: null, NaN or a blank string."""
+    blank = column.map(lambda value: isinstance(value, str) and not value.strip())
+    return (column.isna() | blank.astype(bool)).to_numpy(dtype=bool)
+
+
+def read_table(cfg: IngestConfig) -> RawImages:
+    """A Parquet or CSV table: a label column plus pixel columns or one list column of pixels.
+
+    Rows whose label is empty are marked in notes['unlabelled']: ingestion puts them in the pool.
+    """
+    path = _require_path(cfg.path, "table file")
+    frame = read_frame(path)
+    if cfg.label_column not in frame.columns:
+        raise DataError(f"table file {path} has no label column '{cfg.label_column}' (columns: {list(frame.columns)[:10]})")
+    labels = frame[cfg.label_column].to_numpy()
+    notes: dict[str, Any] = {}
+    if cfg.split_column is not None:
+        notes["fixed_test"] = _test_rows(frame, cfg.split_column, path)
+    unlabelled = empty_labels(frame[cfg.label_column])
+    if unlabelled.any():
+        notes["unlabelled"] = unlabelled
     return RawImages(
-        images=_unflatten(flat, cfg, f"table file {path}"),
+        images=table_images(frame, cfg, path),
         labels=labels,
         description=f"table:{path.name}",
         sample_ids=[f"{path.name}:{i}" for i in range(len(frame))],

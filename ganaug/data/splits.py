@@ -41,7 +41,10 @@ def stratified_split(labels: np.ndarray, class_names: list[str], cfg: IngestConf
 
 
 def training_subset(labels: np.ndarray, splits: np.ndarray, class_names: list[str], cfg: IngestConfig) -> np.ndarray:
-    """Boolean mask of rows to keep: val/test untouched, training rows thinned per class."""
+    """Boolean mask of rows to keep: val/test untouched, training rows thinned per class.
+
+    With `labels_per_class` every class keeps exactly K (imbalance: fewer); the caller moves the rest to the pool.
+    """
     rng = np.random.default_rng(cfg.seed + 1)
     keep = np.ones(len(labels), dtype=bool)
     imbalance = dict(cfg.imbalance or {})
@@ -55,7 +58,12 @@ def training_subset(labels: np.ndarray, splits: np.ndarray, class_names: list[st
             target = max(1, round(len(train) * cfg.train_fraction))
         if cfg.train_per_class is not None:
             target = min(target, cfg.train_per_class)
-        if name in imbalance:
+        if cfg.labels_per_class is not None:  # exactly K (or the imbalance's k) labels, never fewer than asked
+            target = min(cfg.labels_per_class, imbalance.get(name, cfg.labels_per_class))
+            if target > len(train):
+                raise ConfigError(f"labels_per_class={cfg.labels_per_class} keeps {target} labelled training images of "
+                                  f"class '{name}', but it has {len(train)} in the training split; lower labels_per_class")
+        elif name in imbalance:
             if imbalance[name] > len(train):
                 raise ConfigError(
                     f"imbalance['{name}'] asks for {imbalance[name]} training samples but class '{name}' has {len(train)}"

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ganaug.errors import DataError
-from ganaug.store import SPLITS, ArtifactRef, LoadedDataset, read_dataset
+from ganaug.store import ALL_SPLITS, ArtifactRef, LoadedDataset, read_dataset
 
 
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -28,11 +28,14 @@ def load_tensors(
     split: str | None = "train",
     source: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, C, H, W) float32 in [-1, 1] and int64 labels for one split (None = all rows)."""
-    if split is not None and split not in SPLITS:
-        raise DataError(f"unknown split '{split}'; choose one of {list(SPLITS)}")
+    """Images (N, C, H, W) float32 in [-1, 1] and int64 labels for one split (None = every labelled row).
+
+    The unlabelled pool comes only when asked for by name (split 'unlabelled'); its labels are NO_LABEL (-1).
+    """
+    if split is not None and split not in ALL_SPLITS:
+        raise DataError(f"unknown split '{split}'; choose one of {list(ALL_SPLITS)}")
     loaded = dataset if isinstance(dataset, LoadedDataset) else read_dataset(dataset)
-    mask = loaded.select(split=split, source=source)
+    mask = loaded.select(split=split, source=source) & (loaded.labelled() if split is None else True)
     x = images_to_tensor(loaded.images[mask])  # (N, C, H, W)
     y = torch.from_numpy(loaded.labels[mask].astype(np.int64))
     return x, y

@@ -43,6 +43,7 @@ def clean(value: Any) -> Any:
 def dataset_table(ref: DatasetRef) -> tuple[list[dict[str, Any]], str]:
     """Class counts per split of a dataset (with an 'all' row) and a one-line description."""
     from ganaug.data.ingest import split_counts
+    from ganaug.data.pool import describe_pool
 
     loaded = read_dataset(ref)
     meta = loaded.meta
@@ -50,10 +51,13 @@ def dataset_table(ref: DatasetRef) -> tuple[list[dict[str, Any]], str]:
     rows = [{"class": name, **per_split, "total": sum(per_split.values())} for name, per_split in counts.items()]
     totals = {split: sum(row[split] for row in rows) for split in ("train", "val", "test")}
     rows.append({"class": "all", **totals, "total": sum(totals.values())})
+    labelled = int(loaded.labelled().sum())
     description = (
-        f"{meta.ingestion_source}: {ref.rows} images of {meta.channels}x{meta.height}x{meta.width}, "
+        f"{meta.ingestion_source}: {labelled} images of {meta.channels}x{meta.height}x{meta.width}, "
         f"{meta.num_classes} classes; content hash {ref.content_hash[:12]}"
     )
+    if "pool" in meta.extra:  # the pool's rows have no class: they are counted here, not in the rows
+        description += f"; {describe_pool(meta.extra['pool'])}"
     return rows, description
 
 
