@@ -204,7 +204,10 @@ def generate(gan: GanResult, dataset: DatasetRef, cfg: GenerateConfig, out: Path
 
 
 def chosen_checkpoint(checkpoint: Path, choice: str) -> Path:
-    """The file to sample: with choice 'best', the best.pt beside a training's last.pt; otherwise `checkpoint` itself."""
+    """The file to sample: with choice 'best', the best.pt beside a training's last.pt; otherwise `checkpoint` itself.
+
+    Callers that name a last.pt to be sampled as it is (`ganaug generate --checkpoint .../last.pt`) pass 'last'.
+    """
     from ganaug.gan.checkpoint import BEST, LAST
 
     if choice != "best" or checkpoint.name != LAST:
@@ -243,15 +246,29 @@ def _combined_generator(folder: Path, cfg: GenerateConfig) -> tuple[torch.nn.Mod
     return generator, info, files[-1], selection
 
 
+def _single_generator(checkpoint: Path, cfg: GenerateConfig) -> tuple[torch.nn.Module, dict[str, Any], Path, dict[str, Any]]:
+    """The verified generator of the checkpoint `cfg.checkpoint` picks, the file read and its selection record.
+
+    A damaged best.pt or last.pt gives way, with a warning, to the newest verifiable checkpoint beside it.
+    """
+    from ganaug.gan import load_generator
+
+    chosen = chosen_checkpoint(checkpoint, cfg.checkpoint)
+    generator, info = load_generator(chosen, use_ema=cfg.use_ema, device=select_device(cfg.device), fallback=True)
+    source = Path(info["path"])
+    how = info.get("selection") or {"rule": f"the given checkpoint {source.name}"}
+    if source != chosen:
+        how = {"rule": f"the newest verifiable checkpoint ({chosen.name} failed verification)", "fallback_from": chosen.name}
+    selection = {"file": source.name, "step": info["step"], "checkpoint_id": str(info["checkpoint_id"]), **how}
+    return generator, info, source, selection
+
+
 def generate_from_checkpoint(checkpoint: Path, dataset: DatasetRef, cfg: GenerateConfig, out: Path) -> SyntheticRef:
     """Like `generate`, from a checkpoint file; given a training's last.pt, `cfg.checkpoint` picks best.pt or it.
 
     With `cfg.average` set, the newest `cfg.average_checkpoints` periodic checkpoints in the file's
     folder are combined instead (the file itself is not read).
     """
-    from ganaug.gan import load_generator
-    from ganaug.gan.checkpoint import LAST, read_checkpoint_with_fallback
-
     real = read_dataset(dataset)
     train_labels = real.labels[real.select(split="train", source="real")]
     counts = requested_counts(train_labels, real.meta.num_classes, cfg)
@@ -263,12 +280,7 @@ def generate_from_checkpoint(checkpoint: Path, dataset: DatasetRef, cfg: Generat
     if cfg.average != "none":
         generator, info, checkpoint, selection = _combined_generator(Path(checkpoint).parent, cfg)
     else:
-        checkpoint = chosen_checkpoint(Path(checkpoint), cfg.checkpoint)
-        if checkpoint.name == LAST:  # a damaged last.pt: the newest valid periodic checkpoint, with a warning
-            checkpoint = read_checkpoint_with_fallback(checkpoint)[1]
-        generator, info = load_generator(checkpoint, use_ema=cfg.use_ema, device=select_device(cfg.device))
-        selection = {"file": checkpoint.name, "step": info["step"], "checkpoint_id": str(info["checkpoint_id"]),
-                     **(info.get("selection") or {"rule": f"the given checkpoint {checkpoint.name}"})}
+        generator, info, checkpoint, selection = _single_generator(Path(checkpoint), cfg)
     log.info("sampling %s (step %s): %s", checkpoint, info["step"], selection.get("rule"))
     _check_generator(info, real.meta, checkpoint, real.path)
     _check_trained_on(info, real, checkpoint)

@@ -7,6 +7,12 @@ holds it while its stage tasks, on threads of the same process, take it again).
 
 A lock whose recorded holder is gone but whose file is still locked (a child process inherited
 the descriptor and outlived its parent) is stale: it is broken with a warning by replacing the file.
+
+Taking the lock, writing the note and breaking a stale lock happen as one step under a short
+`flock` on the run folder itself (`_guarded`): a writer that finds the lock taken therefore reads
+the note of its live holder (or none, while it releases), never the note of a dead predecessor
+that the holder has not yet replaced (two writers started together after a kill -9 would otherwise both
+"break" the lock and both hold it).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,14 +34,46 @@ from filelock import FileLock, Timeout
 
 from ganaug.errors import DataError, RunLockedError
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: filelock's own lock only
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".ganaug.lock"
 HOLDER_FILE = ".ganaug.lock.json"
-
+GUARD_TIMEOUT_S = 10.0  # the guard is held for a few file operations; waiting longer means a stuck holder
 
 _held: dict[Path, tuple[FileLock, int]] = {}
 _guard = threading.RLock()
+
+
+@contextlib.contextmanager
+def _guarded(folder: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on the folder itself while the lock and its note change hands."""
+    if fcntl is None:
+        yield
+        return
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except FileNotFoundError:
+        raise RunLockedError(f"run folder {folder} was removed by another writer while this one took its lock; "
+                             "try again") from None
+    try:
+        deadline = time.monotonic() + GUARD_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RunLockedError(f"run folder {folder} is being locked by another process for more than "
+                                         f"{GUARD_TIMEOUT_S:.0f} s; try again") from None
+                time.sleep(0.005)
+        yield
+    finally:
+        os.close(descriptor)  # closing drops the flock
 
 
 def _holder_note(command: str) -> dict[str, Any]:
@@ -96,6 +135,11 @@ def _acquire(folder: Path, command: str) -> FileLock:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DataError(f"cannot create run folder {folder}: {err.strerror or err}") from None
+    with _guarded(folder):
+        return _acquire_guarded(folder, command)
+
+
+def _acquire_guarded(folder: Path, command: str) -> FileLock:
     lock = _try_acquire(folder)
     if lock is None:
         note = read_holder(folder)
@@ -150,7 +194,7 @@ def hold(folder: str | Path, command: str | None = None) -> Iterator[bool]:
             else:
                 del _held[key]
                 if key.is_dir():
-                    (key / HOLDER_FILE).unlink(missing_ok=True)
+                    (key / HOLDER_FILE).unlink(missing_ok=True)  # a held lock without a note is never stale
                 lock.release()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -11,10 +12,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from ganaug import runlock
 from ganaug.cli import app
 from ganaug.errors import RunLockedError
 from ganaug.runlock import HOLDER_FILE, LOCK_FILE
@@ -154,3 +157,41 @@ def test_interrupted_stage_is_recorded_as_interrupted(tmp_path: Path) -> None:
         raise KeyboardInterrupt
     entry = run.read_manifest()["stages"]["train_gan"]
     assert entry["status"] == "interrupted"
+
+
+def _contend(folder: Path, start: Any, release: Any, results: Any) -> None:
+    """One of two writers started together: report whether it got the lock, then hold it until told."""
+    start.wait()
+    try:
+        lock = runlock._acquire(folder, "contender")
+    except RunLockedError:
+        results.put("refused")
+        return
+    results.put("held")
+    release.wait(30)
+    lock.release()
+
+
+def _die_holding(folder: Path) -> None:
+    runlock._acquire(folder, "killed-writer")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks writers")
+def test_two_writers_after_a_dead_holder_never_both_hold(tmp_path: Path) -> None:
+    fork = multiprocessing.get_context("fork")
+    folder = tmp_path / "r"
+    for trial in range(100):
+        dead = fork.Process(target=_die_holding, args=(folder,))
+        dead.start()
+        dead.join()
+        assert dead.exitcode == -signal.SIGKILL and runlock.read_holder(folder)["command"] == "killed-writer"
+        start, release, results = fork.Barrier(2), fork.Event(), fork.Queue()
+        writers = [fork.Process(target=_contend, args=(folder, start, release, results)) for _ in range(2)]
+        for writer in writers:
+            writer.start()
+        outcomes = sorted(results.get(timeout=20) for _ in writers)
+        release.set()
+        for writer in writers:
+            writer.join(20)
+        assert outcomes == ["held", "refused"], f"trial {trial}: {outcomes}"

@@ -11,7 +11,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from ganaug.errors import DataError
-from ganaug.store import META_KEY, DatasetMeta, atomic_path, dataset_ref, read_dataset, write_dataset
+from ganaug.store import (
+    META_KEY,
+    DatasetMeta,
+    LoadedDataset,
+    atomic_path,
+    dataset_ref,
+    read_dataset,
+    read_dataset_meta,
+    write_dataset,
+)
 
 META = DatasetMeta(height=2, width=2, channels=1, class_names=["a", "b"], ingestion_source="test")
 
@@ -114,3 +123,39 @@ def test_changed_labels_with_the_old_hash_are_refused(tmp_path: Path) -> None:
     pq.write_table(table, path)
     with pytest.raises(DataError, match="does not match its recorded content hash"):
         read_dataset(path)
+
+
+def _flips(size: int) -> list[tuple[int, int]]:
+    """(byte, bit) of a single-bit-flip sweep: the high bit of every byte (what turns text into invalid UTF-8)
+    and a rotating low bit of every third byte."""
+    return [(position, 7) for position in range(size)] + [(position, position // 3 % 7) for position in range(0, size, 3)]
+
+
+def _same(loaded: LoadedDataset, original: LoadedDataset) -> bool:
+    return (loaded.meta == original.meta and loaded.content_hash == original.content_hash
+            and np.array_equal(loaded.images, original.images) and np.array_equal(loaded.labels, original.labels)
+            and loaded.splits.tolist() == original.splits.tolist() and loaded.sources.tolist() == original.sources.tolist()
+            and loaded.sample_ids.tolist() == original.sample_ids.tolist())
+
+
+def test_single_bit_flips_anywhere_give_a_data_error_or_the_unchanged_data(tmp_path: Path) -> None:
+    images = np.arange(24, dtype=np.uint8).reshape(6, 1, 2, 2)
+    splits = np.array(["train", "val", "test", "train", "val", "test"])
+    path = Path(write_dataset(tmp_path / "d.parquet", images, np.array([0, 1, 0, 1, 0, 1]), splits, META).path)
+    original, intact = read_dataset(path), path.read_bytes()
+    escaped, silent = [], []
+    for position, bit in _flips(len(intact)):
+        flipped = bytearray(intact)
+        flipped[position] ^= 1 << bit
+        path.write_bytes(bytes(flipped))
+        for reader in (read_dataset, read_dataset_meta, dataset_ref):
+            try:
+                loaded = reader(path)
+            except DataError as err:
+                assert "d.parquet" in str(err)
+            except Exception as err:  # noqa: BLE001 - every other exception is the failure this test looks for
+                escaped.append((position, bit, reader.__name__, type(err).__name__))
+            else:
+                if reader is read_dataset and not _same(loaded, original):
+                    silent.append((position, bit))
+    assert escaped == [] and silent == []

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ganaug.cli.app import ConfigOption, RunsRootOption, app, build_config, cli_errors, console, find_run_dir
 from ganaug.errors import DataError
+
+if TYPE_CHECKING:
+    from ganaug.generate import GenerateConfig
 
 
 def synthetic_table(dataset_path: Path, synthetic_path: Path) -> Table:
@@ -39,7 +44,7 @@ def synthetic_table(dataset_path: Path, synthetic_path: Path) -> Table:
 @app.command("generate")
 def generate_command(
     run_dir: Path = typer.Option(None, "--run-dir", help="Run folder with dataset.parquet and gan/ (default: newest under --runs-root)."),
-    checkpoint: Path = typer.Option(None, "--checkpoint", help="Generator checkpoint (default: <run-dir>/gan/checkpoints/last.pt)."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="Checkpoint file to sample, exactly this one (default: <run-dir>/gan/checkpoints/best.pt, the one chosen on validation; last.pt with `checkpoint: last` in --config)."),
     mode: str = typer.Option(None, "--mode", "-m", help="per_class, balance or ratio."),
     per_class: int = typer.Option(None, "--per-class", help="Images per class (mode per_class)."),
     target_per_class: int = typer.Option(None, "--target-per-class", help="Real + synthetic count per class (mode balance)."),
@@ -71,7 +76,25 @@ def generate_command(
             needs[GanPaths.under("").last_checkpoint.as_posix()] = "ganaug train"
         elif not checkpoint.is_file():
             raise DataError(f"--checkpoint {checkpoint} does not exist")
+        else:
+            cfg = exactly_the_named_checkpoint(cfg, checkpoint)
         run = RunFolder.open(find_run_dir(run_dir, runs_root, needs))
         ref = run_generate(run, cfg, checkpoint)
         console.print(synthetic_table(run.dataset, ref.file))
+        console.print(sampled_line(ref.path))
         console.print(f"wrote [bold]{ref.path}[/] (content hash {ref.content_hash[:12]})")
+
+
+def exactly_the_named_checkpoint(cfg: GenerateConfig, checkpoint: Path) -> GenerateConfig:
+    """`cfg` that samples `checkpoint` itself: a named last.pt is not swapped for the best.pt beside it."""
+    from ganaug.gan.checkpoint import LAST
+
+    return cfg.model_copy(update={"checkpoint": "last"}) if checkpoint.name == LAST else cfg
+
+
+def sampled_line(synthetic: str) -> str:
+    """Which checkpoint file was sampled, at which step, and why."""
+    from ganaug.generate import checkpoint_choice
+
+    choice = checkpoint_choice(synthetic)
+    return escape(f"sampled {choice.get('file')} (step {choice.get('step')}): {choice.get('rule')}")

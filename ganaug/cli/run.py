@@ -21,7 +21,7 @@ import typer
 from rich.table import Table
 
 from ganaug.cli.app import app, cli_errors, console, err_console
-from ganaug.cli.server import temporary_server
+from ganaug.cli.server import check_ui_host, temporary_server
 from ganaug.configbase import read_config_file, validate_config
 from ganaug.errors import ConfigError
 
@@ -183,8 +183,13 @@ def run_command(
 def ui_command(
     port: int = typer.Option(DEFAULT_UI_PORT, "--port", help="Port of the Prefect API and UI."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (127.0.0.1 keeps it on this machine)."),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a --host other than this machine's loopback: the Prefect API has no authentication."),
 ) -> None:
     """Start the Prefect server (API and UI) on 127.0.0.1; point flows at it with PREFECT_API_URL."""
+    with cli_errors():
+        warning = check_ui_host(host, allow_remote)
+    if warning:
+        err_console.print(f"warning: {warning}", style="bold yellow", markup=False, highlight=False, soft_wrap=True)
     api = f"http://{host}:{port}/api"
     # the UI's pages call the API at PREFECT_UI_API_URL, which otherwise assumes port 4200
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": api}

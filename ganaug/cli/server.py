@@ -9,6 +9,7 @@ own and is stopped when `ganaug run` ends, however it ends.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
 import socket
@@ -21,9 +22,39 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from ganaug.errors import GanAugError
+from ganaug.errors import ConfigError, GanAugError
 
 STARTUP_SECONDS = 180.0
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` (an address or a name) only ever means this machine: 127.0.0.0/8, ::1, localhost."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return False  # unresolvable: not known to be local
+    return bool(addresses) and all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses)
+
+
+def check_ui_host(host: str, allow_remote: bool) -> str | None:
+    """Refuse to serve the Prefect API (it has no authentication) beyond this machine unless asked to.
+
+    Returns the warning to print for a non-loopback `host` with `allow_remote`; raises `ConfigError` without it.
+    """
+    if is_loopback(host):
+        return None
+    if not allow_remote:
+        raise ConfigError(f"--host {host} would serve the Prefect API and UI, which have no authentication, to the "
+                          "network (anyone who reaches it can read and start runs); keep --host 127.0.0.1, or add "
+                          "--allow-remote to do it anyway")
+    return (f"--host {host} serves the Prefect API and UI without authentication: anyone who can reach this "
+            "machine can read and start runs")
 
 
 def _free_port() -> int:

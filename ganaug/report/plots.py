@@ -46,14 +46,19 @@ def accuracy_plot(summary: list[SummaryRow], path: Path) -> Path:
     return path
 
 
+TILE_GAP = 1  # white pixels between tiles: neighbouring images never merge into strips
+
+
 def _tile(images: np.ndarray, labels: np.ndarray, num_classes: int, per_class: int) -> np.ndarray:
-    """(classes*H, per_class*W, C) mosaic of the first `per_class` images of each class."""
+    """(classes*(H+gap)-gap, per_class*(W+gap)-gap, C) mosaic of the first `per_class` images of each class."""
     _, channels, height, width = images.shape
-    canvas = np.zeros((num_classes * height, per_class * width, channels), dtype=np.uint8)
+    step_y, step_x = height + TILE_GAP, width + TILE_GAP
+    canvas = np.full((num_classes * step_y - TILE_GAP, per_class * step_x - TILE_GAP, channels), 255, dtype=np.uint8)
     for label in range(num_classes):
         members = np.flatnonzero(labels == label)[:per_class]
-        for j, index in enumerate(members):
-            canvas[label * height:(label + 1) * height, j * width:(j + 1) * width] = images[index].transpose(1, 2, 0)
+        for j in range(per_class):
+            tile = images[members[j]].transpose(1, 2, 0) if j < len(members) else 0  # an empty cell stays black
+            canvas[label * step_y:label * step_y + height, j * step_x:j * step_x + width] = tile
     return canvas
 
 
@@ -64,17 +69,19 @@ def sample_grid(
     path: Path,
     per_class: int = 8,
 ) -> Path:
-    """Real (left) and synthetic (right) samples, one row per class."""
+    """Real (left) and synthetic (right) samples, one row per class, drawn with square pixels."""
     panels = [("real", real)] + ([("synthetic", synthetic)] if synthetic is not None else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 0.35 * len(class_names) + 1.2), squeeze=False)
     for ax, (title, (images, labels)) in zip(axes[0], panels):
         mosaic = _tile(images, labels, len(class_names), per_class)
         height = images.shape[2]
+        # aspect="equal" whatever the matplotlibrc or style says: an 8x8 image must not turn into a strip
         ax.imshow(mosaic.squeeze(-1) if mosaic.shape[-1] == 1 else mosaic, cmap="gray", vmin=0, vmax=255,
-                  interpolation="nearest")
+                  interpolation="nearest", aspect="equal")
         ax.set_title(title)
         ax.set_xticks([])
-        ax.set_yticks([(i + 0.5) * height for i in range(len(class_names))], class_names, fontsize="small")
+        ax.set_yticks([i * (height + TILE_GAP) + (height - 1) / 2 for i in range(len(class_names))], class_names,
+                      fontsize="small")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

@@ -15,7 +15,7 @@ from ganaug.data.tensors import tensor_to_images
 from ganaug.errors import CheckpointError, ConfigError, DataError
 from ganaug.gan import GanResult, load_generator, sample, train_gan
 from ganaug.gan.averaging import EnsembleGenerator, combined_generator, ensemble_generators
-from ganaug.gan.checkpoint import read_checkpoint
+from ganaug.gan.checkpoint import read_checkpoint, write_payload
 from ganaug.generate import GenerateConfig, _class_seed, checkpoint_choice, generate, generate_from_checkpoint
 from ganaug.runner import check_synthetic_fresh, run_generate
 from ganaug.runs import RunFolder
@@ -71,7 +71,7 @@ def _rewrite_with_constant_weights(source: Path, target: Path, value: float) -> 
             tensor.fill_(100.0)
         elif tensor.is_floating_point() and not name.endswith("running_var"):
             tensor.fill_(value)
-    torch.save(payload, target)
+    write_payload(payload, target)  # a deliberate change: stored with its new content id
 
 
 def test_weights_average_of_known_weights_is_their_mean_with_fresh_batch_norm_statistics(tmp_path: Path, kept_run) -> None:

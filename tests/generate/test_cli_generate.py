@@ -9,6 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from ganaug.cli import app
+from ganaug.generate import checkpoint_choice
 from ganaug.store import SYNTHETIC_SCHEMA, read_dataset
 
 runner = CliRunner(env={"COLUMNS": "200"})  # wide enough that table cells do not wrap
@@ -43,3 +44,29 @@ def test_generate_bad_option_is_named(tmp_path, gan_run):
     dataset, _ = gan_run
     result = runner.invoke(app, ["generate", "--run-dir", str(Path(dataset.path).parent), "--mode", "lots"])
     assert result.exit_code == 2 and "mode" in result.output and "Traceback" not in result.output
+
+
+def test_a_named_checkpoint_file_is_the_one_sampled_and_the_default_is_best(tmp_path, gan_run):
+    dataset, gan = gan_run
+    run = tmp_path / "runs" / "r1"
+    shutil.copytree(Path(dataset.path).parent, run)
+    checkpoints = run / "gan" / "checkpoints"
+    common = ["generate", "--run-dir", str(run), "--mode", "per_class", "--per-class", "2", "--device", "cpu"]
+    sampled = {}
+    for name in ("last.pt", "best.pt", None):
+        result = runner.invoke(app, common + (["--checkpoint", str(checkpoints / name)] if name else []))
+        assert result.exit_code == 0, result.output
+        choice = checkpoint_choice(run / "synthetic.parquet")
+        sampled[name] = (choice["file"], choice["checkpoint_id"])
+        assert f"sampled {choice['file']} (step {choice['step']})" in result.output
+    assert sampled["last.pt"] == ("last.pt", gan.checkpoint_id)
+    assert sampled["best.pt"] == sampled[None] == ("best.pt", gan.best_checkpoint_id)
+    assert gan.checkpoint_id != gan.best_checkpoint_id  # so the two choices are told apart
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["stages"]["generate"]["inputs"]["checkpoint"]["path"].endswith("best.pt")
+
+
+def test_generate_help_names_the_default_checkpoint_truthfully():
+    result = runner.invoke(app, ["generate", "--help"], env={"COLUMNS": "300"})
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "default: <run-dir>/gan/checkpoints/best.pt" in text and "checkpoints/last.pt)" not in text
