@@ -105,7 +105,8 @@ class PipelineConfig(StrictModel):
 # the whole pipeline on digits in a few minutes on 2 CPU cores. Config files and options go on top.
 SMALL_BUDGET: dict[str, Any] = {
     "gan": {"steps": 3000, "checkpoint_every": 500, "grid_every": 1000, "metrics_every": 50},
-    "evaluate": {"seeds": 3, "metrics_max_samples": 1000},
+    "evaluate": {"seeds": 3, "metrics_max_samples": 1000, "semi_supervised": {"steps": 2000},
+                 "self_training": {"rounds": 2}},  # the pool protocols run only when the dataset has a pool
     "search": {"n_trials": 8, "steps": 400, "population_size": 4, "tournament_size": 2},
     "orchestration": {"torch_threads": 1},
 }

@@ -23,10 +23,11 @@ from pydantic import BaseModel
 from ganaug.data.config import IngestConfig
 from ganaug.errors import ConfigError, DataError
 from ganaug.runs import RunFolder, StageRecord
-from ganaug.store import ArtifactRef, DatasetRef, SyntheticRef, dataset_ref, file_hash, read_dataset_meta
+from ganaug.store import ArtifactRef, DatasetRef, SyntheticRef, dataset_ref, file_hash, pool_size, read_dataset_meta
 
 if TYPE_CHECKING:
     from ganaug.evaluate import EvaluateConfig, EvaluationResult
+    from ganaug.gan.pool import PseudoLabelled
     from ganaug.gan import GanConfig, GanResult
     from ganaug.generate import GenerateConfig
     from ganaug.nas.config import SearchConfig
@@ -173,11 +174,50 @@ def run_train(run: RunFolder, cfg: GanConfig, dataset: DatasetRef | None = None,
         cfg = cfg.model_copy(update={"resume": True}) if resume else cfg
         cfg = resolve_schedule(cfg, run.root, dataset, history_path(), announce)
         with run.stage("train_gan", config=cfg, inputs=stage_inputs(dataset)) as record:
-            result = train_gan(dataset, cfg, run.root, callbacks=callbacks, origin=origin)
+            pseudo = pool_pseudo_labels(dataset, cfg)
+            result = train_gan(dataset, cfg, run.root, callbacks=callbacks, origin=origin, pseudo_labelled=pseudo)
             record_result(record, result)
+            if pseudo is not None:
+                record.notes["pseudo_labels"] = {"count": len(pseudo.labels), **pseudo.details}
     log.info("GAN trained to step %d in %.1f s on %s (%.0f images/s)", result.steps, result.seconds, result.device,
              result.images_per_second)
     return result
+
+
+def pool_pseudo_labels(dataset: DatasetRef, cfg: GanConfig, teacher: EvaluateConfig | None = None) -> PseudoLabelled | None:
+    """The pool images and labels the GAN trains on beside the labelled ones (GanConfig.pool), or None.
+
+    The teacher is ganaug's self_training protocol with `teacher`'s settings (default EvaluateConfig()), seeded
+    with the GAN's seed: its confidence threshold and number of rounds are chosen on val, and the
+    pseudo-labels kept are those its best student trained on (none when the teacher alone was best).
+    """
+    import numpy as np
+    import torch
+
+    from ganaug.data.tensors import images_to_tensor
+    from ganaug.evaluate import EvaluateConfig
+    from ganaug.evaluate.data import load_protocol_data
+    from ganaug.evaluate.self_training import fit_self_training
+    from ganaug.gan.pool import PseudoLabelled
+
+    if cfg.pool == "off":
+        return None
+    data = load_protocol_data(dataset, None) if pool_size(dataset.path) else None
+    if data is None or data.pool_images is None:
+        if cfg.pool == "pseudo_label":
+            raise ConfigError(f"gan.pool is 'pseudo_label' but {dataset.path} has no unlabelled pool; ingest one "
+                              "(--unlabelled PATH or --labels-per-class K) or set gan.pool to auto or off")
+        return None
+    teacher = teacher or EvaluateConfig(train={"device": cfg.device})
+    labelled = (images_to_tensor(data.train_images), torch.from_numpy(data.train_labels))
+    fit = fit_self_training(*labelled, data, teacher, int(cfg.seed % 2**31),
+                            teacher.train.model_copy(update={"steps": teacher.train.steps_for(len(data.train_labels))}))
+    chosen = np.zeros(len(data.pool_images), dtype=np.int64) - 1 if fit.pool_labels is None else fit.pool_labels
+    positions = np.flatnonzero(chosen >= 0)
+    log.info("teacher (self_training) labelled %d of %d pool images for the GAN", len(positions), len(chosen))
+    return PseudoLabelled(positions, chosen[positions], {"teacher": "self_training", "pool": len(chosen),
+                                                         "teacher_val_accuracy": round(fit.trained.best_val_accuracy, 6),
+                                                         **fit.details})
 
 
 def run_generate(run: RunFolder, cfg: GenerateConfig, checkpoint: Path | None = None,

@@ -234,7 +234,9 @@ def read_table(path: str | Path, schema: pa.Schema) -> pa.Table:
         raise DataError(f"artifact {path} does not exist")
     try:
         table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as err:  # damaged pages raise several Arrow error types
+        # a damaged file can hold invalid UTF-8 (column names, strings) or offsets that Arrow does not check on read
+        table.validate(full=True)
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as err:  # damage raises several error types
         raise DataError(f"{path} is not a readable Parquet file: {err}") from None
     check_columns(table, schema, path)
     return table
@@ -342,20 +344,37 @@ def write_dataset(
     return DatasetRef(path=str(Path(path)), content_hash=content_hash, rows=n)
 
 
-def _parquet_footer(path: Path) -> pq.FileMetaData:
-    """The Parquet footer (schema, row count) of a dataset file; no column data is read."""
+def _parquet_footer(path: Path) -> tuple[pq.FileMetaData, pa.Schema]:
+    """The Parquet footer (row count) and Arrow schema of a dataset file; no column data is read."""
     if not path.is_file():
         raise DataError(f"dataset {path} does not exist")
     try:
-        return pq.ParquetFile(path).metadata
-    except (pa.ArrowInvalid, OSError) as err:
+        footer = pq.ParquetFile(path).metadata
+        schema = footer.schema.to_arrow_schema()
+        _ = schema.names  # decodes every column name: a damaged one is invalid UTF-8
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path} is not a readable Parquet file: {err}") from None
+    return footer, schema
 
 
 def read_dataset_meta(path: str | Path) -> DatasetMeta:
     """Only the metadata of a dataset table (no pixel data read)."""
     path = Path(path)
-    return _meta_from_schema(_parquet_footer(path).schema.to_arrow_schema(), path)[0]
+    return _meta_from_schema(_parquet_footer(path)[1], path)[0]
+
+
+def pool_size(path: str | Path) -> int:
+    """Rows of the unlabelled pool (null labels) in a dataset file, from the footer's statistics where it has them."""
+    path = Path(path)
+    footer, schema = _parquet_footer(path)
+    column = schema.get_field_index("label")
+    counts = [footer.row_group(i).column(column).statistics for i in range(footer.num_row_groups)]
+    if all(stats is not None and stats.has_null_count for stats in counts):
+        return sum(int(stats.null_count) for stats in counts)
+    try:
+        return int(pq.read_table(path, columns=["label"]).column("label").null_count)
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"{path} is not a readable Parquet file: {err}") from None
 
 
 def _meta_from_schema(schema: pa.Schema, path: Path) -> tuple[DatasetMeta, dict[str, Any]]:
@@ -365,7 +384,7 @@ def _meta_from_schema(schema: pa.Schema, path: Path) -> tuple[DatasetMeta, dict[
     try:
         data = json.loads(raw)
         return DatasetMeta.from_json(data), data
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError) as err:  # ValueError includes bad UTF-8
         raise DataError(f"{path}: ganaug metadata is malformed ({err})") from None
 
 
@@ -454,6 +473,6 @@ def _verify_content(path: Path, meta: DatasetMeta, meta_json: dict[str, Any], co
 def dataset_ref(path: str | Path) -> DatasetRef:
     """Reference to an existing dataset file (metadata read, pixels not loaded)."""
     path = Path(path)
-    footer = _parquet_footer(path)
-    meta_json = _meta_from_schema(footer.schema.to_arrow_schema(), path)[1]
+    footer, schema = _parquet_footer(path)
+    meta_json = _meta_from_schema(schema, path)[1]
     return DatasetRef(path=str(path), content_hash=str(meta_json.get("content_hash", "")), rows=footer.num_rows)

@@ -88,6 +88,8 @@ def train_command(
     schedule: str = typer.Option(None, "--schedule", help="fixed: the configured learning rates and schedule; learned: "
                                  "η0 and η1 learned from the run history for this dataset ($GANAUG_HISTORY, else "
                                  "data/history/gan_runs.parquet)."),
+    pool: str = typer.Option(None, "--pool", help="auto, pseudo_label or off: also train on the unlabelled pool images that a "
+                             "self-training teacher labels confidently (auto: when the dataset has a pool)."),
     config: Path = ConfigOption,
     runs_root: Path = RunsRootOption,
 ) -> None:
@@ -102,6 +104,7 @@ def train_command(
             "lr_schedule": lr_schedule, "conditioning": conditioning, "checkpoint_every": checkpoint_every,
             "g_width": g_width, "d_width": d_width, "monitor_every": monitor_every, "ema_statistics": ema_statistics,
             "device": device, "compile": compile_, "amp": amp, "resume": resume, "seed": seed, "schedule": schedule,
+            "pool": pool,
         }
         cfg = build_config(GanConfig, config, overrides)
         run = RunFolder.open(find_run_dir(run_dir, runs_root, {DATASET_FILE: "ganaug ingest"}))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ganaug.errors import DataError
-from ganaug.store import SYNTHETIC_SCHEMA, ArtifactRef, LoadedDataset, read_dataset
+from ganaug.store import POOL_SPLIT, SYNTHETIC_SCHEMA, ArtifactRef, LoadedDataset, read_dataset
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class ProtocolData:
     class_names: list[str]
     synthetic_images: np.ndarray | None = None
     synthetic_labels: np.ndarray | None = None
+    pool_images: np.ndarray | None = None  # the unlabelled pool (N, C, H, W) uint8; None when the dataset has none
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -79,6 +80,8 @@ def load_protocol_data(dataset: ArtifactRef, synthetic: ArtifactRef | None) -> P
     """Read dataset.parquet (and synthetic.parquet), validate them together, split into arrays."""
     real = read_dataset(dataset)
     rows = {split: _check_split(real, split) for split in ("train", "val", "test")}
+    pool = real.select(split=POOL_SPLIT)
+    pool_images = real.images[pool] if pool.any() else None
     syn_images = syn_labels = None
     notes: list[str] = []
     if synthetic is not None:
@@ -103,5 +106,6 @@ def load_protocol_data(dataset: ArtifactRef, synthetic: ArtifactRef | None) -> P
         class_names=list(real.meta.class_names),
         synthetic_images=syn_images,
         synthetic_labels=syn_labels,
+        pool_images=pool_images,
         notes=notes,
     )

@@ -6,6 +6,7 @@ rows), checkpoints are chosen on the val split, and `compose_training_set` check
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from ganaug.errors import ConfigError, GanAugError
 from ganaug.evaluate.config import FILLING_PROTOCOLS, SYNTHETIC_PROTOCOLS, EvaluateConfig, Protocol
 from ganaug.evaluate.augment import classic_augment, elastic_field  # noqa: F401 - part of this module's API
 from ganaug.evaluate.data import ProtocolData
+from ganaug.evaluate.pool import PoolFit
 from ganaug.evaluate.strategies import train_run
 
 log = logging.getLogger(__name__)
@@ -201,7 +203,9 @@ def run_protocol(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> dict
     training = compose_training_set(spec, data, cfg)
     with cpu_threads(1):  # a no-op under run_all; keeps a run on a process/Dask worker like one on a thread
         real_count = len(real_subset(data, spec.train_fraction, spec.seed))
-        trained, n_synthetic = train_run(spec, training, data, cfg, real_count)
+        outcome = train_run(spec, training, data, cfg, real_count)
+        fit = outcome if isinstance(outcome, PoolFit) else PoolFit(outcome[0], 0, {})
+        trained, n_synthetic = fit.trained, 0 if isinstance(outcome, PoolFit) else outcome[1]
         logits = predict_logits(trained.model, images_to_tensor(data.test_images))
         val_logits = predict_logits(trained.model, images_to_tensor(data.val_images))
     row = {
@@ -218,6 +222,9 @@ def run_protocol(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> dict
         "steps_run": int(trained.steps_run),
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if isinstance(outcome, PoolFit):
+        row["n_pseudo"] = fit.pseudo_labels
+        row["pool_details"] = json.dumps(fit.details, sort_keys=True)
     log.info("%s ratio=%s fraction=%s seed=%d: accuracy %.4f", spec.protocol, spec.ratio, spec.train_fraction,
              spec.seed, row["accuracy"])
     return row

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ganaug.classifier.train import cpu_threads
 from ganaug.errors import ConfigError
-from ganaug.evaluate.config import EvaluateConfig
+from ganaug.evaluate.config import POOL_DEFAULTS, POOL_PROTOCOLS, EvaluateConfig
 from ganaug.evaluate.data import ProtocolData, load_protocol_data
 from ganaug.evaluate.metrics import generative_metrics
 from ganaug.evaluate.protocols import RunSpec, build_run_specs, check_synthetic_supply, run_protocol
@@ -20,7 +20,7 @@ from ganaug.evaluate.stats import Selection, SummaryRow, select_use, summarize
 from ganaug.evaluate.table import write_evaluation
 from ganaug.executor import as_executor
 from ganaug.runs import EVALUATION_FILE, REPORT_FILE
-from ganaug.store import DatasetRef, SyntheticRef, atomic_paths
+from ganaug.store import DatasetRef, SyntheticRef, atomic_paths, read_dataset_meta
 
 log = logging.getLogger(__name__)
 RUN_THREADS = 1  # torch threads per protocol run (see run_all)
@@ -52,9 +52,10 @@ def prepare_evaluation(
             f"protocols {chosen} need synthetic data; run `ganaug generate` first or choose protocols real,classic"
         )
     data = load_protocol_data(dataset, synthetic if cfg.needs_synthetic() or cfg.generative_metrics else None)
+    cfg, pool_notes = with_pool_protocols(cfg, data)
     specs = build_run_specs(cfg)
     check_synthetic_supply(data, specs, cfg)
-    notes = list(data.notes)
+    notes = [*data.notes, *pool_notes]
     if cfg.needs_synthetic() and any(f < 1.0 for f in cfg.train_fractions):
         notes.append(
             f"the synthetic images come from a GAN trained on the full train split ({len(data.train_labels)} real "
@@ -63,6 +64,28 @@ def prepare_evaluation(
             "that dataset"
         )
     return ProtocolData(**{**data.__dict__, "notes": notes}), specs
+
+
+def with_pool_protocols(cfg: EvaluateConfig, data: ProtocolData) -> tuple[EvaluateConfig, list[str]]:
+    """The config whose protocols a run uses: with a pool and protocols left at their default, the pool protocols too.
+
+    Protocols that need a pool are refused, before any training, on a dataset without one.
+    """
+    pool = 0 if data.pool_images is None else len(data.pool_images)
+    if not pool:
+        wanting = [p for p in cfg.protocols if p in POOL_PROTOCOLS]
+        if wanting:
+            raise ConfigError(
+                f"protocols {wanting} need an unlabelled pool, and the dataset has none; ingest with --unlabelled PATH "
+                "or --labels-per-class K, or drop them from evaluate.protocols"
+            )
+        return cfg, []
+    if "protocols" in cfg.model_fields_set:
+        return cfg, [f"the dataset has an unlabelled pool of {pool} images"]
+    added = [p for p in POOL_DEFAULTS if p not in cfg.protocols]
+    note = (f"the dataset has an unlabelled pool of {pool} images: protocols {', '.join(added)} were added to the defaults "
+            "(self_training is the no-GAN baseline that uses the pool; the verdict compares against it)")
+    return cfg.model_copy(update={"protocols": [*cfg.protocols, *added]}), [note]
 
 
 def run_label(spec: RunSpec) -> str:
@@ -100,6 +123,7 @@ def finish_evaluation(
     metrics = generative_metrics(data, cfg) if cfg.generative_metrics and data.synthetic_images is not None else None
     from ganaug.report.plots import protocol_label
 
+    cfg = with_pool_protocols(cfg, data)[0]  # the protocols that ran, as the report records them
     summary = summarize(rows, cfg.confidence, cfg.selection_metric)
     selections = select_use(summary, protocol_label)
     meta = {
@@ -110,6 +134,7 @@ def finish_evaluation(
         "class_train_counts": [int(n) for n in data.class_counts(data.train_labels)],
         "generative_metrics": metrics,
         "notes": data.notes,
+        "pool": read_dataset_meta(dataset.path).extra.get("pool"),
         "confidence": cfg.confidence,
         "selection_metric": cfg.selection_metric,
         "selections": [selection.model_dump(mode="json") for selection in selections],

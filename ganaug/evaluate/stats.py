@@ -45,6 +45,7 @@ class SummaryRow(BaseModel):
     val_score_mean: float | None = None  # the selection metric on val
     vs_oversampled: Interval | None = None
     metric: str = "accuracy"  # what the paired intervals compare
+    vs_self_training: Interval | None = None
 
 
 class Selection(BaseModel):
@@ -62,6 +63,8 @@ class Selection(BaseModel):
     vs_oversampled: Interval | None
     helped: bool
     statement: str
+    best_baseline: str | None = None  # the no-GAN baseline with the best val score, which a use must beat
+    vs_best_baseline: Interval | None = None
 
 
 def paired_interval(differences: Iterable[float], confidence: float = 0.95) -> Interval:
@@ -102,7 +105,7 @@ def summarize(rows: list[dict[str, Any]], confidence: float = 0.95, metric: str 
     groups: dict[tuple[float, str, float | None], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         groups[_key(row)].append(row)
-    order = {"real": 0, "classic": 1, "oversampled": 2, "synthetic": 9}
+    order = {"real": 0, "classic": 1, "oversampled": 2, "self_training": 3, "synthetic": 9}
     summary = []
     for key in sorted(groups, key=lambda k: (k[0], order.get(k[1], 5), k[1] != "augmented", k[1], k[2] or 0.0)):
         fraction, protocol, ratio = key
@@ -111,6 +114,7 @@ def summarize(rows: list[dict[str, Any]], confidence: float = 0.95, metric: str 
         real = groups.get((fraction, "real", None), [])
         classic = groups.get((fraction, "classic", None), [])
         oversampled = groups.get((fraction, "oversampled", None), [])
+        self_training = groups.get((fraction, "self_training", None), [])
         is_use = protocol in SYNTHETIC_USES or protocol == "synthetic"
         summary.append(
             SummaryRow(
@@ -129,6 +133,7 @@ def summarize(rows: list[dict[str, Any]], confidence: float = 0.95, metric: str 
                 val_score_mean=_mean_of(runs, VAL_COLUMN[metric]),
                 vs_oversampled=_paired(runs, oversampled, confidence, metric) if is_use else None,
                 metric=metric,
+                vs_self_training=_paired(runs, self_training, confidence, metric) if is_use else None,
             )
         )
     return summary
@@ -137,27 +142,46 @@ def summarize(rows: list[dict[str, Any]], confidence: float = 0.95, metric: str 
 def select_use(summary: list[SummaryRow], label: Any = None) -> list[Selection]:
     """Per regime, the use of synthetic data with the best mean val score, and a plain verdict from its test pairs.
 
-    Only val decides; the test split is read afterwards to state the result. `label(protocol, ratio)`
-    names a line in the statement.
+    Only val decides; the test split is read afterwards to state the result. A use helped when its
+    paired test interval lies above zero against real and, where the regime has self_training (an
+    unlabelled pool), against the no-GAN baseline with the best val score: beating real-only is
+    not enough when a baseline uses the same extra data. `label(protocol, ratio)` names a line.
     """
     name = label or (lambda protocol, ratio: protocol if ratio is None else f"{protocol} x{ratio:g}")
     selections = []
     for fraction in sorted({row.train_fraction for row in summary}):
-        candidates = [r for r in summary if r.train_fraction == fraction and r.protocol in SYNTHETIC_USES
-                      and r.val_score_mean is not None]
+        rows = [r for r in summary if r.train_fraction == fraction and r.val_score_mean is not None]
+        candidates = [r for r in rows if r.protocol in SYNTHETIC_USES]
         if not candidates:
             continue
         best = max(candidates, key=lambda r: r.val_score_mean)  # first of equals: a stable order
-        helped = best.vs_real is not None and best.vs_real.low is not None and best.vs_real.low > 0
+        baseline = _best_baseline(rows)
+        against = {"classic": best.vs_classic, "oversampled": best.vs_oversampled,
+                   "self_training": best.vs_self_training, "real": best.vs_real}.get(baseline) if baseline else None
+        helped = _above_zero(best.vs_real) and (baseline is None or _above_zero(against))
         what = f"{name(best.protocol, best.ratio)}, {_signed(best.vs_real)} vs real"
         what += f", {_signed(best.vs_classic)} vs classic" if best.vs_classic is not None else ""
         what += f", {_signed(best.vs_oversampled)} vs oversampled" if best.vs_oversampled is not None else ""
+        what += f", {_signed(best.vs_self_training)} vs self-training" if best.vs_self_training is not None else ""
         statement = (f"best use of synthetic data: {what} ({best.metric})" if helped else
                      f"no use of synthetic data helped on this dataset (best on val: {what}; {best.metric})")
         selections.append(Selection(train_fraction=fraction, protocol=best.protocol, ratio=best.ratio, metric=best.metric,
                                     val_score=float(best.val_score_mean), vs_real=best.vs_real, vs_classic=best.vs_classic,
-                                    vs_oversampled=best.vs_oversampled, helped=helped, statement=statement))
+                                    vs_oversampled=best.vs_oversampled, helped=helped, statement=statement,
+                                    best_baseline=baseline, vs_best_baseline=against))
     return selections
+
+
+def _best_baseline(rows: list[SummaryRow]) -> str | None:
+    """The no-GAN baseline a use must beat: with self_training present, the one of best val score; else None (real)."""
+    if not any(r.protocol == "self_training" for r in rows):
+        return None
+    baselines = [r for r in rows if r.protocol in ("real", "classic", "oversampled", "self_training")]
+    return max(baselines, key=lambda r: r.val_score_mean).protocol
+
+
+def _above_zero(interval: Interval | None) -> bool:
+    return interval is not None and interval.low is not None and interval.low > 0
 
 
 def format_interval(interval: Interval | None) -> str:

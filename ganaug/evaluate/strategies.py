@@ -20,13 +20,16 @@ from ganaug.data.tensors import images_to_tensor
 from ganaug.evaluate.augment import classic_augment
 from ganaug.evaluate.config import CLASSIC_PROTOCOLS, EvaluateConfig
 from ganaug.evaluate.data import ProtocolData
+from ganaug.evaluate.pool import PoolFit, fit_gan_classifier
+from ganaug.evaluate.self_training import fit_self_training
 
 Tensors = tuple[torch.Tensor, torch.Tensor]
 
 
 def train_run(spec, training, data: ProtocolData, cfg: EvaluateConfig,  # noqa: ANN001
-              real_count: int) -> tuple[TrainedClassifier, int]:
-    """Train the classifier of one run (a `RunSpec` on its `TrainingSet`); returns it and the synthetic images used.
+              real_count: int) -> tuple[TrainedClassifier, int] | PoolFit:
+    """Train the classifier of one run (a `RunSpec` on its `TrainingSet`); returns it and the synthetic images used
+    (a `PoolFit` for the protocols that learn from the unlabelled pool).
 
     `real_count`, the real images the run's regime keeps, sets the default step budget for every protocol.
     """
@@ -36,6 +39,10 @@ def train_run(spec, training, data: ProtocolData, cfg: EvaluateConfig,  # noqa: 
     val = (images_to_tensor(data.val_images), torch.from_numpy(data.val_labels))
     augment = classic_augment(cfg.classic) if spec.protocol in CLASSIC_PROTOCOLS else None
     fit = _Fit(cfg, data.num_classes, spec.seed, val)
+    if spec.protocol == "gan_classifier":
+        return fit_gan_classifier(x, y, data, cfg, spec.seed)
+    if spec.protocol == "self_training":
+        return fit_self_training(x, y, data, cfg, spec.seed, train_cfg)
     if spec.protocol == "pretrain":
         return fit.pretrain((x, y), synthetic, train_cfg, augment), int(synthetic.sum())
     if spec.protocol == "weighted":

@@ -30,20 +30,26 @@ EVALUATION_SCHEMA = pa.schema(
         pa.field("best_step", pa.int64(), nullable=False),
         pa.field("steps_run", pa.int64(), nullable=False),
         pa.field("seconds", pa.float64(), nullable=False),
+        # pool protocols only: pseudo-labelled pool images the classifier trained on, and what was chosen on val (JSON)
+        pa.field("n_pseudo", pa.int64(), nullable=True),
+        pa.field("pool_details", pa.string(), nullable=True),
     ]
 )
+# Columns that rows of protocols without a pool leave out (and files written before the pool existed lack).
+OPTIONAL_COLUMNS = ("n_pseudo", "pool_details")
 
 
 def write_evaluation(path: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
     """Write the run rows atomically, with `meta` (JSON) in the schema metadata."""
     schema = EVALUATION_SCHEMA.with_metadata({EVALUATION_META_KEY: json.dumps(meta, sort_keys=True, default=str).encode()})
-    table = pa.Table.from_pylist([{name: row[name] for name in EVALUATION_SCHEMA.names} for row in rows], schema=schema)
+    table = pa.Table.from_pylist([{name: row[name] if name not in OPTIONAL_COLUMNS else row.get(name)
+                                   for name in EVALUATION_SCHEMA.names} for row in rows], schema=schema)
     return write_table(table, path)
 
 
 def read_evaluation(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows and metadata of an evaluation.parquet."""
-    table = read_table(path, EVALUATION_SCHEMA)
+    table = read_table(path, pa.schema([f for f in EVALUATION_SCHEMA if f.name not in OPTIONAL_COLUMNS]))
     raw = (table.schema.metadata or {}).get(EVALUATION_META_KEY)
     if raw is None:
         raise DataError(f"{path}: no ganaug evaluation metadata in the Parquet schema (was it written by ganaug?)")

@@ -2,6 +2,12 @@
 
 A checkpoint is a dict of tensors, numbers, strings, lists and dicts only, so `torch.load(...,
 weights_only=True)` reads it without unpickling any code.
+
+Every checkpoint carries its own content id (`content_hash` of the rest of the file, the id that
+run.json, GAN results and synthetic.parquet record) and every read recomputes and compares it, so a
+damaged or altered file is a `DamagedCheckpointError` naming it, never silently different weights.
+A training's best.pt and last.pt give way to the newest verifiable checkpoint beside them, with a
+warning (`read_checkpoint_with_fallback`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from ganaug.store import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 FORMAT = "ganaug-gan-checkpoint"
-FORMAT_VERSION = 2  # 2: g_width is the generator's width at full resolution; EMA standing statistics
+FORMAT_VERSION = 3  # 2: g_width is the generator's width at full resolution; EMA standing statistics; 3: content id
+LEGACY_VERSIONS = (2,)  # read without a content id to check (a warning says so)
+CONTENT_ID = "content_id"  # the key of the stored content id; not part of the content it identifies
 LAST = "last.pt"
 BEST = "best.pt"
 _PERIODIC = re.compile(r"^step_(\d+)\.pt$")
@@ -34,9 +42,10 @@ _REQUIRED = ("step", "config", "meta", "generator", "discriminator", "generator_
 _META_KEYS = ("latent_dim", "num_classes", "channels", "height", "width", "class_names", "dataset_hash", "architecture")
 
 
-def checkpoint_meta(cfg: GanConfig, shape: ImageShape, class_names: list[str], dataset_hash: str) -> dict[str, Any]:
+def checkpoint_meta(cfg: GanConfig, shape: ImageShape, class_names: list[str], dataset_hash: str,
+                    pseudo_labels_hash: str | None = None) -> dict[str, Any]:
     """What a reader needs to rebuild the networks and know what they were trained on."""
-    return {
+    meta = {
         "latent_dim": cfg.latent_dim,
         "num_classes": shape.num_classes,
         "channels": shape.channels,
@@ -46,6 +55,9 @@ def checkpoint_meta(cfg: GanConfig, shape: ImageShape, class_names: list[str], d
         "dataset_hash": dataset_hash,
         "architecture": cfg.architecture(shape.height, shape.width),
     }
+    if pseudo_labels_hash is not None:  # absent without a pool, so checkpoints without one keep their content
+        meta["pseudo_labels_hash"] = pseudo_labels_hash
+    return meta
 
 
 def content_hash(payload: Any) -> str:
@@ -81,10 +93,25 @@ def _encode(state: dict[str, Any], cfg: GanConfig, meta: dict[str, Any]) -> tupl
     # `resume` says how this call started, not what was trained: leaving it out gives a resumed run's
     # final checkpoint the same content (and checkpoint_id) as an uninterrupted one's.
     config = cfg.model_dump(mode="json", exclude={"resume"})
-    payload = {"format": FORMAT, "version": FORMAT_VERSION, "config": config, "meta": meta, **state}
+    return _serialize({"format": FORMAT, "version": FORMAT_VERSION, "config": config, "meta": meta, **state})
+
+
+def _serialize(payload: dict[str, Any]) -> tuple[bytes, str]:
+    """The file's bytes, with the payload's content id stored beside it, and that id."""
+    content = {key: value for key, value in payload.items() if key != CONTENT_ID}
+    digest = content_hash(content)
     buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    return buffer.getvalue(), content_hash(payload)
+    torch.save({**content, CONTENT_ID: digest}, buffer)
+    return buffer.getvalue(), digest
+
+
+def write_payload(payload: dict[str, Any], path: str | Path) -> tuple[Path, str]:
+    """Write a checkpoint payload (as `read_checkpoint` returns it, possibly edited) atomically with its content id.
+
+    For tools and tests that change a checkpoint on purpose; returns (path, new content id).
+    """
+    data, digest = _serialize(payload)
+    return atomic_write_bytes(path, data), digest
 
 
 def write_best_checkpoint(state: dict[str, Any], cfg: GanConfig, meta: dict[str, Any], folder: Path,
@@ -125,12 +152,15 @@ class DamagedCheckpointError(CheckpointError):
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load and check a checkpoint; any problem is a `CheckpointError` naming the file."""
-    path = Path(path)
+    """Load, check and verify a checkpoint; any problem is a `CheckpointError` naming the file."""
+    return read_verified_checkpoint(path)[0]
+
+
+def _load_payload(path: Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated or foreign files
         reason = " ".join(str(err).split()) or type(err).__name__
         if len(reason) > 160:
@@ -139,44 +169,101 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"checkpoint {path} is corrupt or not a ganaug GAN checkpoint: torch cannot read its "
             f"{path.stat().st_size:,} bytes (truncated or damaged file?) [{reason}]"
         ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+
+
+def read_verified_checkpoint(path: str | Path) -> tuple[dict[str, Any], str]:
+    """(payload, content id) of a checkpoint whose stored content id matches its content.
+
+    The payload comes without the stored id, so `content_hash(payload)` is that id again. The id is
+    checked first: a damaged marker or version number is damage (`DamagedCheckpointError`), not a
+    foreign file.
+    """
+    path = Path(path)
+    payload = _load_payload(path)
+    if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {path} is not a ganaug GAN checkpoint (no '{FORMAT}' marker)")
-    if payload.get("version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {path} has format version {payload.get('version')}; this ganaug reads version {FORMAT_VERSION}"
-        )
+    checkpoint_id = _verify_content_id(payload, path)
+    if payload.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not a ganaug GAN checkpoint (no '{FORMAT}' marker)")
+    version = payload.get("version")
+    if version != FORMAT_VERSION and version not in LEGACY_VERSIONS:
+        raise CheckpointError(f"checkpoint {path} has format version {version}; this ganaug reads versions "
+                              f"{', '.join(map(str, (*LEGACY_VERSIONS, FORMAT_VERSION)))}")
+    if checkpoint_id is None:
+        if version == FORMAT_VERSION:
+            raise DamagedCheckpointError(f"checkpoint {path} has lost its content id (key '{CONTENT_ID}'): the file was "
+                                         "damaged or changed after it was written")
+        log.warning("checkpoint %s was written by an older ganaug (format %s) without a content id; it cannot be "
+                    "verified", path, version)
     missing = [key for key in _REQUIRED if key not in payload] + [
-        f"meta.{key}" for key in _META_KEYS if key not in (payload.get("meta") or {})
+        f"meta.{key}" for key in _META_KEYS if not isinstance(payload.get("meta"), dict) or key not in payload["meta"]
     ]
     if missing:
         raise DamagedCheckpointError(f"checkpoint {path} is incomplete: missing {', '.join(missing)}")
-    return payload
+    return payload, checkpoint_id or content_hash(payload)
+
+
+def _verify_content_id(payload: dict[str, Any], path: Path) -> str | None:
+    """Remove the stored content id from `payload` and return it once checked against the content; None without one."""
+    stored = payload.pop(CONTENT_ID, None)
+    if stored is None:
+        return None
+    actual = content_hash(payload)
+    if stored != actual:
+        raise DamagedCheckpointError(
+            f"checkpoint {path} fails verification: its content hashes to {actual[:12]}, not to the content id "
+            f"{str(stored)[:12]} stored in it (the file was damaged or changed after it was written)"
+        )
+    return actual
+
+
+def _fallbacks(path: Path) -> list[Path]:
+    """What replaces a damaged training output, newest first: best.pt gives way to last.pt, both to step_<n>.pt."""
+    if path.name not in (BEST, LAST):
+        return []
+    later = [path.with_name(LAST)] if path.name == BEST else []
+    return later + [candidate for _, candidate in reversed(periodic_checkpoints(path.parent))]
 
 
 def read_checkpoint_with_fallback(path: str | Path) -> tuple[dict[str, Any], Path]:
-    """Read `path` (a training's last.pt); if it is damaged, the newest readable `step_<n>.pt` beside it.
+    """Read `path`; if a training's best.pt or last.pt is damaged, the newest verifiable checkpoint beside it.
 
-    Falling back logs a warning naming both files; with no readable periodic checkpoint the
-    original error stands. Returns the payload and the file it came from.
+    best.pt falls back to last.pt, then (like last.pt) to the newest verifiable `step_<n>.pt`. Falling
+    back logs a warning naming both files; with nothing to fall back to the original error stands.
+    Any other file must verify itself. Returns the payload and the file it came from.
     """
+    payload, _, source = read_checkpoint_with_fallback_id(path)
+    return payload, source
+
+
+def read_checkpoint_with_fallback_id(path: str | Path) -> tuple[dict[str, Any], str, Path]:
+    """Like `read_checkpoint_with_fallback`, also returning the content id of the file read."""
     path = Path(path)
     try:
-        return read_checkpoint(path), path
+        return (*read_verified_checkpoint(path), path)
     except DamagedCheckpointError as err:
         damaged = err
-    for step, candidate in reversed(periodic_checkpoints(path.parent)):
+    for candidate in _fallbacks(path):
         try:
-            payload = read_checkpoint(candidate)
+            payload, checkpoint_id = read_verified_checkpoint(candidate)
         except CheckpointError as err:
-            log.warning("skipping %s as a fallback: %s", candidate.name, err)
+            if candidate.exists():
+                log.warning("skipping %s as a fallback: %s", candidate.name, err)
             continue
-        log.warning("%s; falling back to the newest valid periodic checkpoint %s (step %d)", damaged, candidate, step)
-        return payload, candidate
+        kind = "checkpoint" if candidate.name == LAST else "periodic checkpoint"
+        log.warning("%s; falling back to the newest valid %s %s (step %d)", damaged, kind, candidate, int(payload["step"]))
+        return payload, checkpoint_id, candidate
+    if path.name not in (BEST, LAST):
+        raise damaged
+    if path.name == BEST:
+        raise CheckpointError(f"{damaged}; no readable last.pt or periodic checkpoint (step_<n>.pt) beside it to fall "
+                              "back to. Train the GAN again (`ganaug train`)") from None
     raise CheckpointError(f"{damaged}; no readable periodic checkpoint (step_<n>.pt) beside it to fall back to. "
                           "Train afresh (resume=false)") from None
 
 
-def check_compatible(payload: dict[str, Any], path: Path, cfg: GanConfig, shape: ImageShape, dataset_hash: str) -> None:
+def check_compatible(payload: dict[str, Any], path: Path, cfg: GanConfig, shape: ImageShape, dataset_hash: str,
+                     pseudo_labels_hash: str | None = None) -> None:
     """Raise `CheckpointError` when a checkpoint cannot continue this run (other networks or data)."""
     meta = payload["meta"]
     wanted: dict[str, Any] = {**cfg.architecture(shape.height, shape.width), "ema": cfg.ema_decay is not None}
@@ -184,6 +271,7 @@ def check_compatible(payload: dict[str, Any], path: Path, cfg: GanConfig, shape:
     for key, value in (("channels", shape.channels), ("height", shape.height), ("width", shape.width),
                        ("num_classes", shape.num_classes), ("dataset_hash", dataset_hash)):
         wanted[key], found[key] = value, meta[key]
+    wanted["pseudo_labels_hash"], found["pseudo_labels_hash"] = pseudo_labels_hash, meta.get("pseudo_labels_hash")
     differences = [f"{key} is {found.get(key)!r} in the checkpoint but {wanted[key]!r} now"
                    for key in wanted if found.get(key) != wanted[key]]
     if differences:
@@ -205,11 +293,19 @@ def _load_weights(module: nn.Module, state: Any, path: Path, what: str) -> None:
         raise CheckpointError(f"checkpoint {path}: the {what} weights do not fit the network ({first})") from None
 
 
-def load_generator(checkpoint: str | Path, use_ema: bool = True,
-                   device: str | torch.device = "auto") -> tuple[nn.Module, dict[str, Any]]:
-    """The trained generator in eval mode and its metadata (latent_dim, num_classes, channels, height, width, config, ...)."""
-    path = Path(checkpoint)
-    payload = read_checkpoint(path)
+def load_generator(checkpoint: str | Path, use_ema: bool = True, device: str | torch.device = "auto",
+                   fallback: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained generator in eval mode and its metadata (latent_dim, num_classes, channels, height, width, config, ...).
+
+    The checkpoint is verified against its content id. With `fallback`, a damaged best.pt or last.pt
+    gives way to the newest verifiable checkpoint beside it (`read_checkpoint_with_fallback`);
+    `info["path"]` names the file actually read either way.
+    """
+    if fallback:
+        payload, checkpoint_id, path = read_checkpoint_with_fallback_id(checkpoint)
+    else:
+        path = Path(checkpoint)
+        payload, checkpoint_id = read_verified_checkpoint(path)
     meta = payload["meta"]
     if use_ema and payload["generator_ema"] is None:
         raise CheckpointError(f"checkpoint {path} has no EMA generator (trained with ema_decay=None); load it with use_ema=False")
@@ -223,8 +319,8 @@ def load_generator(checkpoint: str | Path, use_ema: bool = True,
     target = select_device(device) if isinstance(device, str) else device
     generator = generator.to(target).eval().requires_grad_(False)
     info = {key: meta[key] for key in _META_KEYS if key != "architecture"}
-    info.update(config=payload["config"], step=int(payload["step"]), use_ema=use_ema, checkpoint_id=content_hash(payload),
-                selection=payload.get("selection"))
+    info.update(config=payload["config"], step=int(payload["step"]), use_ema=use_ema, checkpoint_id=checkpoint_id,
+                selection=payload.get("selection"), path=str(path))
     return generator, info
 
 

@@ -17,6 +17,7 @@ LrSchedule = Literal["constant", "exponential", "cosine"]
 EmaStatistics = Literal["standing", "copied"]
 ClassSampling = Literal["auto", "images", "balanced"]
 ScheduleSource = Literal["fixed", "learned"]
+PoolUse = Literal["auto", "pseudo_label", "off"]
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 # Options that fix the networks' shapes: a checkpoint can only be resumed or loaded with these unchanged.
@@ -72,6 +73,11 @@ class GanConfig(StrictModel):
     collapse_spread: float = Field(0.3, ge=0.0, le=1.0, description="Warn that a class collapsed when its samples' within-class spread falls below this share of the real val spread.")
     grid_every: int | None = Field(1000, ge=1, le=10_000_000, description="Write a sample-grid PNG every this many steps (always at the end); None = only at the end.")
     grid_columns: int = Field(10, ge=1, le=64, description="Samples per class (columns) in the sample grid.")
+    pool: PoolUse = Field(
+        "auto", description="The dataset's unlabelled pool: pseudo_label = also train on the pool images that a teacher (ganaug's "
+                            "self-training, its threshold and rounds chosen on val) labels confidently, in class-balanced batches; "
+                            "off = labelled images only; auto = pseudo_label when the dataset has a pool.",
+    )
     device: DeviceChoice = Field("auto", description="Training device: auto (cuda, then mps, then cpu), cpu, cuda or mps.")
     compile: bool = Field(False, description="torch.compile the networks (pays a compile delay; worth it for long GPU runs).")
     amp: bool = Field(True, description="bf16 autocast on CUDA (CPU and MPS always train in float32).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -9,14 +10,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from ganaug.data.tensors import load_tensors
+from ganaug.data.tensors import images_to_tensor, load_tensors
 from ganaug.device import select_device
 from ganaug.errors import CheckpointError, ConfigError, DataError, DivergenceError
 from ganaug.gan.artifacts import Callbacks, GanPaths, MetricsLog
 from ganaug.gan.checkpoint import (
+    DamagedCheckpointError,
     check_compatible,
     checkpoint_meta,
     content_hash,
@@ -29,9 +32,10 @@ from ganaug.gan.checkpoint import (
 from ganaug.gan.config import GanConfig
 from ganaug.gan.monitor import CollapseMonitor
 from ganaug.gan.networks import ImageShape, count_parameters
+from ganaug.gan.pool import PseudoLabelled
 from ganaug.gan.sampling import write_sample_grid
 from ganaug.gan.trainer import LOSS_NAMES, GanTrainer
-from ganaug.store import ArtifactRef, DatasetRef, LoadedDataset, atomic_write_bytes, read_dataset
+from ganaug.store import POOL_SPLIT, ArtifactRef, DatasetRef, LoadedDataset, atomic_write_bytes, read_dataset
 from ganaug.tune.history import (
     append_record,
     check_history,
@@ -68,12 +72,17 @@ class GanResult(BaseModel):
     best_step: int | None = None
     selection_metric: str | None = None
     best_score: float | None = None
+    pseudo_labelled: int | None = None  # pool images trained on with teacher-given labels (GanConfig.pool)
 
 
 def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
               callbacks: Iterable[Any] | Callable[..., Any] | None = None, *,
-              history: str | Path | None = None, record_history: bool = True, origin: str = "train") -> GanResult:
+              history: str | Path | None = None, record_history: bool = True, origin: str = "train",
+              pseudo_labelled: PseudoLabelled | None = None) -> GanResult:
     """Train the conditional GAN on the dataset's train split and write everything under `out/gan/`.
+
+    `pseudo_labelled`: pool images with teacher-given labels, trained on beside the labelled ones in
+    class-balanced batches (GanConfig.pool; the runner makes them).
 
     A finished training appends one record to the run history (`ganaug.tune.history`): at `history`,
     else at $GANAUG_HISTORY or data/history/gan_runs.parquet; `record_history=False` skips it.
@@ -87,9 +96,12 @@ def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
     shape = ImageShape(loaded.meta.channels, loaded.meta.height, loaded.meta.width, loaded.meta.num_classes)
     device = select_device(cfg.device)
     images, labels = load_tensors(loaded, "train", source="real")
+    if pseudo_labelled is not None:
+        images, labels, cfg = _with_pseudo_labelled(loaded, images, labels, pseudo_labelled, cfg)
     val_images, val_labels = load_tensors(loaded, "val", source="real")  # monitoring only; test is never read
     trainer = GanTrainer(cfg, shape, device, images, labels)
-    meta = checkpoint_meta(cfg, shape, loaded.meta.class_names, loaded.content_hash)
+    meta = checkpoint_meta(cfg, shape, loaded.meta.class_names, loaded.content_hash,
+                           pseudo_labelled.content_hash() if pseudo_labelled is not None else None)
     metrics_log, pending = _start(trainer, cfg, paths, meta, loaded.content_hash)
     resumed_from = trainer.step
     log.info("training GAN on %s: %d images %s, G %d / D %d parameters, steps %d..%d",
@@ -130,6 +142,7 @@ def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
         best_step=best["step"],
         selection_metric=best["metric"],
         best_score=best["score"],
+        pseudo_labelled=None if pseudo_labelled is None else len(pseudo_labelled.labels),
     )
     if history_file is not None:
         append_record(history_file, make_record(dataset_features(loaded), cfg, metrics_log.rows, origin=origin,
@@ -152,6 +165,18 @@ def near_best(score: float, best: dict[str, Any] | None, n: int) -> bool:
     return score >= top - noise
 
 
+def _with_pseudo_labelled(loaded: LoadedDataset, images: torch.Tensor, labels: torch.Tensor, pseudo: PseudoLabelled,
+                          cfg: GanConfig) -> tuple[torch.Tensor, torch.Tensor, GanConfig]:
+    """The labelled images followed by the pseudo-labelled pool images; batches class-balanced unless set otherwise."""
+    pool = np.flatnonzero(loaded.select(split=POOL_SPLIT))
+    pseudo.check(len(pool), loaded.meta.num_classes)
+    extra = images_to_tensor(loaded.images[pool[pseudo.positions]])
+    log.info("the GAN also trains on %d pseudo-labelled pool images (%s)", len(extra), pseudo.details)
+    if cfg.class_sampling == "auto":
+        cfg = cfg.model_copy(update={"class_sampling": "balanced"})
+    return torch.cat([images, extra]), torch.cat([labels, torch.from_numpy(pseudo.labels.astype(np.int64))]), cfg
+
+
 def _training_data(dataset: DatasetRef | str | Path) -> LoadedDataset:
     loaded = read_dataset(dataset)
     if isinstance(dataset, ArtifactRef) and dataset.content_hash and dataset.content_hash != loaded.content_hash:
@@ -172,7 +197,7 @@ def _start(trainer: GanTrainer, cfg: GanConfig, paths: GanPaths, meta: dict[str,
         payload, source = read_checkpoint_with_fallback(checkpoint)
         if source != checkpoint:  # last.pt was damaged: the periodic checkpoint becomes the last one again
             atomic_write_bytes(checkpoint, source.read_bytes())
-        check_compatible(payload, checkpoint, cfg, trainer.shape, dataset_hash)
+        check_compatible(payload, checkpoint, cfg, trainer.shape, dataset_hash, meta.get("pseudo_labels_hash"))
         if int(payload["step"]) > cfg.steps:
             raise ConfigError(f"steps={cfg.steps} is below the step {payload['step']} of checkpoint {checkpoint}; raise steps to continue")
         try:
@@ -299,8 +324,9 @@ class _Monitor:
         if self.best is None or self.best["step"] != self.trainer.step:
             return
         best = self.paths.best_checkpoint
-        if best.is_file() and int(read_checkpoint(best)["step"]) == self.trainer.step:
-            return
+        with contextlib.suppress(DamagedCheckpointError):  # a damaged best.pt is rewritten below
+            if best.is_file() and int(read_checkpoint(best)["step"]) == self.trainer.step:
+                return
         state = {**self.trainer.state_dict(), "monitor": {"sums": self.sums.cpu(), "count": self.count, "best": self._best_record()}}
         self._write_best(state, self.best)
 

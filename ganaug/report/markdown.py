@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -35,13 +36,14 @@ def verdict(interval: Interval | None) -> str:
 
 
 def summary_markdown(summary: list[SummaryRow], confidence: float = 0.95) -> str:
-    """The protocol table with paired differences and their confidence intervals."""
+    """The protocol table with paired differences and their confidence intervals (vs self-training where it ran)."""
     metric = summary[0].metric if summary else "accuracy"
     level = f"{confidence:.0%} CI" if metric == "accuracy" else f"{metric}, {confidence:.0%} CI"
+    pool = any(row.vs_self_training is not None for row in summary)
     lines = [
         f"| train kept | protocol | real imgs | synthetic imgs | seeds | accuracy (mean ± std) | macro-F1 "
-        f"| vs real ({level}) | verdict | vs classic ({level}) | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| vs real ({level}) | verdict | vs classic ({level}) | verdict |" + (f" vs self-training ({level}) | verdict |" if pool else ""),
+        "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if pool else ""),
     ]
     for row in summary:
         lines.append(
@@ -49,7 +51,31 @@ def summary_markdown(summary: list[SummaryRow], confidence: float = 0.95) -> str
             f"| {row.n_synthetic:.0f} | {row.runs} | {row.accuracy_mean:.4f} ± {row.accuracy_std:.4f} "
             f"| {row.macro_f1_mean:.4f} | {format_interval(row.vs_real)} | {verdict(row.vs_real)} "
             f"| {format_interval(row.vs_classic)} | {verdict(row.vs_classic)} |"
+            + (f" {format_interval(row.vs_self_training)} | {verdict(row.vs_self_training)} |" if pool else "")
         )
+    return "\n".join(lines)
+
+
+def pool_markdown(rows: list[dict[str, Any]], pool: dict[str, Any] | None) -> str:
+    """The pool's size and what ingestion dropped, and per pool protocol the pseudo-labels used and what val chose."""
+    lines = []
+    if pool:
+        lines.append(
+            f"{pool.get('rows', 0)} unlabelled images in the pool ({pool.get('rows_read', 0)} read"
+            + (f", {pool['moved_from_train']} moved from the labelled train split by labels_per_class" if pool.get("moved_from_train") else "")
+            + f"; dropped: {pool.get('dropped_val_test_overlap', 0)} identical to a val or test image, "
+            f"{pool.get('dropped_duplicates', 0)} duplicates within the pool)."
+        )
+    pool_rows = [r for r in rows if r.get("pool_details") is not None]
+    if pool_rows:
+        lines += ["", "| train kept | protocol | seed | pseudo-labels used | share of the pool | chosen on val |", "|---|---|---|---|---|---|"]
+        for row in sorted(pool_rows, key=lambda r: (r["train_fraction"], r["protocol"], r["seed"])):
+            details = json.loads(row["pool_details"])
+            size = details.get("pool") or (pool or {}).get("rows") or 0
+            share = f"{row['n_pseudo'] / size:.1%}" if size and row.get("n_pseudo") is not None else ""
+            chosen = ", ".join(f"{key} {value}" for key, value in details.items() if key in ("threshold", "round_kept", "gan_steps"))
+            lines.append(f"| {row['train_fraction']:.0%} | {row['protocol']} | {row['seed']} | {row.get('n_pseudo') or 0} "
+                         f"| {share} | {chosen} |")
     return "\n".join(lines)
 
 
@@ -156,6 +182,9 @@ def _evaluation_section(run_dir: Path, path: Path) -> tuple[list[str], dict[str,
         parts += ["### Per-class recall: real-only, and each protocol's gain over it (mean over seeds)",
                   "Minority classes (under half the training images of the largest) in bold; training images in brackets.",
                   gains]
+    pool = pool_markdown(rows, meta.get("pool"))
+    if pool:
+        parts += ["## The unlabelled pool", pool]
     if meta.get("generative_metrics"):
         parts += ["## Generative metrics", _metrics_markdown(meta["generative_metrics"])]
     if meta.get("notes"):

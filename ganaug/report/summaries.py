@@ -79,6 +79,8 @@ def gan_metrics_table(metrics_path: str | Path, max_rows: int = 20) -> list[dict
 
 def gan_description(result: GanResult) -> str:
     best = f"; best checkpoint on val: step {result.best_step}" if result.best_step is not None else ""
+    if result.pseudo_labelled:
+        best += f"; trained also on {result.pseudo_labelled} pool images labelled by a self-training teacher"
     return (f"GAN training metrics: {result.steps} steps on {result.device} in {result.seconds:.1f} s "
             f"({result.images_per_second:.0f} images/s), checkpoint {result.checkpoint_id[:12]}{best}")
 
@@ -104,7 +106,7 @@ def evaluation_table(result: EvaluationResult) -> list[dict[str, Any]]:
     for row in result.summary:
         entry = {"train_fraction": row.train_fraction, "protocol": row.protocol, "ratio": row.ratio, "seeds": row.runs,
                  "accuracy_mean": row.accuracy_mean, "accuracy_std": row.accuracy_std, "macro_f1_mean": row.macro_f1_mean}
-        for name in ("vs_real", "vs_classic"):
+        for name in ("vs_real", "vs_classic", "vs_self_training"):
             interval = getattr(row, name)
             entry[f"{name}_mean"] = interval.mean if interval is not None else None
             entry[f"{name}_ci_low"] = interval.low if interval is not None else None
@@ -115,9 +117,15 @@ def evaluation_table(result: EvaluationResult) -> list[dict[str, Any]]:
 
 def evaluation_markdown(result: EvaluationResult, confidence: float) -> str:
     """The protocol table, generative metrics, the accuracy plot and the notes."""
-    from ganaug.report.markdown import summary_markdown
+    from ganaug.evaluate.table import read_evaluation
+    from ganaug.report.markdown import pool_markdown, summary_markdown
 
     parts = ["# Evaluation on the real test split", "", summary_markdown(result.summary, confidence)]
+    parts += [f"\n**{selection.statement}**" for selection in result.selections]
+    if Path(result.evaluation_path).is_file():
+        rows, meta = read_evaluation(result.evaluation_path)
+        pool = pool_markdown(rows, meta.get("pool"))
+        parts += ["", "## The unlabelled pool", "", pool] if pool else []
     if result.generative_metrics:
         parts += ["", "## Generative metrics", "", "| metric | value |", "|---|---|"]
         parts += [f"| {k} | {_format_metric(v)} |" for k, v in result.generative_metrics.items()]

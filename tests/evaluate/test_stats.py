@@ -74,3 +74,35 @@ def test_per_class_table_gives_real_recall_and_bolds_minority_classes():
     assert lines[2] == "| 100% | real (recall) | 0.900 | 0.400 |"
     assert lines[3] == "| 100% | balanced | +0.000 | +0.300 |"
     assert "**" not in _gains_markdown(rows, ["a", "b"], [100, 60]).splitlines()[0]
+
+
+def _with_val(rows, val):
+    return [{**r, "val_accuracy": val[r["protocol"]]} for r in rows]
+
+
+def test_with_a_pool_the_verdict_must_beat_self_training_not_only_real():
+    from ganaug.evaluate.stats import select_use
+
+    accuracies = {"real": (0.80, 0.82, 0.81), "classic": (0.85, 0.86, 0.85), "self_training": (0.95, 0.96, 0.94),
+                  "gan_classifier": (0.93, 0.95, 0.93)}
+    val = {"real": 0.8, "classic": 0.85, "self_training": 0.95, "gan_classifier": 0.94}
+    rows = _with_val([row(p, s, a) for p, values in accuracies.items() for s, a in enumerate(values)], val)
+    (selection,) = select_use(summarize(rows))
+    assert selection.protocol == "gan_classifier" and selection.best_baseline == "self_training"
+    assert selection.vs_real.low > 0  # far above real-only ...
+    assert not selection.helped  # ... but below self-training on the same pool: no help
+    assert "vs self-training" in selection.statement and selection.statement.startswith("no use of synthetic data helped")
+    better = {**accuracies, "gan_classifier": (0.97, 0.98, 0.965)}
+    rows = _with_val([row(p, s, a) for p, values in better.items() for s, a in enumerate(values)], val)
+    (selection,) = select_use(summarize(rows))
+    assert selection.helped and selection.vs_best_baseline.low > 0
+
+
+def test_without_self_training_the_verdict_is_against_real_as_before():
+    from ganaug.evaluate.stats import select_use
+
+    accuracies = {"real": (0.80, 0.82, 0.81), "classic": (0.90, 0.91, 0.90), "augmented": (0.85, 0.86, 0.855)}
+    rows = _with_val([row(p, s, a, ratio=1.0 if p == "augmented" else None) for p, values in accuracies.items()
+                      for s, a in enumerate(values)], {"real": 0.8, "classic": 0.9, "augmented": 0.85})
+    (selection,) = select_use(summarize(rows))
+    assert selection.helped and selection.best_baseline is None

@@ -1,0 +1,63 @@
+"""Protocols that learn from the unlabelled pool: what they return and the `gan_classifier` protocol.
+
+`self_training` (ganaug.evaluate.self_training) is the no-GAN baseline that uses the pool;
+`gan_classifier` trains the semi-supervised GAN (ganaug.gan.semi) on the run's labelled images, the
+pool and generated images, and classifies with its discriminator (kept at its best val step).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganaug.classifier import TrainedClassifier, predict_logits
+from ganaug.data.tensors import images_to_tensor
+from ganaug.errors import ConfigError
+from ganaug.evaluate.config import EvaluateConfig
+from ganaug.evaluate.data import ProtocolData
+from ganaug.gan.semi import train_semi_supervised
+
+
+@dataclass(frozen=True)
+class PoolFit:
+    """A pool protocol's trained classifier, how many pseudo-labelled pool images it used, and its choices."""
+
+    trained: TrainedClassifier
+    pseudo_labels: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+    # per pool image, the label the classifier's training gave it (-1: none); for benchmarks that know the truth
+    pool_labels: np.ndarray | None = None
+
+
+def require_pool(data: ProtocolData, protocol: str) -> torch.Tensor:
+    """The pool as float tensors; a clear error when the dataset has none."""
+    if data.pool_images is None or len(data.pool_images) == 0:
+        raise ConfigError(
+            f"protocol '{protocol}' needs an unlabelled pool (rows with split 'unlabelled' in dataset.parquet); "
+            "ingest with --unlabelled PATH or --labels-per-class K, or drop the protocol"
+        )
+    return images_to_tensor(data.pool_images)
+
+
+def fit_gan_classifier(images: torch.Tensor, labels: torch.Tensor, data: ProtocolData, cfg: EvaluateConfig,
+                       seed: int) -> PoolFit:
+    """Train the semi-supervised GAN on (images, labels) plus the pool; its discriminator is the classifier."""
+    pool = require_pool(data, "gan_classifier")
+    val = (images_to_tensor(data.val_images), torch.from_numpy(data.val_labels))
+    semi = cfg.semi_supervised.model_copy(update={"device": cfg.train.device})
+    gan = train_semi_supervised((images, labels), pool, val, data.num_classes, semi, seed)
+    trained = TrainedClassifier(gan.discriminator, gan.best_step, gan.best_val_accuracy, gan.steps_run,  # type: ignore[arg-type]
+                                gan.seconds, gan.history)
+    last = gan.history[-1] if gan.history else {}
+    details = {"pool": len(pool), "gan_steps": gan.steps_run,
+               "final_unsupervised_loss": _finite(last.get("unsupervised_loss"))}
+    pool_labels = predict_logits(gan.discriminator, pool).argmax(1).numpy()
+    return PoolFit(trained, 0, details, pool_labels)
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), 6)

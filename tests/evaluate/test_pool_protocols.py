@@ -1,0 +1,65 @@
+"""The pool protocols in the evaluation stage: added by default with a pool, refused without one, recorded in the table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from evalhelpers import bar_images, tiny_eval_config, tiny_meta, write_tiny_dataset, write_tiny_synthetic
+
+from ganaug.errors import ConfigError
+from ganaug.evaluate import evaluate, prepare_evaluation
+from ganaug.evaluate.table import read_evaluation
+from ganaug.gan.semi import SemiSupervisedConfig
+from ganaug.store import NO_LABEL, POOL_SPLIT, write_dataset
+
+SEMI = SemiSupervisedConfig(steps=30, batch_size=16, discriminator_widths=[32, 16], generator_widths=[16], device="cpu")
+
+
+def write_pool_dataset(path, pool_per_class: int = 20):
+    """3 bar classes: 4 train, 5 val, 5 test images each, plus an unlabelled pool."""
+    labels, splits = [], []
+    for split, count in (("train", 4), ("val", 5), ("test", 5)):
+        for label in range(3):
+            labels += [label] * count
+            splits += [split] * count
+    pool_classes = np.repeat(np.arange(3), pool_per_class)
+    images = np.concatenate([bar_images(np.array(labels), seed=1), bar_images(pool_classes, seed=3)])
+    all_labels = np.concatenate([labels, np.full(len(pool_classes), NO_LABEL)])
+    all_splits = np.concatenate([splits, [POOL_SPLIT] * len(pool_classes)])
+    return write_dataset(path, images, all_labels, all_splits, tiny_meta())
+
+
+def test_with_a_pool_the_default_protocols_gain_the_pool_protocols_and_say_so(tmp_path):
+    dataset = write_pool_dataset(tmp_path / "dataset.parquet")
+    synthetic = write_tiny_synthetic(tmp_path / "synthetic.parquet")
+    cfg = tiny_eval_config(generative_metrics=False, semi_supervised=SEMI)
+    assert "protocols" not in cfg.model_fields_set
+    data, specs = prepare_evaluation(dataset, synthetic, cfg)
+    assert len(data.pool_images) == 60
+    assert {s.protocol for s in specs} >= {"self_training", "gan_classifier"}
+    assert any("unlabelled pool of 60 images" in note for note in data.notes)
+
+
+def test_explicit_protocols_are_kept_and_pool_protocols_without_a_pool_fail_before_training(tmp_path):
+    pooled = write_pool_dataset(tmp_path / "pooled" / "dataset.parquet")
+    cfg = tiny_eval_config(protocols=["real"], generative_metrics=False)
+    assert {s.protocol for s in prepare_evaluation(pooled, None, cfg)[1]} == {"real"}
+    plain = write_tiny_dataset(tmp_path / "plain" / "dataset.parquet")
+    with pytest.raises(ConfigError, match=r"\['gan_classifier'\] need an unlabelled pool"):
+        prepare_evaluation(plain, None, tiny_eval_config(protocols=["real", "gan_classifier"], generative_metrics=False))
+    assert not (tmp_path / "plain" / "evaluation.parquet").exists()
+
+
+def test_gan_classifier_rows_record_the_pool_and_the_report_shows_it(tmp_path):
+    dataset = write_pool_dataset(tmp_path / "dataset.parquet")
+    cfg = tiny_eval_config(protocols=["real", "gan_classifier"], generative_metrics=False, semi_supervised=SEMI, seeds=1)
+    result = evaluate(dataset, None, cfg, tmp_path)
+    rows, meta = read_evaluation(result.evaluation_path)
+    gan_row = next(r for r in rows if r["protocol"] == "gan_classifier")
+    assert json.loads(gan_row["pool_details"])["pool"] == 60 and gan_row["n_pseudo"] == 0
+    assert next(r for r in rows if r["protocol"] == "real")["pool_details"] is None
+    assert gan_row["steps_run"] == 30
+    report = (tmp_path / "report.md").read_text()
+    assert "## The unlabelled pool" in report and "| gan_classifier | 0 |" in report
