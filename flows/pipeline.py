@@ -7,17 +7,18 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows import artifacts
+from flows.naming import flow_run_name, open_named_run
 from flows.runners import build_task_runner, shared_dask_cluster
 from flows.stages import evaluate_flow, generate_stage, ingest_stage, search_flow, train_gan_stage
-from ganaug.pipeline import PipelineConfig, PipelineSummary, open_pipeline_run, search_config_after
+from ganaug.pipeline import PipelineConfig, PipelineSummary, search_config_after
 from ganaug.runner import stage_outcome
 
 
-@flow(name="pipeline", description="ingest -> train GAN -> generate -> evaluate -> search, in one run folder.")
+@flow(name="pipeline", flow_run_name=flow_run_name, description="ingest -> train GAN -> generate -> evaluate -> search, in one run folder.")
 def pipeline(config: PipelineConfig = PipelineConfig()) -> PipelineSummary:
     """The whole pipeline; finished stages with unchanged inputs and config are reused from the cache."""
     logger = get_run_logger()
-    run = open_pipeline_run(config.orchestration)
+    run = open_named_run(config.orchestration)
     settings = config.orchestration.model_copy(update={"run_id": run.run_id})
     logger.info("run folder: %s", run.root.resolve())
     stages: dict[str, str] = {}

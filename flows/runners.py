@@ -6,6 +6,8 @@ to a local cluster of worker processes that the pipeline starts once for its eva
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -25,10 +27,50 @@ def build_task_runner(settings: OrchestrationConfig, dask_address: str | None = 
         return ThreadPoolTaskRunner(max_workers=settings.max_workers)
     from prefect_dask import DaskTaskRunner
 
-    address = dask_address or settings.dask_address
-    if address is not None:
-        return DaskTaskRunner(address=address)
-    return DaskTaskRunner(cluster_kwargs=settings.local_cluster_kwargs())
+    if settings.dask_address is not None:  # the user's cluster: its dashboard, if it serves one, is advertised
+        return DaskTaskRunner(address=settings.dask_address)
+    runner = local_dask_runner_class()
+    if dask_address is not None:  # the pipeline's shared local cluster
+        return runner(address=dask_address)
+    return runner(cluster_kwargs=settings.local_cluster_kwargs())
+
+
+class _NoDashboardLine(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "dashboard at:" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def no_dashboard_advert() -> Iterator[None]:
+    """Keep a local Dask cluster from advertising a dashboard: it serves none (bokeh is not installed).
+
+    Its scheduler registers its plain HTTP endpoint (health, metrics) as 'dashboard' whatever `dashboard_address`
+    says, logs a link to it, and prefect-dask logs the link again; the link answers 404. An empty link template
+    keeps prefect-dask quiet, and a filter drops the scheduler's line.
+    """
+    import dask
+
+    scheduler_log, quiet = logging.getLogger("distributed.scheduler"), _NoDashboardLine()
+    scheduler_log.addFilter(quiet)
+    try:
+        with dask.config.set({"distributed.dashboard.link": ""}):
+            yield
+    finally:
+        scheduler_log.removeFilter(quiet)
+
+
+@functools.cache
+def local_dask_runner_class() -> type[TaskRunner]:
+    """`DaskTaskRunner` for a local cluster (its own or the pipeline's shared one): it advertises no dashboard."""
+    from prefect_dask import DaskTaskRunner
+
+    class LocalDaskTaskRunner(DaskTaskRunner):
+        @property
+        def client(self) -> Any:  # created on first use, with the cluster of a runner that has no address
+            with no_dashboard_advert():
+                return super().client
+
+    return LocalDaskTaskRunner
 
 
 @contextlib.contextmanager
@@ -43,7 +85,7 @@ def shared_dask_cluster(settings: OrchestrationConfig) -> Iterator[str | None]:
         return
     from distributed import LocalCluster
 
-    with LocalCluster(**settings.local_cluster_kwargs()) as cluster:
+    with no_dashboard_advert(), LocalCluster(**settings.local_cluster_kwargs()) as cluster:
         yield cluster.scheduler_address
 
 

@@ -13,8 +13,9 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import artifacts
+from flows.naming import flow_run_name, open_named_run
 from flows.runners import TaskExecutor
-from ganaug.pipeline import OrchestrationConfig, open_pipeline_run
+from ganaug.pipeline import OrchestrationConfig
 from ganaug.runner import recorded_dataset
 from ganaug.store import DatasetRef
 from ganaug.tune.config import TuneConfig
@@ -22,11 +23,11 @@ from ganaug.tune.storage import describe_reading
 from ganaug.tune.study import TuneResult, tune_gan
 
 
-@flow(name="tune_gan", task_runner=ThreadPoolTaskRunner(max_workers=8))
+@flow(name="tune_gan", flow_run_name=flow_run_name, task_runner=ThreadPoolTaskRunner(max_workers=8))
 def tune_flow(config: TuneConfig = TuneConfig(), orchestration: OrchestrationConfig = OrchestrationConfig(),
               dataset: DatasetRef | None = None) -> TuneResult:
     """Tune the GAN on the run's dataset (warm-started from the run history); writes <run>/tune/."""
-    run = open_pipeline_run(orchestration, must_exist=dataset is None)
+    run = open_named_run(orchestration, must_exist=dataset is None)
     logger = get_run_logger()
 
     def progress(row: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 
 from ganaug.classifier import ArchSpec, TrainConfig, predict_logits, train_classifier
 from ganaug.configbase import StrictModel
+from ganaug.data.splits import minority_classes
 from ganaug.data.tensors import load_tensors, tensor_to_images
 from ganaug.device import DeviceChoice, select_device
 from ganaug.errors import CheckpointError, ConfigError, DataError
@@ -44,6 +45,12 @@ class GenerateConfig(StrictModel):
     per_class: int = Field(100, ge=1, le=1_000_000, description="Images per class (mode=per_class).")
     target_per_class: int | None = Field(None, ge=1, le=1_000_000, description="Real + synthetic count every class reaches (mode=balance); None = the largest class's real count.")
     ratio: float = Field(1.0, gt=0.0, le=100.0, description="Synthetic images per real training image of the same class (mode=ratio).")
+    fill_minority: bool = Field(
+        True,
+        description="mode=ratio on a dataset with minority classes (fewer than half the training images of the largest "
+                    "class): sample at least each class's gap to the largest class too, so that balanced_mixed, which the "
+                    "evaluation adds to its default protocols there, has images. Default: on unless mode or ratio is given.",
+    )
     checkpoint: CheckpointChoice = Field("best", description="Which checkpoint of the GAN training to sample: best = the one with the best validation score (gan/checkpoints/best.pt, chosen by the collapse monitor), last = the final one.")
     use_ema: bool = Field(True, description="Sample from the generator's exponential moving average (False: the raw generator).")
     average: AverageChoice = Field("none", description="Sample from several kept checkpoints instead of one: none = the one `checkpoint` picks; weights = one generator with the uniform mean of the newest `average_checkpoints` periodic checkpoints' (EMA) weights, batch-norm statistics recomputed; ensemble = those generators in turn (image i of a batch from generator i mod k). `checkpoint` does not apply then.")
@@ -57,6 +64,14 @@ class GenerateConfig(StrictModel):
     batch_size: int = Field(1024, ge=1, le=65536, description="Samples per generator forward pass.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the noise (and of the confidence classifier).")
     device: DeviceChoice = Field("auto", description="Device: auto (cuda, mps, cpu), cpu, cuda or mps.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_minority_by_default(cls, data: Any) -> Any:
+        """Fill minority gaps when the sampling is left at its defaults; an explicit mode or ratio gets exactly that."""
+        if isinstance(data, dict) and "fill_minority" not in data:
+            return {**data, "fill_minority": not {"mode", "ratio"} & data.keys()}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> GenerateConfig:
@@ -80,9 +95,17 @@ def requested_counts(train_labels: np.ndarray, num_classes: int, cfg: GenerateCo
     if cfg.mode == "per_class":
         return np.full(num_classes, cfg.per_class, dtype=np.int64)
     if cfg.mode == "ratio":
-        return np.array([round(cfg.ratio * n) for n in real], dtype=np.int64)
+        counts = np.array([round(cfg.ratio * n) for n in real], dtype=np.int64)
+        return np.maximum(counts, minority_gaps(real)) if cfg.fill_minority else counts
     target = cfg.target_per_class if cfg.target_per_class is not None else int(real.max())
     return np.maximum(target - real, 0).astype(np.int64)
+
+
+def minority_gaps(real_counts: np.ndarray) -> np.ndarray:
+    """Each class's gap to the largest class when some class is a minority (`minority_classes`), else zeros."""
+    if not any(minority_classes(real_counts.tolist())):
+        return np.zeros(len(real_counts), dtype=np.int64)
+    return ((real_counts.max() - real_counts) * (real_counts > 0)).astype(np.int64)
 
 
 def _class_seed(seed: int, label: int, round_index: int) -> int:

@@ -57,7 +57,9 @@ class OrchestrationConfig(StrictModel):
         description="Concurrent tasks with task_runner='threads' (results are the same for any count: each run has its own generators).",
     )
     dask_address: str | None = Field(
-        None, min_length=1, description="Address of a running Dask scheduler (e.g. tcp://10.0.0.5:8786); None = start a local cluster."
+        None, min_length=1,
+        description="Address of a running Dask scheduler (e.g. tcp://10.0.0.5:8786; implies task_runner 'dask'); None = with "
+                    "task_runner 'dask', start a local cluster.",
     )
     dask_workers: int = Field(2, ge=1, le=256, description="Worker processes of the local Dask cluster (dask_address unset).")
     dask_threads_per_worker: int = Field(1, ge=1, le=64, description="Threads per worker of the local Dask cluster.")
@@ -76,10 +78,19 @@ class OrchestrationConfig(StrictModel):
             raise ValueError("refresh lists a stage twice")
         return values
 
+    @model_validator(mode="before")
+    @classmethod
+    def _address_implies_dask(cls, data: Any) -> Any:
+        """A Dask scheduler address without a task runner means the Dask runner (an explicit 'threads' is refused)."""
+        if isinstance(data, dict) and data.get("dask_address") is not None and data.get("task_runner") is None:
+            return {**data, "task_runner": "dask"}
+        return data
+
     @model_validator(mode="after")
     def _check_runner(self) -> OrchestrationConfig:
         if self.dask_address is not None and self.task_runner != "dask":
-            raise ValueError("dask_address is set but task_runner is not 'dask'")
+            raise ValueError("dask_address is set but task_runner is 'threads'; drop one of them (an address implies "
+                             "task_runner 'dask')")
         return self
 
     def local_cluster_kwargs(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ganaug import faults, runlock
-from ganaug.errors import ConfigError, DataError
+from ganaug.errors import ConfigError, DataError, disk_error
 from ganaug.store import ArtifactRef, atomic_write_json
 
 # The catalog of a run folder's named paths: every other module asks `RunFolder` (or these names).
@@ -152,19 +152,26 @@ class RunFolder:
     def lock(self, command: str | None = None) -> Iterator[None]:
         """Be the one writer of this folder for the block (re-entrant within a process).
 
-        Raises `RunLockedError` naming the holder when another process writes here. Taking the lock
+        Raises `RunLockedError` naming the holder when another process writes here, and `DiskError` naming
+        this folder when the disk is full or read-only (in taking the lock or in the block). Taking the lock
         removes temporary files that an interrupted writer left behind; a folder the lock had to
         create and nothing else was written to is removed again at the end.
         """
         existed = self.root.is_dir()
-        with runlock.hold(self.root, command) as taken:
-            if taken:
-                self.remove_orphaned_temporaries()
-            try:
-                yield
-            finally:
-                if taken and not existed:
-                    self._remove_if_only_manifest_and_no_stage()
+        try:
+            with runlock.hold(self.root, command) as taken:
+                if taken:
+                    self.remove_orphaned_temporaries()
+                try:
+                    yield
+                finally:
+                    if taken and not existed:
+                        self._remove_if_only_manifest_and_no_stage()
+        except OSError as err:  # a full or read-only disk: one `DiskError` naming this folder, for every entry point
+            translated = disk_error(err, self.root)
+            if translated is None:
+                raise
+            raise translated from err
 
     def _remove_if_only_manifest_and_no_stage(self) -> None:
         if self.root.is_dir() and not self.manifest_path.exists():

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from ganaug.configbase import StrictModel, load_config
-from ganaug.errors import DataError, GanAugError
+from ganaug.errors import DataError, GanAugError, disk_error
 
 app = typer.Typer(
     name="ganaug",
@@ -42,15 +42,25 @@ def _root(
                         format="%(levelname)s %(name)s: %(message)s")
 
 
+def debugging() -> bool:
+    """Whether --debug was given (full tracebacks wanted)."""
+    return _state["debug"]
+
+
 @contextlib.contextmanager
 def cli_errors() -> Iterator[None]:
-    """Turn a `GanAugError` into a one-line message and exit code 2 (traceback only with --debug)."""
+    """Turn a `GanAugError` into a one-line message and exit code 2 (traceback only with --debug).
+
+    A full, read-only or forbidden disk (`OSError` ENOSPC, EDQUOT, EROFS, EACCES, EPERM) met outside a run
+    folder's lock, where `RunFolder.lock` has not already made it a `DiskError`, is reported the same way.
+    """
     try:
         yield
-    except GanAugError as err:
-        if _state["debug"]:
+    except (GanAugError, OSError) as err:
+        error = err if isinstance(err, GanAugError) else disk_error(err)
+        if error is None or _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

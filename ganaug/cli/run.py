@@ -20,10 +20,11 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from ganaug.cli.app import app, cli_errors, console, err_console
+from ganaug.cli.app import app, cli_errors, console, debugging, err_console
 from ganaug.cli.server import check_ui_host, temporary_server
 from ganaug.configbase import read_config_file, validate_config
-from ganaug.errors import ConfigError
+from ganaug.errors import ConfigError, GanAugError
+from ganaug.runs import RunFolder
 
 DEFAULT_UI_PORT = 4200
 
@@ -46,6 +47,15 @@ def pipeline_config(config_file: Path | None, budget: str, overrides: dict[str, 
     return cfg
 
 
+def with_run_id(cfg: Any) -> Any:
+    """`cfg` with its run id decided (a new time-stamped one when none was given): the lock and the flow run's name need it."""
+    if cfg.orchestration.run_id is not None:
+        return cfg
+    from ganaug.runs import new_run_id
+
+    return cfg.model_copy(update={"orchestration": cfg.orchestration.model_copy(update={"run_id": new_run_id()})})
+
+
 class _DropInterruptTracebacks(logging.Filter):
     """Prefect logs a Ctrl-C as a crash with its traceback; the CLI says 'interrupted' in one line instead."""
 
@@ -56,13 +66,24 @@ class _DropInterruptTracebacks(logging.Filter):
                     or "interrupt signal" in message)
 
 
+class _DropOneLineErrorTracebacks(logging.Filter):
+    """Prefect logs a failed flow's `GanAugError` with its traceback; the CLI says it in one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], GanAugError))
+
+
 def quiet_interrupt_logs() -> None:
-    """Keep Prefect's crash reports of a Ctrl-C (with tracebacks) off the console."""
-    drop = _DropInterruptTracebacks()
+    """Keep Prefect's crash reports of a Ctrl-C (with tracebacks) off the console, and (without --debug) the
+    tracebacks of ganaug's own errors, which the CLI prints in one line (the UI's logs keep them)."""
+    drop, one_line = _DropInterruptTracebacks(), _DropOneLineErrorTracebacks()
     for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.engine", ""):
         for handler in logging.getLogger(name).handlers:
             if not any(isinstance(f, _DropInterruptTracebacks) for f in handler.filters):
                 handler.addFilter(drop)
+            if (isinstance(handler, logging.StreamHandler) and not debugging()
+                    and not any(isinstance(f, _DropOneLineErrorTracebacks) for f in handler.filters)):
+                handler.addFilter(one_line)
 
 
 def flow_run_url(flow_run_id: Any, ui: str | None = None) -> str:
@@ -129,7 +150,7 @@ def run_command(
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Where finished stages are cached (default data/cache/prefect)."),
     refresh: list[str] = typer.Option(None, "--refresh", help="Rerun this stage even if cached: ingest, train_gan, generate, evaluate, search (repeatable)."),
     task_runner: str = typer.Option(None, "--task-runner", help="threads (default) or dask: how evaluation runs and NAS trials fan out."),
-    dask_address: str = typer.Option(None, "--dask-address", help="Address of a running Dask scheduler (with --task-runner dask)."),
+    dask_address: str = typer.Option(None, "--dask-address", help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (implies --task-runner dask)."),
     max_workers: int = typer.Option(None, "--max-workers", help="Concurrent tasks with --task-runner threads."),
     gan_schedule: str = typer.Option(None, "--gan-schedule", help="fixed (default) or learned: the GAN's learning rates and "
                                      "schedule learned from the run history for this dataset (gan.schedule)."),
@@ -144,15 +165,17 @@ def run_command(
                 "task_runner": task_runner, "dask_address": dask_address, "max_workers": max_workers,
             },
         }
-        cfg = pipeline_config(config, budget, overrides)
-        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "ganaug")
-        from flows import pipeline
-
-        from prefect.settings import get_current_settings
-
-        api, ui = get_current_settings().api.url, get_current_settings().ui_url
+        cfg = with_run_id(pipeline_config(config, budget, overrides))
         with contextlib.ExitStack() as stack:
+            # one writer per run folder: a folder in use is refused here, before any Prefect server or flow starts
+            stack.enter_context(RunFolder.create(cfg.orchestration.runs_root, cfg.orchestration.run_id).lock())
+            os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+            os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "ganaug")
+            from flows import pipeline
+
+            from prefect.settings import get_current_settings
+
+            api, ui = get_current_settings().api.url, get_current_settings().ui_url
             if api is None:  # our own temporary server: out of reach of Ctrl-C, gone with this process
                 stack.enter_context(temporary_server())
             console.print(f"Prefect API: {api or 'a temporary local server (set PREFECT_API_URL to use `ganaug ui`)'}")

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict
 
 from ganaug.classifier.train import cpu_threads
 from ganaug.errors import ConfigError
-from ganaug.evaluate.config import POOL_DEFAULTS, POOL_PROTOCOLS, EvaluateConfig
+from ganaug.data.splits import minority_classes
+from ganaug.evaluate.config import IMBALANCE_DEFAULTS, POOL_DEFAULTS, POOL_PROTOCOLS, EvaluateConfig
 from ganaug.evaluate.data import ProtocolData, load_protocol_data
 from ganaug.evaluate.metrics import generative_metrics
 from ganaug.evaluate.protocols import RunSpec, build_run_specs, check_synthetic_supply, run_protocol
@@ -52,10 +53,10 @@ def prepare_evaluation(
             f"protocols {chosen} need synthetic data; run `ganaug generate` first or choose protocols real,classic"
         )
     data = load_protocol_data(dataset, synthetic if cfg.needs_synthetic() or cfg.generative_metrics else None)
-    cfg, pool_notes = with_pool_protocols(cfg, data)
+    cfg, resolved_notes = resolved_config(cfg, data)
     specs = build_run_specs(cfg)
     check_synthetic_supply(data, specs, cfg)
-    notes = [*data.notes, *pool_notes]
+    notes = [*data.notes, *resolved_notes]
     if cfg.needs_synthetic() and any(f < 1.0 for f in cfg.train_fractions):
         notes.append(
             f"the synthetic images come from a GAN trained on the full train split ({len(data.train_labels)} real "
@@ -66,11 +67,21 @@ def prepare_evaluation(
     return ProtocolData(**{**data.__dict__, "notes": notes}), specs
 
 
-def with_pool_protocols(cfg: EvaluateConfig, data: ProtocolData) -> tuple[EvaluateConfig, list[str]]:
-    """The config whose protocols a run uses: with a pool and protocols left at their default, the pool protocols too.
+def resolved_config(cfg: EvaluateConfig, data: ProtocolData) -> tuple[EvaluateConfig, list[str]]:
+    """The config a run uses, with notes saying what the dataset changed: defaults the user left unset fit the data.
 
-    Protocols that need a pool are refused, before any training, on a dataset without one.
+    With an unlabelled pool and protocols left at their default, the pool protocols are added; protocols that
+    need a pool are refused, before any training, on a dataset without one. With minority classes, protocols
+    left at their default gain oversampled and balanced_mixed, and a selection metric left at its default
+    becomes macro_f1 (`_imbalance_defaults`).
     """
+    given = cfg.model_fields_set  # of the user's config: what the steps below set is not the user's choice
+    cfg, notes = _pool_defaults(cfg, data, given)
+    cfg, imbalance_notes = _imbalance_defaults(cfg, data, given)
+    return cfg, [*notes, *imbalance_notes]
+
+
+def _pool_defaults(cfg: EvaluateConfig, data: ProtocolData, given: set[str]) -> tuple[EvaluateConfig, list[str]]:
     pool = 0 if data.pool_images is None else len(data.pool_images)
     if not pool:
         wanting = [p for p in cfg.protocols if p in POOL_PROTOCOLS]
@@ -80,12 +91,49 @@ def with_pool_protocols(cfg: EvaluateConfig, data: ProtocolData) -> tuple[Evalua
                 "or --labels-per-class K, or drop them from evaluate.protocols"
             )
         return cfg, []
-    if "protocols" in cfg.model_fields_set:
+    if "protocols" in given:
         return cfg, [f"the dataset has an unlabelled pool of {pool} images"]
     added = [p for p in POOL_DEFAULTS if p not in cfg.protocols]
     note = (f"the dataset has an unlabelled pool of {pool} images: protocols {', '.join(added)} were added to the defaults "
             "(self_training is the no-GAN baseline that uses the pool; the verdict compares against it)")
     return cfg.model_copy(update={"protocols": [*cfg.protocols, *added]}), [note]
+
+
+def _imbalance_defaults(cfg: EvaluateConfig, data: ProtocolData, given: set[str]) -> tuple[EvaluateConfig, list[str]]:
+    """With minority classes in the train split: oversampled (the no-GAN baseline for imbalance) and balanced_mixed
+    (when synthetic.parquet can fill its share of every class's gap) in the default protocols, macro_f1 selection."""
+    counts = data.class_counts(data.train_labels).tolist()
+    minority = [name for name, is_minority in zip(data.class_names, minority_classes(counts), strict=True) if is_minority]
+    if not minority or {"protocols", "selection_metric"} <= given:
+        return cfg, []
+    update: dict[str, Any] = {}
+    said = [f"the train split has {len(minority)} minority class{'es' if len(minority) > 1 else ''} "
+            f"({', '.join(minority)}: fewer than half the images of the largest class)"]
+    if "protocols" not in given:
+        left_out = _short_of_synthetic(cfg, data, "balanced_mixed")
+        added = [p for p in IMBALANCE_DEFAULTS if p not in cfg.protocols and not (p == "balanced_mixed" and left_out)]
+        update["protocols"] = [*cfg.protocols, *added]
+        if added:
+            plural = len(added) > 1
+            said.append(f"protocol{'s' if plural else ''} {', '.join(added)} {'were' if plural else 'was'} added to the "
+                        "defaults (oversampled is the no-GAN baseline for imbalance)")
+        if left_out:
+            said.append(f"balanced_mixed was left out ({left_out}; `ganaug generate` with its default mode, or with "
+                        "--mode balance, samples enough)")
+    if "selection_metric" not in given and cfg.selection_metric != "macro_f1":
+        update["selection_metric"] = "macro_f1"
+        said.append("the best use is selected on macro_f1 instead of accuracy")
+    return cfg.model_copy(update=update), ["; ".join(said)]
+
+
+def _short_of_synthetic(cfg: EvaluateConfig, data: ProtocolData, protocol: str) -> str | None:
+    """Why synthetic.parquet cannot supply `protocol`'s runs (`check_synthetic_supply`), or None when it can."""
+    trial = cfg.model_copy(update={"protocols": [protocol]})
+    try:
+        check_synthetic_supply(data, build_run_specs(trial), trial)
+    except ConfigError as err:
+        return str(err).split("; ")[0]  # what is short, without the advice for an explicit choice
+    return None
 
 
 def run_label(spec: RunSpec) -> str:
@@ -123,7 +171,7 @@ def finish_evaluation(
     metrics = generative_metrics(data, cfg) if cfg.generative_metrics and data.synthetic_images is not None else None
     from ganaug.report.plots import protocol_label
 
-    cfg = with_pool_protocols(cfg, data)[0]  # the protocols that ran, as the report records them
+    cfg = resolved_config(cfg, data)[0]  # the protocols and selection metric that ran, as the report records them
     summary = summarize(rows, cfg.confidence, cfg.selection_metric)
     selections = select_use(summary, protocol_label)
     meta = {

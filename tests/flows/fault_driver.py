@@ -3,7 +3,8 @@
     python fault_driver.py <config.json> <workdir> <point> [<point> ...]
 
 Imports once (nothing is computed before forking), then for each point forks a child that runs the
-pipeline in <workdir>/<n>/ with GANAUG_FAULT=<point> (it must die there, of SIGKILL), then a child
+pipeline in <workdir>/<n>/ with GANAUG_FAULT=<point> (it must die there, of SIGKILL; or, for a disk fault
+`<point>=ENOSPC`, stop there with a `GanAugError`, exit 2 as the CLI's), then a child
 that reruns it in the same run folder, picking up at the first stage that run.json does not record
 as completed, as a user rerunning the failed command would. Each finished run writes the
 fingerprints of its final artifacts; the driver prints one JSON object: the fingerprints of an
@@ -26,6 +27,7 @@ import pyarrow.parquet as pq
 # What the stage runners import on first use, imported once here rather than in every forked run
 import ganaug.data.ingest, ganaug.nas.stage, ganaug.report.markdown, sklearn.datasets, torch._dynamo  # noqa: E401,F401
 from ganaug.evaluate import EvaluationResult
+from ganaug.errors import GanAugError
 from ganaug.evaluate.table import read_evaluation
 from ganaug.faults import ENV
 from ganaug.pipeline import PipelineConfig, search_config_after
@@ -86,6 +88,9 @@ def in_child(work: Any, fault: str | None = None) -> int:
             if fault is not None:
                 os.environ[ENV] = fault
             work()
+        except GanAugError:  # refused with one line, as the CLI exits (a full disk: `DiskError`)
+            traceback.print_exc()
+            code = 2
         except BaseException:
             traceback.print_exc()
             code = 1

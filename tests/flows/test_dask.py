@@ -33,3 +33,44 @@ def test_nas_trials_run_in_parallel_on_two_dask_workers(first_run: Any, tmp_path
     trials = pq.read_table(result.trials_path).to_pylist()
     assert [row["state"] for row in trials if row["role"] == "search"] == ["complete", "complete"]
     assert result.n_trials == 2 and 0.0 <= result.test_accuracy_real <= 1.0
+
+
+def test_a_local_cluster_advertises_no_dashboard(tmp_path: Path) -> None:
+    """The local cluster serves no dashboard (bokeh is not installed): no log line may point at one."""
+    import logging
+
+    from prefect import flow, task
+
+    from flows.runners import build_task_runner, shared_dask_cluster
+    from ganaug.pipeline import OrchestrationConfig
+
+    @task
+    def add_one(value: int) -> int:
+        return value + 1
+
+    @flow
+    def one_task() -> int:
+        return add_one.submit(1).result()
+
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.INFO)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(f"{record.name}: {record.getMessage()}")
+
+    collect = Collect()
+    loggers = [logging.getLogger(name) for name in ("prefect", "distributed")]  # prefect-dask's and the scheduler's
+    settings = OrchestrationConfig(task_runner="dask", dask_workers=1, cache_dir=tmp_path / "cache")
+    for logger in loggers:
+        logger.addHandler(collect)
+    try:
+        with shared_dask_cluster(settings) as address:  # the pipeline's cluster
+            assert one_task.with_options(task_runner=build_task_runner(settings, address))() == 2
+        assert one_task.with_options(task_runner=build_task_runner(settings))() == 2  # a flow's own cluster
+    finally:
+        for logger in loggers:
+            logger.removeHandler(collect)
+    assert any("Scheduler at:" in message for message in collect.messages)  # the scheduler's start-up lines were seen
+    assert [message for message in collect.messages if "dashboard" in message.lower()] == []

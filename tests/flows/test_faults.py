@@ -30,6 +30,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not hasattr(os, "fork") or no
 POINTS = ["ingest:started", "write:dataset.parquet", "train_gan:started", "write:metrics.parquet#1", "write:best.pt",
           "train_gan:finished", "write:synthetic.parquet", "protocol_run#2", "write:report.md#1", "evaluate:finished",
           "nas_trial#1", "nas_final_test#2", "write:best.json"]
+# A full or read-only disk met while writing (`ganaug.faults`: the named OSError raised there): the stage stops with a
+# one-line `DiskError`, and a rerun once there is space again ends as an uninterrupted run.
+DISK_POINTS = ["write:dataset.parquet=ENOSPC", "write:metrics.parquet#1=ENOSPC", "write:synthetic.parquet=EROFS",
+               "write:report.md#1=ENOSPC", "write:trials.parquet=EDQUOT"]
 
 
 def _config(tmp_path: Path) -> dict[str, Any]:
@@ -56,7 +60,7 @@ def driven(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     config = tmp_path / "config.json"
     config.write_text(json.dumps(_config(tmp_path)))
     done = subprocess.run([sys.executable, str(Path(__file__).parent / "fault_driver.py"), str(config), str(tmp_path),
-                           *POINTS], env=_env(tmp_path), capture_output=True, text=True, timeout=900)
+                           *POINTS, *DISK_POINTS], env=_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
@@ -71,6 +75,16 @@ def test_every_kill_and_rerun_ends_with_the_uninterrupted_artifacts(driven: dict
         assert outcome["first"] == "SIGKILL", f"{point}: the first run was not killed there ({outcome['first']})"
         assert outcome["rerun"] == "exit 0", f"{point}: the rerun failed"
         assert outcome["fingerprints"] == reference, point
+
+
+@pytest.mark.timeout(900)
+def test_a_full_or_read_only_disk_at_a_write_stops_with_a_disk_error_and_a_rerun_ends_uninterrupted(
+        driven: dict[str, Any]) -> None:
+    for point in DISK_POINTS:
+        outcome = driven["points"][point]
+        assert outcome["first"] == "exit 2", f"{point}: the first run did not stop with a GanAugError ({outcome['first']})"
+        assert outcome["rerun"] == "exit 0", f"{point}: the rerun failed"
+        assert outcome["fingerprints"] == driven["reference"], point
 
 
 @pytest.mark.timeout(900)
