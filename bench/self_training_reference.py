@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import time
 from pathlib import Path
@@ -41,31 +40,9 @@ from ganaug.evaluate.data import load_protocol_data
 from ganaug.evaluate.protocols import build_run_specs
 from ganaug.evaluate.stage import run_all
 from ganaug.store import dataset_ref, read_dataset
+from reference import ReferenceCNN, random_affine  # bench/reference.py: the plain CNN and affine transform
 
 Arrays = tuple[torch.Tensor, torch.Tensor]
-
-
-class ReferenceCNN(nn.Module):
-    def __init__(self, channels: int, side: int, classes: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dropout(0.25), nn.Linear(64 * (side // 4) ** 2, 128), nn.ReLU(), nn.Linear(128, classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-def random_affine(x: torch.Tensor) -> torch.Tensor:
-    """+-10 degrees, +-10% scale, +-10% shift per image; background (0) fills the border."""
-    n = len(x)
-    angle = (torch.rand(n) * 2 - 1) * math.radians(10)
-    scale = 1 + (torch.rand(n) * 2 - 1) * 0.1
-    shift = (torch.rand(n, 2) * 2 - 1) * 0.2
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    return F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False)
 
 
 def train_network(train: Arrays, classes: int, steps: int) -> nn.Module:

@@ -5,7 +5,9 @@ kept, the rest of the training file moved into the unlabelled pool with its labe
 official 10k test set kept apart, and runs the evaluation protocols over several seeds:
 `real` and `classic` (labelled images only), `self_training` (the no-GAN baseline that uses the
 pool) and `gan_classifier` (the semi-supervised GAN's discriminator, trained on labelled, pool and
-generated images); imbalanced regimes add `oversampled`. Every protocol of a seed is paired with
+generated images) and `augmented` (the labelled images plus samples of the class-conditional GAN
+trained on labelled and pseudo-labelled pool images, its teacher ganaug's self-training; trained
+and sampled once per regime); imbalanced regimes add `oversampled`. Every protocol of a seed is paired with
 the same seed of the others; the table gives paired differences with 95% t intervals. Where the
 pool's true labels are known (they are: the bench reads them from the IDX labels file, ganaug never
 does), the share of pool images each method labels correctly is printed too.
@@ -43,8 +45,11 @@ from ganaug.evaluate.pool import PoolFit
 from ganaug.evaluate.protocols import RunSpec, build_run_specs, compose_training_set, real_subset, score
 from ganaug.evaluate.stats import paired_interval, format_interval
 from ganaug.evaluate.strategies import train_run
+from ganaug.gan import GanConfig, train_gan
 from ganaug.gan.semi import SemiSupervisedConfig
-from ganaug.store import POOL_SPLIT, dataset_ref, read_dataset
+from ganaug.generate import GenerateConfig, generate
+from ganaug.runner import pool_pseudo_labels
+from ganaug.store import POOL_SPLIT, SyntheticRef, dataset_ref, read_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = {"mnist": ROOT / "shared" / "datasets" / "mnist", "fashion": Path("/usr/share/datasets/fashion-mnist")}
@@ -100,20 +105,39 @@ def run_one(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig, truth: np.nd
     return row
 
 
+def pool_gan(regime_dir: Path, args: argparse.Namespace) -> SyntheticRef:
+    """The conditional GAN trained on labelled plus pseudo-labelled pool images (GanConfig.pool), sampled once per regime."""
+    synthetic = regime_dir / "synthetic.parquet"
+    if not synthetic.is_file():
+        dataset = dataset_ref(regime_dir / "dataset.parquet")
+        cfg = GanConfig(steps=args.cgan_steps, pool="pseudo_label")
+        started = time.perf_counter()
+        pseudo = pool_pseudo_labels(dataset, cfg)
+        print(f"teacher labelled {len(pseudo.labels)} pool images in {time.perf_counter() - started:.0f} s", flush=True)
+        gan = train_gan(dataset, cfg, regime_dir, record_history=False, pseudo_labelled=pseudo)
+        generate(gan, dataset, GenerateConfig(mode="per_class", per_class=args.synthetic_per_class), regime_dir)
+        (regime_dir / "pool_gan.json").write_text(json.dumps({"pseudo_labels": len(pseudo.labels), **pseudo.details,
+                                                              "gan_seconds": gan.seconds}, default=float))
+    return SyntheticRef(**dataset_ref(synthetic).model_dump(exclude={"kind"}))
+
+
 def run_regime(name: str, args: argparse.Namespace, out: Path) -> None:
     """Ingest the regime (once) and run every (protocol, seed) not yet in results.jsonl."""
     ingest_cfg, imbalanced = regime_config(name, args.val_fraction)
     regime_dir = out / name
     if not (regime_dir / "dataset.parquet").is_file():
         ingest(ingest_cfg, regime_dir)
-    protocols = ["real", "classic", *(["oversampled"] if imbalanced else []), "self_training", "gan_classifier"]
+    protocols = ["real", "classic", *(["oversampled"] if imbalanced else []), "self_training", "gan_classifier", "gan_self_training",
+                 "augmented"]
     protocols = [p for p in protocols if p in args.protocols]
     cfg = EvaluateConfig(
         protocols=protocols, seeds=args.seeds, generative_metrics=False, selection_metric="macro_f1" if imbalanced else "accuracy",
         train=TrainConfig(steps=args.steps), semi_supervised=SemiSupervisedConfig(steps=args.gan_steps),
         self_training=SelfTrainingConfig(student_steps=args.student_steps, rounds=args.rounds),
+        ratios=[args.synthetic_per_class / (100 if imbalanced else int(name.rsplit("-", 1)[1]))],
     )
-    data = load_protocol_data(dataset_ref(regime_dir / "dataset.parquet"), None)
+    synthetic = pool_gan(regime_dir, args) if "augmented" in protocols else None
+    data = load_protocol_data(dataset_ref(regime_dir / "dataset.parquet"), synthetic)
     truth = pool_truth(regime_dir, ingest_cfg.path, ingest_cfg.labels_path)
     results = out / "results.jsonl"
     done = {(r["regime"], r["protocol"], r["seed"]) for r in read_rows([results])}
@@ -166,11 +190,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--regimes", default="mnist-10", help="comma-separated: mnist-10, fashion-10, mnist-imb, fashion-imb")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--protocols", default="real,classic,oversampled,self_training,gan_classifier")
+    parser.add_argument("--protocols", default="real,classic,oversampled,self_training,gan_classifier,gan_self_training,augmented")
     parser.add_argument("--gan-steps", type=int, default=SemiSupervisedConfig().steps, help="semi-supervised GAN steps")
     parser.add_argument("--steps", type=int, default=None, help="classifier steps of real/classic/teacher (None: ganaug's rule)")
     parser.add_argument("--student-steps", type=int, default=3000, help="steps of each self-training student")
     parser.add_argument("--rounds", type=int, default=SelfTrainingConfig().rounds, help="most self-training rounds")
+    parser.add_argument("--cgan-steps", type=int, default=3000, help="steps of the conditional GAN on pseudo-labelled pool images")
+    parser.add_argument("--synthetic-per-class", type=int, default=1000, help="its samples per class (augmented: all of them)")
     parser.add_argument("--val-fraction", type=float, default=0.02, help="share of the training file kept as labelled val")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--out", type=Path, default=ROOT / "main" / "docs" / "benchmarks" / "semi_supervised")

@@ -212,7 +212,7 @@ def pool_pseudo_labels(dataset: DatasetRef, cfg: GanConfig, teacher: EvaluateCon
     labelled = (images_to_tensor(data.train_images), torch.from_numpy(data.train_labels))
     fit = fit_self_training(*labelled, data, teacher, int(cfg.seed % 2**31),
                             teacher.train.model_copy(update={"steps": teacher.train.steps_for(len(data.train_labels))}))
-    chosen = np.zeros(len(data.pool_images), dtype=np.int64) - 1 if fit.pool_labels is None else fit.pool_labels
+    chosen = fit.pool_labels if fit.pool_labels is not None else np.full(len(data.pool_images), -1)
     positions = np.flatnonzero(chosen >= 0)
     log.info("teacher (self_training) labelled %d of %d pool images for the GAN", len(positions), len(chosen))
     return PseudoLabelled(positions, chosen[positions], {"teacher": "self_training", "pool": len(chosen),

@@ -14,20 +14,24 @@ from ganaug.gan.semi import SemiSupervisedConfig
 Protocol = Literal[
     "real", "augmented", "synthetic", "classic",
     "weighted", "pretrain", "augmented_classic", "soft", "balanced", "balanced_classic", "oversampled",
-    "balanced_mixed", "self_training", "gan_classifier",
+    "balanced_mixed", "self_training", "gan_classifier", "gan_self_training",
 ]
 PROTOCOLS: tuple[Protocol, ...] = ("real", "augmented", "synthetic", "classic")
 # Ways of using synthetic data that compete for "best use" (selected on val); synthetic-only is the
 # classification accuracy score, a measurement rather than a use.
 SYNTHETIC_USES: frozenset[str] = frozenset(
     {"augmented", "weighted", "pretrain", "augmented_classic", "soft", "balanced", "balanced_classic", "balanced_mixed",
-     "gan_classifier"}
+     "gan_classifier", "gan_self_training"}
 )
 # Protocols that learn from the unlabelled pool (split 'unlabelled' of dataset.parquet): self_training is its
-# no-GAN baseline, gan_classifier the semi-supervised GAN's discriminator used as the classifier.
-POOL_PROTOCOLS = frozenset({"self_training", "gan_classifier"})
+# no-GAN baseline, gan_classifier the semi-supervised GAN's discriminator used as the classifier, and
+# gan_self_training self-training whose first teacher is that discriminator.
+POOL_PROTOCOLS = frozenset({"self_training", "gan_classifier", "gan_self_training"})
 # The protocols a run adds by default when the dataset has a pool.
-POOL_DEFAULTS: tuple[Protocol, ...] = ("self_training", "gan_classifier")
+POOL_DEFAULTS: tuple[Protocol, ...] = ("self_training", "gan_classifier", "gan_self_training")
+# The protocols a run adds by default when the train split has minority classes (`ganaug.data.splits.minority_classes`):
+# oversampled is the no-GAN baseline for imbalance, balanced_mixed the use of synthetic images the benchmark found best there.
+IMBALANCE_DEFAULTS: tuple[Protocol, ...] = ("oversampled", "balanced_mixed")
 # Protocols that fill every class up to the largest with synthetic images (no ratio); balanced_mixed
 # fills only `StrategyConfig.fill_synthetic_share` of each gap with them, the rest with repeated real images.
 FILLING_PROTOCOLS = frozenset({"balanced", "balanced_classic", "balanced_mixed"})

@@ -204,8 +204,8 @@ def run_protocol(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> dict
     with cpu_threads(1):  # a no-op under run_all; keeps a run on a process/Dask worker like one on a thread
         real_count = len(real_subset(data, spec.train_fraction, spec.seed))
         outcome = train_run(spec, training, data, cfg, real_count)
-        fit = outcome if isinstance(outcome, PoolFit) else PoolFit(outcome[0], 0, {})
-        trained, n_synthetic = fit.trained, 0 if isinstance(outcome, PoolFit) else outcome[1]
+        pool = outcome if isinstance(outcome, PoolFit) else None
+        trained, n_synthetic = (pool.trained, 0) if pool is not None else outcome
         logits = predict_logits(trained.model, images_to_tensor(data.test_images))
         val_logits = predict_logits(trained.model, images_to_tensor(data.val_images))
     row = {
@@ -222,9 +222,9 @@ def run_protocol(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> dict
         "steps_run": int(trained.steps_run),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    if isinstance(outcome, PoolFit):
-        row["n_pseudo"] = fit.pseudo_labels
-        row["pool_details"] = json.dumps(fit.details, sort_keys=True)
+    if pool is not None:
+        row["n_pseudo"] = pool.pseudo_labels
+        row["pool_details"] = json.dumps(pool.details, sort_keys=True)
     log.info("%s ratio=%s fraction=%s seed=%d: accuracy %.4f", spec.protocol, spec.ratio, spec.train_fraction,
              spec.seed, row["accuracy"])
     return row

@@ -39,7 +39,7 @@ from ganaug.data.tensors import images_to_tensor
 from ganaug.evaluate.augment import classic_augment
 from ganaug.evaluate.config import EvaluateConfig
 from ganaug.evaluate.data import ProtocolData
-from ganaug.evaluate.pool import PoolFit, require_pool
+from ganaug.evaluate.pool import PoolFit, fit_gan_classifier, require_pool
 
 log = logging.getLogger(__name__)
 PROTOCOL = "self_training"
@@ -129,12 +129,16 @@ def _best(candidates: list[_Round | None]) -> _Round | None:
 
 
 def fit_self_training(images: torch.Tensor, labels: torch.Tensor, data: ProtocolData, cfg: EvaluateConfig, seed: int,
-                      train_cfg: TrainConfig) -> PoolFit:
-    """Teacher on (images, labels), then students on labels plus pseudo-labelled pool images; keep the best on val."""
+                      train_cfg: TrainConfig, teacher: TrainedClassifier | None = None) -> PoolFit:
+    """Teacher on (images, labels), then students on labels plus pseudo-labelled pool images; keep the best on val.
+
+    `teacher`: a first teacher trained elsewhere (gan_self_training: the semi-supervised GAN's
+    discriminator) instead of the classic protocol's network; it is round 0 and can be kept.
+    """
     settings = cfg.self_training
     pool = pool_subset(require_pool(data, PROTOCOL), settings.pool_max_samples, seed)
     loop = _Loop((images, labels), pool, data, cfg, seed)
-    teacher = loop.train(images, labels, train_cfg)
+    teacher = teacher or loop.train(images, labels, train_cfg)
     rounds = [_Round(teacher, None, 0)]
     probabilities = loop.probabilities(teacher)
     first = [loop.student(probabilities, threshold) for threshold in settings.thresholds]
@@ -150,6 +154,19 @@ def fit_self_training(images: torch.Tensor, labels: torch.Tensor, data: Protocol
     kept = dataclasses.replace(rounds[kept_round].trained, seconds=loop.seconds)  # every training's time
     log.debug("self_training seed %d: val by round %s, kept round %d", seed, details["val_by_round"], kept_round)
     return PoolFit(kept, rounds[kept_round].pseudo, details, _pool_labels(rounds[kept_round], data, settings, seed))
+
+
+def fit_gan_self_training(images: torch.Tensor, labels: torch.Tensor, data: ProtocolData, cfg: EvaluateConfig, seed: int,
+                          train_cfg: TrainConfig) -> PoolFit:
+    """Self-training whose first teacher is the semi-supervised GAN's discriminator (the gan_classifier protocol's).
+
+    The GAN brings the pool in twice: its discriminator has learnt from the pool's images, and its
+    labels of the pool start the student rounds; everything after the first teacher is `self_training`.
+    """
+    gan = fit_gan_classifier(images, labels, data, cfg, seed)
+    fit = fit_self_training(images, labels, data, cfg, seed, train_cfg, teacher=gan.trained)
+    trained = dataclasses.replace(fit.trained, seconds=gan.trained.seconds + fit.trained.seconds)
+    return dataclasses.replace(fit, trained=trained, details={**fit.details, "teacher": "gan_classifier", "gan": gan.details})
 
 
 def _pool_labels(kept: _Round, data: ProtocolData, settings: Any, seed: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from ganaug.evaluate.augment import classic_augment
 from ganaug.evaluate.config import CLASSIC_PROTOCOLS, EvaluateConfig
 from ganaug.evaluate.data import ProtocolData
 from ganaug.evaluate.pool import PoolFit, fit_gan_classifier
-from ganaug.evaluate.self_training import fit_self_training
+from ganaug.evaluate.self_training import fit_gan_self_training, fit_self_training
 
 Tensors = tuple[torch.Tensor, torch.Tensor]
 
@@ -43,6 +43,8 @@ def train_run(spec, training, data: ProtocolData, cfg: EvaluateConfig,  # noqa: 
         return fit_gan_classifier(x, y, data, cfg, spec.seed)
     if spec.protocol == "self_training":
         return fit_self_training(x, y, data, cfg, spec.seed, train_cfg)
+    if spec.protocol == "gan_self_training":
+        return fit_gan_self_training(x, y, data, cfg, spec.seed, train_cfg)
     if spec.protocol == "pretrain":
         return fit.pretrain((x, y), synthetic, train_cfg, augment), int(synthetic.sum())
     if spec.protocol == "weighted":

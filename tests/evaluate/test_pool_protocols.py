@@ -63,3 +63,18 @@ def test_gan_classifier_rows_record_the_pool_and_the_report_shows_it(tmp_path):
     assert gan_row["steps_run"] == 30
     report = (tmp_path / "report.md").read_text()
     assert "## The unlabelled pool" in report and "| gan_classifier | 0 |" in report
+
+
+def test_gan_self_training_starts_its_rounds_from_the_gan_discriminator(tmp_path):
+    from ganaug.evaluate.data import load_protocol_data
+    from ganaug.evaluate.protocols import RunSpec, run_protocol
+
+    data = load_protocol_data(write_pool_dataset(tmp_path / "dataset.parquet"), None)
+    cfg = tiny_eval_config(protocols=["gan_classifier", "gan_self_training"], generative_metrics=False, semi_supervised=SEMI,
+                           self_training={"thresholds": [0.5], "rounds": 1, "student_steps": 40})
+    gan_row = run_protocol(RunSpec(protocol="gan_classifier", seed=0), data, cfg)
+    row = run_protocol(RunSpec(protocol="gan_self_training", seed=0), data, cfg)
+    details = json.loads(row["pool_details"])
+    assert details["teacher"] == "gan_classifier" and details["gan"]["pool"] == 60
+    assert details["val_by_round"][0] == gan_row["val_accuracy"]  # round 0 is the discriminator of gan_classifier
+    assert row["val_accuracy"] == max(details["val_by_round"])
