@@ -131,7 +131,7 @@ def run_regime(name: str, args: argparse.Namespace, out: Path) -> None:
                  "augmented"]
     protocols = [p for p in protocols if p in args.protocols]
     cfg = EvaluateConfig(
-        protocols=protocols, seeds=args.seeds, generative_metrics=False, selection_metric="macro_f1" if imbalanced else "accuracy",
+        protocols=protocols, seeds=args.seeds, base_seed=args.first_seed, generative_metrics=False, selection_metric="macro_f1" if imbalanced else "accuracy",
         train=TrainConfig(steps=args.steps), semi_supervised=SemiSupervisedConfig(steps=args.gan_steps),
         self_training=SelfTrainingConfig(student_steps=args.student_steps, rounds=args.rounds),
         ratios=[args.synthetic_per_class / (100 if imbalanced else int(name.rsplit("-", 1)[1]))],
@@ -190,6 +190,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--regimes", default="mnist-10", help="comma-separated: mnist-10, fashion-10, mnist-imb, fashion-imb")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed + seeds - 1")
     parser.add_argument("--protocols", default="real,classic,oversampled,self_training,gan_classifier,gan_self_training,augmented")
     parser.add_argument("--gan-steps", type=int, default=SemiSupervisedConfig().steps, help="semi-supervised GAN steps")
     parser.add_argument("--steps", type=int, default=None, help="classifier steps of real/classic/teacher (None: ganaug's rule)")

@@ -58,14 +58,10 @@ def summary_markdown(summary: list[SummaryRow], confidence: float = 0.95) -> str
 
 def pool_markdown(rows: list[dict[str, Any]], pool: dict[str, Any] | None) -> str:
     """The pool's size and what ingestion dropped, and per pool protocol the pseudo-labels used and what val chose."""
-    lines = []
-    if pool:
-        lines.append(
-            f"{pool.get('rows', 0)} unlabelled images in the pool ({pool.get('rows_read', 0)} read"
-            + (f", {pool['moved_from_train']} moved from the labelled train split by labels_per_class" if pool.get("moved_from_train") else "")
-            + f"; dropped: {pool.get('dropped_val_test_overlap', 0)} identical to a val or test image, "
-            f"{pool.get('dropped_duplicates', 0)} duplicates within the pool)."
-        )
+    from ganaug.data.pool import describe_pool
+
+    summary = describe_pool(pool) if pool else ""
+    lines = [f"{summary[0].upper()}{summary[1:]}."] if summary else []
     pool_rows = [r for r in rows if r.get("pool_details") is not None]
     if pool_rows:
         lines += ["", "| train kept | protocol | seed | pseudo-labels used | share of the pool | chosen on val |", "|---|---|---|---|---|---|"]

@@ -78,3 +78,18 @@ def test_gan_self_training_starts_its_rounds_from_the_gan_discriminator(tmp_path
     assert details["teacher"] == "gan_classifier" and details["gan"]["pool"] == 60
     assert details["val_by_round"][0] == gan_row["val_accuracy"]  # round 0 is the discriminator of gan_classifier
     assert row["val_accuracy"] == max(details["val_by_round"])
+
+
+def test_the_report_states_the_pool_size_what_was_dropped_and_the_pseudo_label_share():
+    from ganaug.report.markdown import pool_markdown
+
+    pool = {"rows": 900, "source": "idx:train.gz", "rows_read": 0, "moved_from_train": 905,
+            "dropped_overlap_val_test": 3, "dropped_duplicates": 2}
+    rows = [{"train_fraction": 1.0, "protocol": "self_training", "seed": 0, "n_pseudo": 450,
+             "pool_details": json.dumps({"pool": 900, "threshold": 0.95, "round_kept": 2})},
+            {"train_fraction": 1.0, "protocol": "real", "seed": 0, "pool_details": None}]
+    text = pool_markdown(rows, pool)
+    assert text.startswith("Unlabelled pool: 900 images") and "905 moved from the train split" in text
+    assert "dropped 3 identical to val/test images and 2 duplicates" in text
+    assert "| 100% | self_training | 0 | 450 | 50.0% | threshold 0.95, round_kept 2 |" in text
+    assert "| real |" not in text
