@@ -23,6 +23,12 @@ _counts: dict[str, int] = {}
 _lock = threading.Lock()
 
 
+def reset() -> None:
+    """Forget how often each point was reached (a new process starts counting afresh; tests share one process)."""
+    with _lock:
+        _counts.clear()
+
+
 def reached(point: str) -> None:
     """Kill this process here (or raise the named disk error) when `GANAUG_FAULT` names this point and time."""
     wanted = os.environ.get(ENV)

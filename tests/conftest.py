@@ -28,6 +28,15 @@ def _history_outside_the_repository(tmp_path_factory: pytest.TempPathFactory) ->
         os.environ[HISTORY_ENV] = previous
 
 
+@pytest.fixture(autouse=True)
+def fresh_fault_counts() -> Iterator[None]:
+    """Each test counts fault points from zero, as the separate process of a real run does."""
+    from ganaug import faults
+
+    faults.reset()
+    yield
+
+
 @pytest.fixture
 def rgb_folder(tmp_path: Path) -> Path:
     from PIL import Image
