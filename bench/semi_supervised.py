@@ -173,7 +173,8 @@ def report(rows: list[dict[str, Any]], rare: list[int]) -> str:
         for protocol, seeds in protocols.items():
             accuracy = np.array([r["accuracy"] for r in seeds.values()])
             f1 = np.mean([r["macro_f1"] for r in seeds.values()])
-            recall = np.mean([np.mean([r["per_class_recall"][c] for c in rare]) for r in seeds.values()]) if rare else None
+            recall = (np.mean([np.mean([r["per_class_recall"][c] for c in rare]) for r in seeds.values()])
+                      if rare and regime.endswith("-imb") else None)
             pool = [r.get("pool_label_accuracy") for r in seeds.values() if r.get("pool_label_accuracy") is not None]
             cells = []
             for baseline in baselines:
