@@ -25,7 +25,8 @@ from ganaug.data.tensors import load_tensors, tensor_to_images
 from ganaug.device import DeviceChoice, select_device
 from ganaug.errors import CheckpointError, ConfigError, DataError
 from ganaug.runs import SYNTHETIC_FILE
-from ganaug.store import DatasetMeta, DatasetRef, LoadedDataset, SyntheticRef, build_dataset_table, read_dataset, write_table
+from ganaug.store import (DatasetMeta, DatasetRef, LoadedDataset, SyntheticRef, build_dataset_table, read_dataset,
+                          with_origin, write_table)
 
 if TYPE_CHECKING:
     from ganaug.gan import GanResult
@@ -202,8 +203,11 @@ def _check_trained_on(info: dict[str, Any], real: LoadedDataset, checkpoint: Pat
 
 
 def write_synthetic(path: Path, images: np.ndarray, labels: np.ndarray, meta: DatasetMeta, checkpoint_id: str,
-                    quality_score: np.ndarray | None) -> SyntheticRef:
-    """Write synthetic.parquet atomically (quality_score null where no score was computed)."""
+                    quality_score: np.ndarray | None, origin: dict[str, Any] | None = None) -> SyntheticRef:
+    """Write synthetic.parquet atomically (quality_score null where no score was computed).
+
+    `origin` (e.g. the run folder it was sampled in) is kept in the file but outside the content hash.
+    """
     n = len(images)
     scores = np.full(n, np.nan, dtype=np.float32) if quality_score is None else quality_score.astype(np.float32)
     table, content_hash = build_dataset_table(
@@ -212,7 +216,7 @@ def write_synthetic(path: Path, images: np.ndarray, labels: np.ndarray, meta: Da
     )
     column = pa.array(scores, type=pa.float32(), mask=np.isnan(scores))
     table = table.set_column(table.schema.get_field_index("quality_score"), table.schema.field("quality_score"), column)
-    write_table(table, path)
+    write_table(with_origin(table, origin) if origin else table, path)
     return SyntheticRef(path=str(path), content_hash=content_hash, rows=n)
 
 
@@ -326,6 +330,7 @@ def generate_from_checkpoint(checkpoint: Path, dataset: DatasetRef, cfg: Generat
                "generate_config": cfg.model_dump(mode="json")},
     )
     ref = write_synthetic(Path(out) / SYNTHETIC_FILE, np.concatenate(images), np.concatenate(labels), meta,
-                          checkpoint_id, np.concatenate(scores) if cfg.score_kind() is not None else None)
+                          checkpoint_id, np.concatenate(scores) if cfg.score_kind() is not None else None,
+                          origin={"run_id": Path(out).resolve().name})
     log.info("wrote %d synthetic images to %s", ref.rows, ref.path)
     return ref

@@ -23,7 +23,8 @@ from pydantic import BaseModel
 from ganaug.data.config import IngestConfig
 from ganaug.errors import ConfigError, DataError
 from ganaug.runs import RunFolder, StageRecord
-from ganaug.store import ArtifactRef, DatasetRef, SyntheticRef, dataset_ref, file_hash, pool_size, read_dataset_meta
+from ganaug.store import (ArtifactRef, DatasetRef, SyntheticRef, dataset_ref, file_hash, pool_size, read_dataset_meta,
+                          read_origin)
 
 if TYPE_CHECKING:
     from ganaug.evaluate import EvaluateConfig, EvaluationResult
@@ -309,7 +310,28 @@ def synthetic_input(run: RunFolder, dataset: DatasetRef, given: Path | Synthetic
                 raise
             log.warning("%s; left out", err)
             return None
+    else:
+        check_given_synthetic(run, dataset, path)
     return SyntheticRef(**dataset_ref(path).model_dump(exclude={"kind"}))
+
+
+def check_given_synthetic(run: RunFolder, dataset: DatasetRef, path: Path) -> None:
+    """Refuse a synthetic table from elsewhere that was sampled for another dataset, or is a stale copy of this run's.
+
+    A table sampled for another dataset may use label ids that mean other classes here. A copy of a table
+    that this run sampled (its metadata names the run) must still match the GAN checkpoints the run holds.
+    A table from another run over the same dataset is taken as it is (comparing GANs is a fair use).
+    """
+    extra = read_dataset_meta(path).extra
+    made_for = str(extra.get("dataset_hash") or "")
+    if made_for and made_for != dataset.content_hash:
+        raise DataError(
+            f"{path} was sampled for a dataset with content hash {made_for[:12]}, not for {run.dataset} "
+            f"({dataset.content_hash[:12]}); its label ids may mean other classes. Generate synthetic data for this "
+            f"dataset (`ganaug train` and `ganaug generate --run-dir {run.root}`)"
+        )
+    if read_origin(path).get("run_id") == run.run_id:
+        check_synthetic_fresh(run, dataset, path)
 
 
 def check_synthetic_fresh(run: RunFolder, dataset: DatasetRef, path: Path) -> None:

@@ -27,6 +27,7 @@ from ganaug.errors import DataError
 
 SCHEMA_VERSION = 1
 META_KEY = b"ganaug"
+ORIGIN_KEY = b"ganaug.origin"  # where a table was made; not part of its content hash
 SPLITS = ("train", "val", "test")
 POOL_SPLIT = "unlabelled"  # the unlabelled pool: rows with a null label (-1 in memory)
 NO_LABEL = -1
@@ -355,6 +356,21 @@ def _parquet_footer(path: Path) -> tuple[pq.FileMetaData, pa.Schema]:
     except (pa.ArrowException, OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path} is not a readable Parquet file: {err}") from None
     return footer, schema
+
+
+def with_origin(table: pa.Table, origin: dict[str, Any]) -> pa.Table:
+    """`table` with `origin` (where it was made) in its schema metadata, outside the content hash."""
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), ORIGIN_KEY: json.dumps(origin, sort_keys=True).encode()})
+
+
+def read_origin(path: str | Path) -> dict[str, Any]:
+    """The `with_origin` record of a table file ({} when it has none or it is unreadable as JSON)."""
+    raw = (_parquet_footer(Path(path))[1].metadata or {}).get(ORIGIN_KEY)
+    try:
+        origin = json.loads(raw) if raw is not None else {}
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return origin if isinstance(origin, dict) else {}
 
 
 def read_dataset_meta(path: str | Path) -> DatasetMeta:

@@ -19,7 +19,7 @@ from ganaug.gan import train_gan
 from ganaug.generate import GenerateConfig, generate
 from ganaug.runner import run_ingest, synthetic_input
 from ganaug.runs import RunFolder
-from ganaug.store import DatasetMeta, read_dataset, write_dataset
+from ganaug.store import DatasetMeta, read_dataset, read_origin, write_dataset
 
 GENERATE = GenerateConfig(mode="per_class", per_class=2, device="cpu")
 
@@ -92,3 +92,52 @@ def test_reingesting_another_dataset_marks_later_stages_stale(tmp_path):
     assert stages["train_gan"]["status"] == stages["generate"]["status"] == "stale"
     assert "ingested again" in stages["generate"]["stale_reason"]
     assert stages["ingest"]["notes"]["invalidated"] == ["train_gan", "generate"]
+
+
+def _evaluate_with(run: RunFolder, synthetic: Path):
+    return CliRunner().invoke(app, ["evaluate", "--run-dir", str(run.root), "--synthetic", str(synthetic), "--protocols",
+                                    "real,augmented", "--seeds", "1", "--steps", "5", "--device", "cpu",
+                                    "--no-generative-metrics"])
+
+
+def test_a_given_stale_copy_of_the_runs_synthetic_table_is_refused(run_with_synthetic, tmp_path):
+    run, dataset = run_with_synthetic
+    copy = tmp_path / "kept" / "synthetic.parquet"
+    copy.parent.mkdir()
+    shutil.copy(run.synthetic, copy)
+    assert synthetic_input(run, dataset, copy).path == str(copy)  # still the GAN the run holds: taken
+    with torch.random.fork_rng(devices=[]):
+        train_gan(dataset, tiny_gan_config(seed=5), run.root)
+    with pytest.raises(DataError, match="kept/synthetic.parquet is stale: it was sampled from checkpoint"):
+        synthetic_input(run, dataset, copy)
+    result = _evaluate_with(run, copy)
+    assert result.exit_code == 2 and "is stale" in result.output and not run.evaluation.exists()
+
+
+def test_a_given_synthetic_table_of_another_dataset_is_refused(run_with_synthetic, tmp_path):
+    run, dataset = run_with_synthetic
+    other = RunFolder.open(tmp_path / "other")
+    with torch.random.fork_rng(devices=[]):
+        other_dataset = _permuted_labels(run.dataset, other.dataset)
+        generate(train_gan(other_dataset, tiny_gan_config(), other.root), other_dataset, GENERATE, other.root)
+    with pytest.raises(DataError, match="was sampled for a dataset with content hash .* label ids may mean other classes"):
+        synthetic_input(run, dataset, other.synthetic)
+    result = _evaluate_with(run, other.synthetic)
+    assert result.exit_code == 2 and "other classes" in result.output and not run.evaluation.exists()
+
+
+def test_a_given_synthetic_table_of_another_run_on_the_same_dataset_is_taken(run_with_synthetic, tmp_path):
+    run, dataset = run_with_synthetic
+    other = RunFolder.open(tmp_path / "other")
+    other.root.mkdir()
+    shutil.copy(run.dataset, other.dataset)
+    with torch.random.fork_rng(devices=[]):
+        generate(train_gan(dataset, tiny_gan_config(seed=7), other.root), dataset, GENERATE, other.root)
+    assert synthetic_input(run, dataset, other.synthetic).path == str(other.synthetic)
+
+
+def test_where_a_table_was_sampled_is_kept_outside_its_content_hash(tmp_path, gan_run):
+    dataset, gan = gan_run
+    first, second = (generate(gan, dataset, GENERATE, tmp_path / name) for name in ("run-a", "run-b"))
+    assert first.content_hash == second.content_hash
+    assert [read_origin(ref.path)["run_id"] for ref in (first, second)] == ["run-a", "run-b"]
