@@ -6,6 +6,7 @@ image is an error naming the file, so a stray file never silently shrinks a clas
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,24 @@ from ganaug.errors import DataError
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F", "P"}
 
 
+def refuse_links_out(root: Path, entries: list[Path]) -> None:
+    """Refuse any of `entries` that is a symbolic link leading outside `root` (a file or a folder).
+
+    Ingesting follows links, so a link out of the folder would read files its owner never put there.
+    Links that stay inside the folder are fine.
+    """
+    top = root.resolve()
+    for entry in entries:
+        if entry.is_symlink() and not entry.resolve().is_relative_to(top):
+            raise DataError(f"{entry} is a symbolic link to {entry.resolve()}, outside the image folder {root}; "
+                            "copy what it points to into the folder, or remove the link")
+
+
 def _class_folders(root: Path) -> list[Path]:
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist or is not a folder")
     entries = [p for p in sorted(root.iterdir()) if not p.name.startswith(".")]
+    refuse_links_out(root, entries)
     if not entries:
         raise DataError(f"image folder {root} is empty; expected one sub-folder per class")
     stray = [p for p in entries if not p.is_dir()]
@@ -29,8 +44,10 @@ def _class_folders(root: Path) -> list[Path]:
     return entries
 
 
-def _image_files(folder: Path) -> list[Path]:
-    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+def _image_files(root: Path, folder: Path) -> list[Path]:
+    entries = [p for p in sorted(folder.rglob("*")) if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    refuse_links_out(root, entries)
+    files = [p for p in entries if p.is_file()]
     if not files:
         raise DataError(f"class folder {folder} holds no images")
     return files
@@ -51,8 +68,13 @@ def _open(path: Path):  # -> PIL.Image.Image
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise DataError(f"{path} is not an image file (suffix {path.suffix or 'none'}); remove it or move it out of the class folder")
     try:
-        image = Image.open(path)
-        image.load()
+        with warnings.catch_warnings():  # over Image.MAX_IMAGE_PIXELS: a decompression bomb, or no image of this kind
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataError(f"{path} is too large to be read safely ({err}); images of a training set are far smaller, so "
+                        "it is refused as a possible decompression bomb") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise DataError(f"{path} is not a readable image: {err}") from None
     return image
@@ -85,7 +107,7 @@ def read_folder(cfg: IngestConfig) -> RawImages:
             raise DataError(f"image folder {root} holds only the test folder {cfg.test_path}; expected class sub-folders")
     else:
         _refuse_unnamed_test_set(root, folders)
-    files: list[tuple[int, Path]] = [(label, f) for label, folder in enumerate(folders) for f in _image_files(folder)]
+    files: list[tuple[int, Path]] = [(label, f) for label, folder in enumerate(folders) for f in _image_files(root, folder)]
     return RawImages(
         images=load_images([path for _, path in files], cfg),
         labels=np.array([label for label, _ in files], dtype=np.int64),

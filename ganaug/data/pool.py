@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ganaug.data.config import IngestConfig
-from ganaug.data.folder import load_images
+from ganaug.data.folder import load_images, refuse_links_out
 from ganaug.data.sources import RawImages, empty_labels, images_from_array, read_frame, read_idx_file, table_images
 from ganaug.data.validate import convert_channels, to_uint8
 from ganaug.errors import DataError
@@ -50,6 +50,7 @@ def _read_pool_folder(cfg: IngestConfig, path: Path) -> tuple[np.ndarray, list[s
     if not path.is_dir():
         raise DataError(f"{_where(cfg)} is not a folder; for source 'folder' the pool is a flat folder of images")
     entries = [p for p in sorted(path.iterdir()) if not p.name.startswith(".")]
+    refuse_links_out(path, entries)
     folders = [p.name for p in entries if p.is_dir()]
     if folders:
         raise DataError(f"{_where(cfg)} holds sub-folders ({', '.join(folders[:5])}), so it looks like a labelled folder "

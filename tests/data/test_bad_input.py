@@ -158,3 +158,58 @@ def test_output_folder_not_writable(tmp_path: Path) -> None:
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
         _fails(IngestConfig(), locked, DataError, "not writable")
+
+
+def _png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims width x height (gray): a tiny file that would decode to a huge image."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("side", [20000, 10000])  # over twice Pillow's pixel limit (its error), and over it (its warning)
+def test_decompression_bomb_is_refused_in_one_line(tmp_path: Path, rgb_folder: Path, side: int) -> None:
+    _png_header(rgb_folder / "cat" / "bomb.png", side, side)
+    _fails(IngestConfig(source="folder", path=rgb_folder), tmp_path / "out", DataError, "bomb.png", "decompression bomb")
+
+
+def test_symlinked_image_outside_the_folder_is_refused(tmp_path: Path, rgb_folder: Path) -> None:
+    outside = tmp_path / "secret.png"
+    (rgb_folder / "cat" / "000.png").rename(outside)
+    (rgb_folder / "cat" / "link.png").symlink_to(outside)
+    _fails(IngestConfig(source="folder", path=rgb_folder), tmp_path / "out", DataError, "link.png",
+           "symbolic link", "outside the image folder")
+
+
+def test_symlinked_class_folder_outside_the_folder_is_refused(tmp_path: Path, rgb_folder: Path) -> None:
+    (rgb_folder / "owl").rename(tmp_path / "elsewhere")
+    (rgb_folder / "owl").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    _fails(IngestConfig(source="folder", path=rgb_folder), tmp_path / "out", DataError, "owl", "outside the image folder")
+    (rgb_folder / "owl").unlink()
+    (rgb_folder / "cat" / "nested").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # deeper down too
+    _fails(IngestConfig(source="folder", path=rgb_folder), tmp_path / "out", DataError, "nested", "outside the image folder")
+
+
+def test_symlinks_inside_the_folder_are_followed(tmp_path: Path, rgb_folder: Path) -> None:
+    (rgb_folder / ".store").mkdir()  # hidden: not a class
+    (rgb_folder / "cat" / "000.png").rename(rgb_folder / ".store" / "000.png")
+    (rgb_folder / "cat" / "000.png").symlink_to(rgb_folder / ".store" / "000.png")
+    assert ingest(IngestConfig(source="folder", path=rgb_folder), tmp_path / "out").rows == 18
+
+
+def test_symlink_out_of_an_unlabelled_pool_folder_is_refused(tmp_path: Path, rgb_folder: Path) -> None:
+    from PIL import Image
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    Image.new("RGB", (8, 8)).save(pool / "a.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "private.png")
+    (pool / "b.png").symlink_to(tmp_path / "private.png")
+    _fails(IngestConfig(source="folder", path=rgb_folder, unlabelled_path=pool), tmp_path / "out", DataError, "b.png",
+           "outside the image folder")
