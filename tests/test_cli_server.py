@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from typer.testing import CliRunner
 
@@ -18,11 +16,11 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """The server commands `ganaug ui` would run (none is started)."""
     commands: list[list[str]] = []
 
-    def call(command: list[str], **_: object) -> int:
+    def call(command: list[str], env: dict[str, str]) -> int:
         commands.append(command)
         return 0
 
-    monkeypatch.setattr(subprocess, "call", call)
+    monkeypatch.setattr("ganaug.cli.run.call_watched", call)
     return commands
 
 

@@ -10,7 +10,6 @@ import copy
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 import urllib.request
@@ -21,7 +20,7 @@ import typer
 from rich.table import Table
 
 from ganaug.cli.app import app, cli_errors, console, debugging, err_console
-from ganaug.cli.server import check_ui_host, temporary_server
+from ganaug.cli.server import call_watched, check_ui_host, temporary_server
 from ganaug.configbase import read_config_file, validate_config
 from ganaug.errors import ConfigError, GanAugError
 from ganaug.runs import RunFolder
@@ -219,6 +218,6 @@ def ui_command(
     err_console.print(f"Prefect UI: http://{host}:{port}  (in another shell: export PREFECT_API_URL={api})")
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
     try:
-        raise typer.Exit(code=subprocess.call(command, env=env))
+        raise typer.Exit(code=call_watched(command, env))
     except KeyboardInterrupt:
         raise typer.Exit(code=130) from None

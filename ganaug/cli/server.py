@@ -1,9 +1,11 @@
-"""The temporary Prefect server of a `ganaug run` without PREFECT_API_URL.
+"""The Prefect servers ganaug starts: the temporary one of a `ganaug run` without PREFECT_API_URL, and the
+server and UI of `ganaug ui`.
 
-Prefect would start one itself, in the same process group: a Ctrl-C then reaches the server too
-(the flow cannot record its end, and the client retries for half a minute), and a kill -9 of
-`ganaug run` leaves the server running. Here it runs under `ganaug.watchdog` in a session of its
-own and is stopped when `ganaug run` ends, however it ends.
+Prefect would start the temporary one itself, in the same process group: a Ctrl-C then reaches the server
+too (the flow cannot record its end, and the client retries for half a minute), and a kill -9 of
+`ganaug run` leaves the server running. A plain child `prefect server start` of `ganaug ui` would be
+left running, re-parented to init, by a kill -9 or SIGTERM of `ganaug ui`. Both run under
+`ganaug.watchdog` in a session of their own and are stopped when their command ends, however it ends.
 """
 
 from __future__ import annotations
@@ -78,6 +80,26 @@ def server_command(port: int) -> list[str]:
     return [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent), "--factory",
             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "error",
             "--lifespan", "on"]
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def call_watched(command: list[str], env: dict[str, str]) -> int:
+    """Run `command` (a server) in the foreground until it exits or this process ends; its exit code.
+
+    It runs under `ganaug.watchdog` in a session of its own: a Ctrl-C or SIGTERM here stops it before this
+    process exits, and a kill -9 of this process stops it through the watchdog, so no server outlives us.
+    """
+    process = subprocess.Popen([sys.executable, "-m", "ganaug.watchdog", str(os.getpid()), "--", *command],
+                               env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        return process.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stop_server(process)
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
