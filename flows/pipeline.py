@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 
 from flows import artifacts
 from flows.naming import flow_run_name, open_named_run
+from flows.retries import transient_retries
 from flows.runners import build_task_runner, shared_dask_cluster
 from flows.stages import evaluate_flow, generate_stage, ingest_stage, search_flow, train_gan_stage
 from ganaug.pipeline import PipelineConfig, PipelineSummary, search_config_after
@@ -17,6 +18,12 @@ from ganaug.runner import stage_outcome
 @flow(name="pipeline", flow_run_name=flow_run_name, description="ingest -> train GAN -> generate -> evaluate -> search, in one run folder.")
 def pipeline(config: PipelineConfig = PipelineConfig()) -> PipelineSummary:
     """The whole pipeline; finished stages with unchanged inputs and config are reused from the cache."""
+    with transient_retries(config.orchestration):
+        return run_pipeline(config)
+
+
+def run_pipeline(config: PipelineConfig) -> PipelineSummary:
+    """The pipeline flow's body: the stages in one run folder, then the run's summary artifacts."""
     logger = get_run_logger()
     run = open_named_run(config.orchestration)
     settings = config.orchestration.model_copy(update={"run_id": run.run_id})

@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows.tasks import work_task
+from flows.tasks import transient_only, work_task
 from ganaug.cache import result_storage_path
 from ganaug.executor import settle
 from ganaug.pipeline import OrchestrationConfig, StageName
@@ -94,14 +94,18 @@ class TaskExecutor:
 
     A fan-out's `name` names its task (protocol_run, nas_trial, ...) and its labels the task runs.
     With a `stage`, a unit's result is cached under the key of its work and item (a rerun with the same
-    inputs is a cache hit; `settings.refresh` naming the stage forces a rerun); without one nothing is cached.
+    inputs is a cache hit; `settings.refresh` naming the stage forces a rerun) and retried `settings.retries` times
+    after a transient error (`transient_only`); without one nothing is cached or retried (a tuning trial appends to the
+    run history: it is not run twice).
     """
 
     def __init__(self, settings: OrchestrationConfig, stage: StageName | None) -> None:
         self.options: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
         if stage is not None:
             self.options = {"result_storage": result_storage_path(settings.cache_dir),
-                            "refresh_cache": True if stage in settings.refresh else None}
+                            "refresh_cache": True if stage in settings.refresh else None,
+                            "retries": settings.retries, "retry_delay_seconds": settings.retry_delay_seconds,
+                            "retry_condition_fn": transient_only}
         self.futures: list[PrefectFuture[Any]] = []
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, name: str = "work",

@@ -14,6 +14,7 @@ from prefect import Task, flow, get_run_logger
 
 from flows import artifacts
 from flows.naming import flow_run_name, open_named_run
+from flows.retries import transient_retries
 from flows.runners import TaskExecutor
 from flows.tasks import evaluation_report_task, generate_task, ingest_task, train_gan_task
 from ganaug.cache import result_intact, result_storage_path
@@ -97,40 +98,45 @@ def search_stage(dataset: DatasetRef, synthetic: SyntheticRef | None, config: Se
 @flow(name="ingest", flow_run_name=flow_run_name)
 def ingest_flow(config: IngestConfig = IngestConfig(), orchestration: OrchestrationConfig = OrchestrationConfig()) -> DatasetRef:
     """Stage 1: read and split a labelled dataset into <run>/dataset.parquet."""
-    run = open_named_run(orchestration)
-    get_run_logger().info("run folder: %s", run.root)
-    return ingest_stage(config, run, orchestration)[0]
+    with transient_retries(orchestration):
+        run = open_named_run(orchestration)
+        get_run_logger().info("run folder: %s", run.root)
+        return ingest_stage(config, run, orchestration)[0]
 
 
 @flow(name="train_gan", flow_run_name=flow_run_name)
 def train_gan_flow(config: GanConfig = GanConfig(), orchestration: OrchestrationConfig = OrchestrationConfig(),
                    dataset: DatasetRef | None = None) -> GanResult:
     """Stage 2: train the conditional GAN on the run's dataset."""
-    run = open_named_run(orchestration, must_exist=dataset is None)
-    return train_gan_stage(dataset or recorded_dataset(run), config, run, orchestration)[0]
+    with transient_retries(orchestration):
+        run = open_named_run(orchestration, must_exist=dataset is None)
+        return train_gan_stage(dataset or recorded_dataset(run), config, run, orchestration)[0]
 
 
 @flow(name="generate", flow_run_name=flow_run_name)
 def generate_flow(config: GenerateConfig = GenerateConfig(), orchestration: OrchestrationConfig = OrchestrationConfig(),
                   dataset: DatasetRef | None = None, gan: GanResult | None = None) -> SyntheticRef:
     """Stage 3: sample labelled synthetic images from the run's GAN."""
-    run = open_named_run(orchestration, must_exist=dataset is None or gan is None)
-    return generate_stage(gan or recorded_gan(run), dataset or recorded_dataset(run), config, run, orchestration)[0]
+    with transient_retries(orchestration):
+        run = open_named_run(orchestration, must_exist=dataset is None or gan is None)
+        return generate_stage(gan or recorded_gan(run), dataset or recorded_dataset(run), config, run, orchestration)[0]
 
 
 @flow(name="evaluate", flow_run_name=flow_run_name)
 def evaluate_flow(config: EvaluateConfig = EvaluateConfig(), orchestration: OrchestrationConfig = OrchestrationConfig(),
                   dataset: DatasetRef | None = None, synthetic: SyntheticRef | None = None) -> EvaluationResult:
     """Stage 4: classifiers on real vs augmented vs synthetic-only data, scored on the real test split."""
-    run = open_named_run(orchestration, must_exist=dataset is None)
-    dataset = dataset or recorded_dataset(run)
-    synthetic = synthetic_input(run, dataset, synthetic, needed=config.needs_synthetic())
-    return evaluate_stage(dataset, synthetic, config, run, orchestration)[0]
+    with transient_retries(orchestration):
+        run = open_named_run(orchestration, must_exist=dataset is None)
+        dataset = dataset or recorded_dataset(run)
+        synthetic = synthetic_input(run, dataset, synthetic, needed=config.needs_synthetic())
+        return evaluate_stage(dataset, synthetic, config, run, orchestration)[0]
 
 
 @flow(name="search", flow_run_name=flow_run_name)
 def search_flow(config: SearchConfig = SearchConfig(), orchestration: OrchestrationConfig = OrchestrationConfig(),
                 dataset: DatasetRef | None = None, synthetic: SyntheticRef | None = None) -> SearchResult:
     """Stage 5: architecture search over the classifier."""
-    run = open_named_run(orchestration, must_exist=dataset is None)
-    return search_stage(dataset or recorded_dataset(run), synthetic, config, run, orchestration)[0]
+    with transient_retries(orchestration):
+        run = open_named_run(orchestration, must_exist=dataset is None)
+        return search_stage(dataset or recorded_dataset(run), synthetic, config, run, orchestration)[0]

@@ -16,9 +16,10 @@ from prefect.context import TaskRunContext
 from prefect.states import State
 
 from flows.artifacts import GanProgress
+from flows.retries import is_transient
+from ganaug import faults
 from ganaug.cache import stage_key
 from ganaug.data.config import IngestConfig
-from ganaug.errors import GanAugError
 from ganaug.evaluate import EvaluateConfig, EvaluationResult
 from ganaug.gan import GanConfig, GanResult
 from ganaug.generate import GenerateConfig
@@ -26,15 +27,9 @@ from ganaug.runner import run_evaluate, run_generate, run_ingest, run_train
 from ganaug.runs import RunFolder
 from ganaug.store import DatasetRef, SyntheticRef
 
-TRANSIENT_ERRORS = (OSError, TimeoutError, ConnectionError)
-
-
 def transient_only(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     """Retry condition: only I/O-type failures are retried; ganaug's own errors never are."""
-    error = state.result(raise_on_failure=False)
-    if isinstance(error, GanAugError):
-        return False
-    return isinstance(error, TRANSIENT_ERRORS)
+    return is_transient(state.result(raise_on_failure=False))
 
 
 class StagePolicy(CachePolicy):
@@ -77,9 +72,13 @@ def evaluation_report_task(rows: list[dict[str, Any]], dataset: DatasetRef, synt
 
 @functools.cache
 def work_task(name: str) -> Task[..., Any]:
-    """The task of one unit of fanned-out work (`fn(item)`), named `name`; its run is named by its label."""
+    """The task of one unit of fanned-out work (`fn(item)`), named `name`; its run is named by its label.
+
+    Each try passes the fault point `<name>:started` (`ganaug.faults`), where a test makes a unit fail inside its task.
+    """
 
     def call(fn: Callable[[Any], Any], item: Any, label: str) -> Any:
+        faults.reached(f"{name}:started")
         return fn(item)
 
     call.__name__ = call.__qualname__ = name  # names the task in the UI and its key on a Dask scheduler

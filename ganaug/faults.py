@@ -7,7 +7,8 @@ full or read-only disk does (without a file name, as a failed write() reports it
 fault point does nothing. Points are passed at the moments a crash is most awkward: a stage started or
 finished but not yet recorded in run.json (`<stage>:started`, `<stage>:finished`), a file written but not
 yet renamed into place (`write:<file name>`), a GAN checkpoint saved (`gan:checkpoint`), a unit of
-fanned-out work done (`protocol_run`, `nas_trial`, `nas_final_test`, `tune_trial`). tests/test_faults.py
+fanned-out work done (`protocol_run`, `nas_trial`, `nas_final_test`, `tune_trial`), or started in its Prefect
+task (`protocol_run:started`, ...; a transient error there is retried). tests/test_faults.py
 kills a pipeline at each of them and checks that a rerun ends with the artifacts of an uninterrupted run.
 """
 

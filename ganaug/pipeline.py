@@ -68,7 +68,7 @@ class OrchestrationConfig(StrictModel):
         description="torch threads of the flow process (torch.set_num_threads); None = torch's default. On small images "
                     "and shared CPUs one thread is often fastest.",
     )
-    retries: int = Field(2, ge=0, le=10, description="Retries of a stage task after a transient I/O error (never after divergence or bad input).")
+    retries: int = Field(2, ge=0, le=10, description="Retries of a stage task, a protocol run or NAS trial, and a flow after a transient I/O error (never after divergence or bad input).")
     retry_delay_seconds: float = Field(2.0, ge=0.0, le=600.0, description="Seconds between those retries.")
 
     @field_validator("refresh")
