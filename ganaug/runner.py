@@ -13,6 +13,8 @@ Re-ingesting a different dataset into a run marks every later stage in run.json 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -56,13 +58,41 @@ def outputs_of(result: Any) -> dict[str, ArtifactRef]:
         return outputs
     if isinstance(result, EvaluationResult):
         return {"evaluation": ArtifactRef(path=result.evaluation_path, content_hash=file_hash(result.evaluation_path),
-                                          rows=result.runs, kind="evaluation"),
-                "report": ArtifactRef(path=result.report_path, content_hash=file_hash(result.report_path), kind="report")}
+                                          rows=result.runs, kind="evaluation",
+                                          results_hash=table_results_hash(result.evaluation_path)),
+                "report": ArtifactRef(path=result.report_path, content_hash=file_hash(result.report_path), kind="report",
+                                      results_hash=report_results_hash(result.report_path))}
     if isinstance(result, SearchResult):
         return {"trials": ArtifactRef(path=result.trials_path, content_hash=file_hash(result.trials_path),
-                                      rows=result.n_trials, kind="nas_trials"),
+                                      rows=result.n_trials, kind="nas_trials",
+                                      results_hash=table_results_hash(result.trials_path)),
                 "best": ArtifactRef(path=result.best_path, content_hash=file_hash(result.best_path), kind="nas_best")}
     return {}
+
+
+# measured durations: they differ between identical runs, so results hashes leave them out
+TIMING_COLUMNS = frozenset({"seconds", "cost_seconds", "latency_ms"})
+
+
+def table_results_hash(path: str | Path) -> str:
+    """sha256 of a results table (evaluation.parquet, trials.parquet) without its timing columns.
+
+    Equal between two runs with the same data, config and seed, wherever their run folders are, so run.json
+    can show that a result was reproduced; the file's own hash (`content_hash`) also covers its timings.
+    """
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    kept = table.select([name for name in table.column_names if name not in TIMING_COLUMNS])
+    digest = hashlib.sha256(json.dumps(kept.schema.names).encode())
+    digest.update(json.dumps(kept.to_pylist(), sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def report_results_hash(path: str | Path) -> str:
+    """sha256 of report.md without its title line, the one line that names the run folder."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return hashlib.sha256("\n".join(lines[1:] if lines and lines[0].startswith("# ") else lines).encode()).hexdigest()
 
 
 def record_result(record: StageRecord, result: Any) -> None:

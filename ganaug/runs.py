@@ -270,6 +270,6 @@ class RunFolder:
                 inputs=inputs,
                 finished=_now(),
                 seconds=round(time.perf_counter() - started, 3),
-                outputs={key: ref.model_dump(mode="json") for key, ref in record.outputs.items()},
+                outputs={key: ref.model_dump(mode="json", exclude_none=True) for key, ref in record.outputs.items()},
                 notes=record.notes,
             )

@@ -61,6 +61,7 @@ class ArtifactRef(BaseModel):
     schema_version: int = SCHEMA_VERSION
     rows: int = 0
     kind: str = "file"
+    results_hash: str | None = None  # results tables and reports: their hash without timings or run name
 
     @property
     def file(self) -> Path:
