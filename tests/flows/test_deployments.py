@@ -39,6 +39,9 @@ def test_served_deployments_carry_the_cron_schedule_and_parameters(api: Any) -> 
     assert config.gan.steps == SMALL_BUDGET["gan"]["steps"]
     on_demand = api.client.read_deployment_by_name("pipeline/ganaug-pipeline")
     assert on_demand.schedules == []
+    for deployment in (retrain, on_demand):  # one flow run at a time; a run that comes due waits
+        assert deployment.global_concurrency_limit.limit == 1
+        assert deployment.concurrency_options.collision_strategy == "ENQUEUE"
     assert PipelineConfig.model_validate(on_demand.parameters["config"]).ingest.source == "digits"
     assert "config" in on_demand.parameter_openapi_schema["properties"]  # the UI's form
 
@@ -67,6 +70,7 @@ def test_prefect_yaml_deploys_to_a_process_pool_from_the_local_folder(api: Any) 
         {"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}
     ]
     assert retrain.entrypoint == "flows/pipeline.py:pipeline"
+    assert retrain.global_concurrency_limit.limit == 1 and retrain.concurrency_options.collision_strategy == "ENQUEUE"
 
 
 def test_serve_refuses_to_replace_deployments_made_for_a_worker(api: Any, tmp_path: Path,
@@ -86,3 +90,25 @@ def test_serve_refuses_to_replace_deployments_made_for_a_worker(api: Any, tmp_pa
     assert served == [] and api.client.read_deployment_by_name("pipeline/ganaug-retrain").work_pool_name == "ganaug-local"
     serve.main(["--suffix=-served"])
     assert [deployment.name for deployment in served[0]] == ["ganaug-retrain-served", "ganaug-pipeline-served"]
+
+
+def test_serve_pauses_a_served_retraining_that_would_run_twice_at_the_same_hour(
+        api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import prefect
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    serve = _serve_module()
+    api.client.create_work_pool(WorkPoolCreate(name="ganaug-local", type="process"), overwrite=True)
+    retrain, _ = serve.build_deployments()
+    retrain.apply(work_pool_name="ganaug-local")  # the worker's retraining, as `prefect deploy` leaves it
+    served: list[Any] = []
+    monkeypatch.setattr(prefect, "serve", lambda *deployments, **kwargs: served.append(deployments))
+    monkeypatch.chdir(tmp_path)
+    serve.main(["--suffix=-served"])
+    assert [entry.active for entry in served[0][0].schedules] == [False]
+    assert ("pipeline/ganaug-retrain already runs on the schedule '0 3 * * 1' (UTC); pipeline/ganaug-retrain-served "
+            "is registered with its schedule paused") in capsys.readouterr().err
+    serve.main(["--suffix=-other", "--cron", "0 4 * * 1"])  # another hour: nothing to pause
+    assert [entry.active for entry in served[1][0].schedules] == [True]
+    serve.main(["--suffix=-served", "--duplicate-schedule"])  # asked for
+    assert [entry.active for entry in served[2][0].schedules] == [True]
