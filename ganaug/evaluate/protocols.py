@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from ganaug.classifier import predict_logits
 from ganaug.classifier.train import cpu_threads
@@ -180,20 +181,20 @@ def compose_training_set(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig)
 
 
 def score(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
-    """Accuracy, macro-F1 and per-class recall from predicted and true labels."""
-    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    tp = np.diag(confusion).astype(float)
-    support, predicted_count = confusion.sum(1), confusion.sum(0)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    f1_denominator = support + predicted_count
-    f1 = np.divide(2 * tp, f1_denominator, out=np.zeros_like(tp), where=f1_denominator > 0)
-    present = support > 0
+    """Accuracy, macro-F1, balanced accuracy and per-class recall from predicted and true labels.
+
+    Macro-F1 and balanced accuracy average over the classes present in `labels` (a class the
+    split lacks has no recall to average); a class never predicted scores 0, not a warning.
+    """
+    if len(labels) == 0:
+        return {"accuracy": 0.0, "macro_f1": 0.0, "balanced_accuracy": 0.0, "per_class_recall": [0.0] * num_classes}
+    present = np.unique(labels)
     return {
-        "accuracy": float(tp.sum() / max(len(labels), 1)),
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-        "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
-        "per_class_recall": [float(r) for r in recall],
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "macro_f1": float(f1_score(labels, predicted, labels=present, average="macro", zero_division=0)),
+        "balanced_accuracy": float(recall_score(labels, predicted, labels=present, average="macro", zero_division=0)),
+        "per_class_recall": [float(r) for r in recall_score(labels, predicted, labels=np.arange(num_classes),
+                                                            average=None, zero_division=0)],
     }
 
 

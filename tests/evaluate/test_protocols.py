@@ -153,3 +153,14 @@ def test_score_matches_hand_computation():
     assert result["per_class_recall"] == pytest.approx([0.5, 1.0, 0.5])
     # F1 per class: 0 -> 2*1/(2+2)=0.5, 1 -> 2*2/(2+3)=0.8, 2 -> 2*1/(2+1)=2/3
     assert result["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+
+
+def test_score_averages_over_present_classes_and_counts_unpredicted_ones_as_zero():
+    labels = np.array([0, 0, 0, 1])  # class 2 absent from the split; class 1 never predicted
+    predicted = np.array([0, 0, 2, 0])
+    result = score(predicted, labels, 3)
+    assert result["accuracy"] == pytest.approx(0.5)
+    assert result["per_class_recall"] == pytest.approx([2 / 3, 0.0, 0.0])
+    assert result["balanced_accuracy"] == pytest.approx((2 / 3 + 0.0) / 2)
+    # F1 of class 0: 2*2 / (3 + 3) = 2/3; class 1: 0; class 2 left out of the mean (no true images)
+    assert result["macro_f1"] == pytest.approx((2 / 3 + 0.0) / 2)
