@@ -7,7 +7,11 @@ pool and generated images, and classifies with its discriminator (kept at its be
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,9 +47,56 @@ def require_pool(data: ProtocolData, protocol: str) -> torch.Tensor:
     return images_to_tensor(data.pool_images)
 
 
+class _Shared:
+    """The semi-supervised GANs trained in this process, by everything that determines them (a few kept).
+
+    `gan_classifier` and `gan_self_training` of one seed train the same GAN; training is deterministic, so
+    the second reuses the first's (a thread that asks while it trains waits for it). Processes and Dask
+    workers each keep their own.
+    """
+
+    keep = 2
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entries: OrderedDict[str, tuple[threading.Lock, list[PoolFit]]] = OrderedDict()
+
+    def get(self, key: str, train: Callable[[], PoolFit]) -> PoolFit:
+        with self.lock:
+            entry = self.entries.setdefault(key, (threading.Lock(), []))
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.keep:
+                self.entries.popitem(last=False)
+        with entry[0]:
+            if not entry[1]:
+                entry[1].append(train())
+            return entry[1][0]
+
+
+_SHARED = _Shared()
+
+
+def _gan_key(images: torch.Tensor, labels: torch.Tensor, data: ProtocolData, cfg: EvaluateConfig, seed: int) -> str:
+    digest = hashlib.sha256(cfg.semi_supervised.model_dump_json().encode())
+    digest.update(f"{cfg.train.device}|{seed}|{data.num_classes}".encode())
+    for array in (images.numpy(), labels.numpy(), data.pool_images, data.val_images, data.val_labels):
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
 def fit_gan_classifier(images: torch.Tensor, labels: torch.Tensor, data: ProtocolData, cfg: EvaluateConfig,
                        seed: int) -> PoolFit:
-    """Train the semi-supervised GAN on (images, labels) plus the pool; its discriminator is the classifier."""
+    """Train the semi-supervised GAN on (images, labels) plus the pool; its discriminator is the classifier.
+
+    One seed's GAN is trained once per process and shared by the protocols that use it (`_Shared`).
+    """
+    require_pool(data, "gan_classifier")
+    return _SHARED.get(_gan_key(images, labels, data, cfg, seed), lambda: _train_gan_classifier(images, labels, data, cfg, seed))
+
+
+def _train_gan_classifier(images: torch.Tensor, labels: torch.Tensor, data: ProtocolData, cfg: EvaluateConfig,
+                          seed: int) -> PoolFit:
     pool = require_pool(data, "gan_classifier")
     val = (images_to_tensor(data.val_images), torch.from_numpy(data.val_labels))
     semi = cfg.semi_supervised.model_copy(update={"device": cfg.train.device})

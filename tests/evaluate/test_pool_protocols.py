@@ -93,3 +93,25 @@ def test_the_report_states_the_pool_size_what_was_dropped_and_the_pseudo_label_s
     assert "dropped 3 identical to val/test images and 2 duplicates" in text
     assert "| 100% | self_training | 0 | 450 | 50.0% | threshold 0.95, round_kept 2 |" in text
     assert "| real |" not in text
+
+
+def test_one_seeds_semi_supervised_gan_is_trained_once_and_shared_without_changing_results(tmp_path, monkeypatch):
+    from ganaug.evaluate import pool as pool_module
+    from ganaug.evaluate.data import load_protocol_data
+    from ganaug.evaluate.protocols import RunSpec, run_protocol
+
+    trainings = []
+    real_train = pool_module.train_semi_supervised
+    monkeypatch.setattr(pool_module, "train_semi_supervised", lambda *a, **k: trainings.append(a[-1]) or real_train(*a, **k))
+    monkeypatch.setattr(pool_module, "_SHARED", pool_module._Shared())
+    data = load_protocol_data(write_pool_dataset(tmp_path / "dataset.parquet"), None)
+    cfg = tiny_eval_config(protocols=["gan_classifier", "gan_self_training"], generative_metrics=False, semi_supervised=SEMI,
+                           self_training={"thresholds": [0.5], "rounds": 1, "student_steps": 20})
+    shared = [run_protocol(RunSpec(protocol=name, seed=seed), data, cfg)
+              for seed in (0, 1) for name in ("gan_classifier", "gan_self_training")]
+    assert trainings == [0, 1]  # one GAN per seed, not one per protocol run
+    monkeypatch.setattr(pool_module, "_SHARED", pool_module._Shared())
+    alone = run_protocol(RunSpec(protocol="gan_self_training", seed=1), data, cfg)
+    assert trainings == [0, 1, 1]
+    for key in ("accuracy", "val_accuracy", "pool_details"):
+        assert alone[key] == shared[3][key]
