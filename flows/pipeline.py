@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow, get_run_logger
 
 from flows import artifacts
@@ -43,6 +41,7 @@ def run_pipeline(config: PipelineConfig) -> PipelineSummary:
                 synthetic=synthetic)
             stages["search"] = stage_outcome(run, "search")
     summary = PipelineSummary.of(run, stages, dataset, gan, synthetic, evaluation, search)
-    artifacts.run_summary(Path(summary.run_dir), stages, summary.lines())
+    artifacts.pipeline_results(evaluation, search, config.evaluate.confidence)
+    artifacts.run_summary(summary)
     logger.info("pipeline finished: %s", ", ".join(f"{k} {v}" for k, v in stages.items()))
     return summary

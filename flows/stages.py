@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 from prefect import Task, flow, get_run_logger
 
@@ -32,10 +33,10 @@ from ganaug.store import DatasetRef, SyntheticRef
 
 
 def run_cached_stage(stage_task: Task[..., Any], stage: StageName, run: RunFolder, settings: OrchestrationConfig,
-                     publish: Callable[[Any], None], **params: Any) -> tuple[Any, str]:
+                     publish: Callable[[Any, UUID | None], None], **params: Any) -> tuple[Any, str]:
     """Run a stage task with this run's result storage, forced refresh and retries, and `publish` its result's
-    artifacts; a cache hit is recorded in run.json, or run again when its files are gone or changed. Returns the
-    result and 'ran', 'cached' or 'reran: <why the cache was unusable>'."""
+    artifacts on its task run (a cache hit's too); a cache hit is recorded in run.json, or run again when its files
+    are gone or changed. Returns the result and 'ran', 'cached' or 'reran: <why the cache was unusable>'."""
     stage_task = stage_task.with_options(result_storage=result_storage_path(settings.cache_dir),
                                          refresh_cache=True if stage in settings.refresh else None,
                                          retries=settings.retries, retry_delay_seconds=settings.retry_delay_seconds)
@@ -48,8 +49,9 @@ def run_cached_stage(stage_task: Task[..., Any], stage: StageName, run: RunFolde
             record_cached(run, stage, params["cfg"], inputs, result)
         else:
             get_run_logger().warning("%s: the cached result is unusable (%s); running the stage again", stage, why)
-            result, outcome = stage_task.with_options(refresh_cache=True)(**params), f"reran: {why}"
-    publish(result)
+            state = stage_task.with_options(refresh_cache=True)(**params, return_state=True)
+            result, outcome = state.result(), f"reran: {why}"
+    publish(result, state.state_details.task_run_id)
     return result, outcome
 
 
@@ -78,7 +80,8 @@ def evaluate_stage(dataset: DatasetRef, synthetic: SyntheticRef | None, config: 
     get_run_logger().info("evaluation: %d protocol runs, %d reused from the cache", len(rows),
                           executor.counts()["cached"])
     result, _ = run_cached_stage(evaluation_report_task, "evaluate", run, settings,
-                                 lambda result: artifacts.evaluation(result, config.confidence), rows=rows,
+                                 lambda result, task_run_id: artifacts.evaluation(result, config.confidence, task_run_id),
+                                 rows=rows,
                                  dataset=dataset, synthetic=synthetic, cfg=config, out=run.root)
     run.add_notes("evaluate", {"tasks": executor.counts()})
     return result, stage_outcome(run, "evaluate")
