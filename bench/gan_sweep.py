@@ -41,7 +41,7 @@ from ganaug.data.tensors import load_tensors
 from ganaug.gan import GanConfig, load_generator, sample, train_gan
 from ganaug.gan.checkpoint import periodic_checkpoints
 from ganaug.gan.losses import LOSSES
-from ganaug.gan.monitor import knn_recall, within_class_spread
+from ganaug.gan.monitor import precision_recall_density_coverage, within_class_spread
 from ganaug.gan.networks import Discriminator, Generator, ImageShape
 from ganaug.store import read_dataset
 
@@ -89,11 +89,12 @@ def score_generator(generator: torch.nn.Module, real: dict[str, Any], per_class:
     subset = torch.cat([torch.nonzero(labels == c).flatten()[:per_ref] for c in range(classes)])
     fake_features = embed(real["model"], images[subset])
     spread = within_class_spread(images, labels, classes) / real["real_spread"]
+    manifold = precision_recall_density_coverage(real["reference"], fake_features, NEAREST_K)
     return {
         "cas": accuracy(trained.model, *real["test"]),
         "gan_test": float((predict_logits(real["model"], images).argmax(1) == labels).float().mean()),
-        "recall": knn_recall(real["reference"], fake_features, NEAREST_K),
-        "precision": knn_recall(fake_features, real["reference"], NEAREST_K),
+        "recall": manifold["recall"],
+        "precision": manifold["precision"],
         "spread": float(spread.mean()),
         "min_class_spread": float(spread.min()),
     }

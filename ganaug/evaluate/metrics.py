@@ -1,8 +1,8 @@
 """Generative metrics on domain features, computed offline (nothing is downloaded).
 
 Features are the penultimate layer of a classifier trained on the real train split (Inception
-features mean little for 8x8 digits). Fréchet distance uses torchmetrics' FID with that feature
-extractor; precision/recall and density/coverage follow Naeem et al. (2020) with k-NN balls.
+features mean little for 8x8 digits). The Fréchet distance (torchmetrics' FID on these features) and
+the k-NN precision/recall/density/coverage are the ones the GAN's collapse monitor uses.
 """
 
 from __future__ import annotations
@@ -12,67 +12,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
 
 from ganaug.classifier import embed, predict_logits, train_classifier
 from ganaug.data.tensors import images_to_tensor
 from ganaug.errors import DataError
 from ganaug.evaluate.config import EvaluateConfig
 from ganaug.evaluate.data import ProtocolData
+from ganaug.gan.monitor import frechet_distance, precision_recall_density_coverage
 
 log = logging.getLogger(__name__)
 
 # Below this val accuracy the feature network separates the classes too poorly for distances in
 # its feature space (and GAN-test) to say much about the synthetic images.
 FEATURE_ACCURACY_FLOOR = 0.8
-
-
-class _Features(nn.Module):
-    """Adapter that torchmetrics' FID calls as its feature extractor: (N, ...) -> (N, num_features)."""
-
-    def __init__(self, num_features: int, extractor: nn.Module | None = None) -> None:
-        super().__init__()
-        self.num_features = num_features
-        self.extractor = extractor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.extractor is None else self.extractor(x)
-
-
-def frechet_distance(real_features: torch.Tensor, fake_features: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (N, D) and (M, D)."""
-    if real_features.ndim != 2 or fake_features.ndim != 2 or real_features.shape[1] != fake_features.shape[1]:
-        raise DataError(f"feature sets must be (N, D) with the same D, got {tuple(real_features.shape)} and {tuple(fake_features.shape)}")
-    if len(real_features) < 2 or len(fake_features) < 2:
-        raise DataError("the Fréchet distance needs at least 2 samples in each set")
-    metric = FrechetInceptionDistance(feature=_Features(real_features.shape[1]), reset_real_features=True)
-    metric.update(real_features.double(), real=True)
-    metric.update(fake_features.double(), real=False)
-    return max(0.0, float(metric.compute()))  # rounding can leave -1e-12 for identical sets
-
-
-def _kth_neighbour_radius(features: torch.Tensor, k: int) -> torch.Tensor:
-    distances = torch.cdist(features, features)  # (N, N); the diagonal is the point itself
-    return distances.kthvalue(k + 1, dim=1).values
-
-
-def precision_recall_density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, float]:
-    """k-NN manifold metrics: precision, recall, density and coverage of `fake` against `real`."""
-    if min(len(real), len(fake)) <= k:
-        raise DataError(f"precision/recall with k={k} needs more than {k} real and synthetic samples")
-    real, fake = real.double(), fake.double()
-    real_radius = _kth_neighbour_radius(real, k)  # (N,)
-    fake_radius = _kth_neighbour_radius(fake, k)  # (M,)
-    real_to_fake = torch.cdist(real, fake)  # (N, M)
-    inside_real = real_to_fake <= real_radius[:, None]  # fake j inside real i's ball
-    inside_fake = real_to_fake <= fake_radius[None, :]  # real i inside fake j's ball
-    return {
-        "precision": float(inside_real.any(0).double().mean()),
-        "recall": float(inside_fake.any(1).double().mean()),
-        "density": float(inside_real.sum(0).double().mean() / k),
-        "coverage": float(inside_real.any(1).double().mean()),
-    }
 
 
 def _subsample(count: int, limit: int, seed: int) -> np.ndarray:

@@ -8,7 +8,8 @@ many real val images of that class:
   pixels, as a share of the real val images' spread (1 = as varied as real data, 0 = one image);
 - **recall** (Kynkäänniemi et al. 2019): the share of real val images that lie inside the k-NN ball
   of some generated image of their class; a collapsed class covers almost none;
-- **Fréchet distance** between the two sets' Gaussians, averaged over classes;
+- **Fréchet distance** between the two sets' Gaussians (torchmetrics' FID on these features), averaged
+  over classes;
 - **nearest-neighbour CAS**: the accuracy on the real val images of a 1-nearest-neighbour classifier
   (pixel space) whose training set is the generated images -- a classification accuracy score
   without training a classifier. It drops when samples are off the real images (low fidelity) and
@@ -22,6 +23,9 @@ the monitor is worth, and would look at the val split through a second model); r
 features preserve local structure such as strokes and edges better than raw pixels, and Naeem et
 al. (2020) found k-NN fidelity/diversity metrics on random embeddings to rank generators sensibly.
 The spread stays in pixel space, where "every sample of a class is the same image" is literal.
+
+The Fréchet distance and the k-NN precision/recall/density/coverage here are the project's only ones;
+the evaluate stage applies them to its classifier's features.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
 
 from ganaug.device import WEIGHT_INIT_LOCK
 from ganaug.errors import DataError
@@ -55,14 +60,33 @@ def within_class_spread(images: torch.Tensor, labels: torch.Tensor, num_classes:
     return spread
 
 
+def _knn_radius(points: torch.Tensor, k: int) -> torch.Tensor:
+    """(P,) each point's distance to its k-th nearest other point (the first neighbour is the point itself)."""
+    return torch.cdist(points, points).kthvalue(k + 1, dim=1).values
+
+
 def knn_recall(real: torch.Tensor, fake: torch.Tensor, k: int = NEAREST_K) -> float:
     """Share of `real` (N, D) within the k-NN ball of at least one `fake` (M, D) point (radius from fakes)."""
     if len(fake) <= k or len(real) == 0:
         raise DataError(f"recall with k={k} needs more than {k} generated and at least 1 real sample")
     fake = fake.double()
-    radius = torch.cdist(fake, fake).kthvalue(k + 1, dim=1).values  # (M,); the first neighbour is the point itself
-    inside = torch.cdist(real.double(), fake) <= radius[None, :]  # (N, M)
+    inside = torch.cdist(real.double(), fake) <= _knn_radius(fake, k)[None, :]  # (N, M)
     return float(inside.any(dim=1).double().mean())
+
+
+def precision_recall_density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, float]:
+    """k-NN manifold metrics of `fake` (M, D) against `real` (N, D): precision and recall (Kynkäänniemi et al.
+    2019), density and coverage (Naeem et al. 2020)."""
+    if min(len(real), len(fake)) <= k:
+        raise DataError(f"precision/recall with k={k} needs more than {k} real and synthetic samples")
+    real, fake = real.double(), fake.double()
+    inside_real = torch.cdist(real, fake) <= _knn_radius(real, k)[:, None]  # (N, M): fake j inside real i's ball
+    return {
+        "precision": float(inside_real.any(dim=0).double().mean()),
+        "recall": knn_recall(real, fake, k),
+        "density": float(inside_real.sum(dim=0).double().mean() / k),
+        "coverage": float(inside_real.any(dim=1).double().mean()),
+    }
 
 
 def nearest_neighbour_accuracy(train_images: torch.Tensor, train_labels: torch.Tensor, images: torch.Tensor,
@@ -75,18 +99,27 @@ def nearest_neighbour_accuracy(train_images: torch.Tensor, train_labels: torch.T
     return float((predicted == labels).float().mean())
 
 
+class _Features(nn.Module):
+    """Adapter that torchmetrics' FID calls as its feature extractor: features (N, D) pass through unchanged."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
-    """||mu_r - mu_f||^2 + tr(S_r + S_f - 2 (S_r S_f)^1/2) of Gaussians fitted to (N, D) and (M, D) features."""
+    """torchmetrics' Fréchet distance between Gaussians fitted to feature sets (N, D) and (M, D)."""
+    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+        raise DataError(f"feature sets must be (N, D) with the same D, got {tuple(real.shape)} and {tuple(fake.shape)}")
     if len(real) < 2 or len(fake) < 2:
         raise DataError("the Fréchet distance needs at least 2 samples in each set")
-    real, fake = real.double(), fake.double()
-    cov_r, cov_f = torch.cov(real.T), torch.cov(fake.T)
-    # tr((S_r S_f)^1/2) = sum of sqrt(eigenvalues of S_r^1/2 S_f S_r^1/2), a symmetric PSD matrix.
-    values, vectors = torch.linalg.eigh(cov_r)
-    root_r = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
-    middle = torch.linalg.eigvalsh(root_r @ cov_f @ root_r).clamp_min(0).sqrt().sum()
-    distance = (real.mean(0) - fake.mean(0)).pow(2).sum() + cov_r.trace() + cov_f.trace() - 2 * middle
-    return max(float(distance), 0.0)
+    metric = FrechetInceptionDistance(feature=_Features(real.shape[1]), reset_real_features=True)
+    metric.update(real.double(), real=True)
+    metric.update(fake.double(), real=False)
+    return max(0.0, float(metric.compute()))  # rounding can leave -1e-12 for identical sets
 
 
 class RandomFeatures(nn.Module):
