@@ -4,8 +4,11 @@ Tasks are one call of a stage runner (`ganaug.runner`) each; see docs/orchestrat
 artifacts, deployments and scale-out.
 """
 
+from flows.logs import setup_run_logging
 from flows.pipeline import pipeline
 from flows.stages import evaluate_flow, generate_flow, ingest_flow, search_flow, train_gan_flow
 from ganaug.pipeline import PipelineSummary
+
+setup_run_logging()
 
 __all__ = ["PipelineSummary", "evaluate_flow", "generate_flow", "ingest_flow", "pipeline", "search_flow", "train_gan_flow"]

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from flows.logs import route_dask_logs
 from flows.tasks import transient_only, work_task
 from ganaug.cache import result_storage_path
 from ganaug.executor import settle
@@ -27,6 +28,7 @@ def build_task_runner(settings: OrchestrationConfig, dask_address: str | None = 
         return ThreadPoolTaskRunner(max_workers=settings.max_workers)
     from prefect_dask import DaskTaskRunner
 
+    route_dask_logs()
     if settings.dask_address is not None:  # the user's cluster: its dashboard, if it serves one, is advertised
         return DaskTaskRunner(address=settings.dask_address)
     runner = local_dask_runner_class()
@@ -85,6 +87,7 @@ def shared_dask_cluster(settings: OrchestrationConfig) -> Iterator[str | None]:
         return
     from distributed import LocalCluster
 
+    route_dask_logs()
     with no_dashboard_advert(), LocalCluster(**settings.local_cluster_kwargs()) as cluster:
         yield cluster.scheduler_address
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,14 +33,66 @@ RunsRootOption = typer.Option(Path("data/runs"), "--runs-root", help="Folder tha
 RunIdOption = typer.Option(None, "--run-id", help="Run folder name under --runs-root (default: a new time-stamped id).")
 
 
+# One shape for every console line of a run, whichever process logs it: a record of a Prefect flow or task run
+# (Prefect's run loggers put the run's name in the record) names the run. Prefect's own console formatter is given
+# the same formats (through its PREFECT_LOGGING_FORMATTERS_STANDARD_* settings) for the processes ganaug starts,
+# Dask workers included, so their lines match this process's.
+CONSOLE_FORMAT = "%(levelname)s %(name)s: %(message)s"
+FLOW_RUN_FORMAT = "%(levelname)s %(name)s [flow run %(flow_run_name)r]: %(message)s"
+TASK_RUN_FORMAT = "%(levelname)s %(name)s [task run %(task_run_name)r]: %(message)s"
+CONSOLE_LEVEL_ENV = "GANAUG_CONSOLE_LEVEL"  # the console level of the processes ganaug starts (flows/logs.py)
+
+
+class RunFormatter(logging.Formatter):
+    """`CONSOLE_FORMAT`, or the flow/task run format for a record that carries the run's name."""
+
+    def __init__(self) -> None:
+        super().__init__(CONSOLE_FORMAT)
+        self.flow_run, self.task_run = logging.Formatter(FLOW_RUN_FORMAT), logging.Formatter(TASK_RUN_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "task_run_name", None):
+            return self.task_run.format(record)
+        if getattr(record, "flow_run_name", None):
+            return self.flow_run.format(record)
+        return super().format(record)
+
+
+class ConsoleLevel(logging.Filter):
+    """Prefect's records pass from INFO (run states); every other logger's from the level -v/--debug chose.
+
+    The flows raise the `ganaug` loggers to INFO so the Prefect UI gets their messages; the console stays as quiet
+    as asked.
+    """
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level or record.name == "prefect" or record.name.startswith("prefect.")
+
+
+def configure_console_logging(level: int) -> None:
+    """Console lines in one shape (`RunFormatter`) at `level`, here and in the processes this one starts."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(RunFormatter())
+    handler.addFilter(ConsoleLevel(level))
+    logging.basicConfig(level=level, handlers=[handler])
+    if level > logging.DEBUG:  # one line per HTTP request to the Prefect API is noise unless debugging
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    for key, value in (("FORMAT", CONSOLE_FORMAT), ("FLOW_RUN_FMT", FLOW_RUN_FORMAT), ("TASK_RUN_FMT", TASK_RUN_FORMAT)):
+        os.environ.setdefault(f"PREFECT_LOGGING_FORMATTERS_STANDARD_{key}", value)
+    os.environ[CONSOLE_LEVEL_ENV] = logging.getLevelName(level)
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details."),
 ) -> None:
     _state["debug"] = debug
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_console_logging(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
 
 
 def debugging() -> bool:
