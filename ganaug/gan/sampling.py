@@ -43,11 +43,11 @@ def grid_labels(num_classes: int, columns: int) -> torch.Tensor:
     return torch.arange(num_classes).repeat_interleave(columns)
 
 
-def grid_image(images: np.ndarray, columns: int, min_cell: int = 32, gap: int = 1) -> Image.Image:
-    """Tile (N, C, H, W) uint8 images row by row into one PIL image, enlarging small ones (nearest)."""
+def tile_images(images: np.ndarray, columns: int, scale: int = 1, gap: int = 1) -> np.ndarray:
+    """Tile (N, C, H, W) uint8 images row by row into one (H', W', C) mosaic: `gap` white pixels between and
+    around the tiles, every pixel drawn as a `scale` x `scale` block, cells past the last image left white."""
     count, channels, height, width = images.shape
     rows = -(-count // columns)
-    scale = max(1, -(-min_cell // max(height, width)))
     cell_h, cell_w = height * scale, width * scale
     canvas = np.full((rows * (cell_h + gap) + gap, columns * (cell_w + gap) + gap, channels), 255, dtype=np.uint8)
     for index, image in enumerate(images):
@@ -55,7 +55,14 @@ def grid_image(images: np.ndarray, columns: int, min_cell: int = 32, gap: int = 
         tile = image.transpose(1, 2, 0).repeat(scale, axis=0).repeat(scale, axis=1)  # (h, w, C)
         top, left = gap + row * (cell_h + gap), gap + col * (cell_w + gap)
         canvas[top : top + cell_h, left : left + cell_w] = tile
-    return Image.fromarray(canvas[:, :, 0] if channels == 1 else canvas)  # mode L or RGB
+    return canvas
+
+
+def grid_image(images: np.ndarray, columns: int, min_cell: int = 32, gap: int = 1) -> Image.Image:
+    """The tiled images as one PIL image (mode L or RGB), small ones enlarged (nearest) to `min_cell` pixels."""
+    scale = max(1, -(-min_cell // max(images.shape[2], images.shape[3])))
+    canvas = tile_images(images, columns, scale, gap)
+    return Image.fromarray(canvas[:, :, 0] if canvas.shape[2] == 1 else canvas)
 
 
 def write_sample_grid(generator: nn.Module, path: Path, columns: int, seed: int) -> Path:

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ganaug.evaluate.stats import SummaryRow  # noqa: E402
+from ganaug.gan.sampling import tile_images  # noqa: E402
 from ganaug.store import atomic_path  # noqa: E402
 
 
@@ -51,15 +52,11 @@ TILE_GAP = 1  # white pixels between tiles: neighbouring images never merge into
 
 def _tile(images: np.ndarray, labels: np.ndarray, num_classes: int, per_class: int) -> np.ndarray:
     """(classes*(H+gap)-gap, per_class*(W+gap)-gap, C) mosaic of the first `per_class` images of each class."""
-    _, channels, height, width = images.shape
-    step_y, step_x = height + TILE_GAP, width + TILE_GAP
-    canvas = np.full((num_classes * step_y - TILE_GAP, per_class * step_x - TILE_GAP, channels), 255, dtype=np.uint8)
+    cells = np.zeros((num_classes * per_class, *images.shape[1:]), dtype=np.uint8)  # an empty cell stays black
     for label in range(num_classes):
         members = np.flatnonzero(labels == label)[:per_class]
-        for j in range(per_class):
-            tile = images[members[j]].transpose(1, 2, 0) if j < len(members) else 0  # an empty cell stays black
-            canvas[label * step_y:label * step_y + height, j * step_x:j * step_x + width] = tile
-    return canvas
+        cells[label * per_class : label * per_class + len(members)] = images[members]
+    return tile_images(cells, per_class, gap=TILE_GAP)[TILE_GAP:-TILE_GAP, TILE_GAP:-TILE_GAP]  # no outer frame
 
 
 def sample_grid(

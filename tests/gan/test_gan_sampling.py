@@ -79,3 +79,25 @@ def test_loading_a_missing_or_corrupt_checkpoint_names_the_file(trained: GanResu
         load_generator(broken, device="cpu")
     with pytest.raises(CheckpointError, match=f"checkpoint {tmp_path / 'nope.pt'} does not exist"):
         discriminator_scores(tmp_path / "nope.pt", torch.zeros(1, 1, 8, 8), torch.tensor([0]), device="cpu")
+
+
+def test_tiles_by_hand_with_gaps_scale_and_white_leftover_cells() -> None:
+    import numpy as np
+
+    from ganaug.gan.sampling import grid_image, tile_images
+
+    images = np.array([[[[10]]], [[[20]]], [[[30]]]], dtype=np.uint8)  # three 1x1 gray images
+    # two columns, scale 2, gap 1: rows and columns 1-2 and 4-5 hold tiles; the fourth cell stays white
+    expected = np.array([
+        [255, 255, 255, 255, 255, 255, 255],
+        [255, 10, 10, 255, 20, 20, 255],
+        [255, 10, 10, 255, 20, 20, 255],
+        [255, 255, 255, 255, 255, 255, 255],
+        [255, 30, 30, 255, 255, 255, 255],
+        [255, 30, 30, 255, 255, 255, 255],
+        [255, 255, 255, 255, 255, 255, 255],
+    ], dtype=np.uint8)
+    assert np.array_equal(tile_images(images, 2, scale=2)[..., 0], expected)
+    picture = grid_image(images, 2, min_cell=2)  # 1x1 images enlarged to 2x2 cells
+    assert picture.mode == "L" and np.array_equal(np.asarray(picture), expected)
+    assert grid_image(np.zeros((2, 3, 4, 4), dtype=np.uint8), 2).mode == "RGB"
