@@ -2,8 +2,9 @@
 
 The reference is the textbook small CNN (conv32-BN-ReLU-pool, conv64-BN-ReLU-pool, dropout 0.25,
 fc128, fc10), AdamW 2e-3 with torch's OneCycleLR, batch 64, a fixed number of steps, no model
-selection, written here with plain PyTorch and nothing from ganaug; with and without random affine
-augmentation (+-10 degrees, +-10% scale, +-10% shift). Both train on the same images and are
+selection, written here with plain PyTorch; with and without random affine augmentation (+-10
+degrees, +-10% scale, +-10% shift: the `classic` protocol's own transform, so the two sides differ
+only in the training loop). Both train on the same images and are
 scored on the same official test set (IDX t10k files, ingested with ganaug's test_path).
 The evaluation rule: ganaug within half a point of the reference in every cell.
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import tempfile
 import time
@@ -34,6 +34,8 @@ from torch import nn
 from ganaug.config import IngestConfig
 from ganaug.data.ingest import ingest
 from ganaug.evaluate import EvaluateConfig
+from ganaug.evaluate.augment import classic_augment
+from ganaug.evaluate.config import ClassicAugmentConfig
 from ganaug.evaluate.data import load_protocol_data
 from ganaug.evaluate.protocols import build_run_specs
 from ganaug.evaluate.stage import run_all
@@ -75,15 +77,12 @@ class ReferenceCNN(nn.Module):
         return self.net(x)
 
 
+CLASSIC_AFFINE = classic_augment(ClassicAugmentConfig())  # +-10 degrees, +-10% zoom, +-10% shift
+
+
 def random_affine(x: torch.Tensor) -> torch.Tensor:
-    """+-10 degrees, +-10% scale, +-10% shift per image; background (0) fills the border."""
-    n = len(x)
-    angle = (torch.rand(n) * 2 - 1) * math.radians(10)
-    scale = 1 + (torch.rand(n) * 2 - 1) * 0.1
-    shift = (torch.rand(n, 2) * 2 - 1) * 0.2
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    return F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False)
+    """The classic protocol's affine transform of a batch, drawn from torch's global random stream (seeded per run)."""
+    return CLASSIC_AFFINE(x, torch.default_generator)
 
 
 def reference_loop(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, steps: int,

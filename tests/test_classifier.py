@@ -115,3 +115,25 @@ def test_flatten_head_sees_the_last_map_and_global_average_does_not() -> None:
     assert flat.features[-2].in_features == 64 * 7 * 7 and pooled.features[-2].in_features == 64
     wide = build_classifier(ArchSpec(blocks=(ConvBlockSpec(channels=8, pool="none"),)), 3, 64, 64, 10)
     assert wide(torch.zeros(2, 3, 64, 64)).shape == (2, 10) and wide.features[-2].in_features == 8 * 8 * 8
+
+
+def test_random_affine_matches_scipy_ndimage_with_the_same_parameters() -> None:
+    import math
+
+    import numpy as np
+    from scipy import ndimage
+
+    from ganaug.classifier.augment import random_affine
+
+    images = torch.rand(4, 1, 9, 9, generator=torch.Generator().manual_seed(0))
+    out = random_affine(20.0, 0.2, 0.1)(images, torch.Generator().manual_seed(1))
+    draws = torch.rand(4, 4, generator=torch.Generator().manual_seed(1)).T * 2 - 1  # per image: angle, zoom, x, y
+    centre = (9 - 1) / 2
+    for image, (u_angle, u_zoom, u_x, u_y), result in zip(images, draws.tolist(), out):
+        angle, zoom = u_angle * math.radians(20.0), 1 + u_zoom * 0.2
+        cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
+        matrix = np.array([[cos, sin], [-sin, cos]])  # (row, col) = (y, x) order
+        shift = np.array([u_y, u_x]) * 0.2 * 9 / 2  # grid units (2 per side) -> pixels
+        offset = centre - matrix @ np.array([centre, centre]) + shift
+        expected = ndimage.affine_transform(image[0].double().numpy(), matrix, offset, order=1, mode="nearest")
+        assert np.allclose(result[0].numpy(), expected, atol=1e-5)

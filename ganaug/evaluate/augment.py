@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.nn import functional as F
 
+from ganaug.classifier.augment import random_affine
+from ganaug.classifier.train import BatchAugment
 from ganaug.evaluate.config import ClassicAugmentConfig
 
 
@@ -24,21 +24,11 @@ def elastic_field(shape: torch.Size, alpha: float, sigma: float, generator: torc
     return (smooth * alpha * pixels_to_grid).permute(0, 2, 3, 1)
 
 
-def classic_augment(cfg: ClassicAugmentConfig):  # noqa: ANN201 - returns a BatchAugment
-    """A batch augmentation: random affine shift, rotation and zoom per image, optionally an elastic
-    distortion on top (border pixels repeat)."""
-
-    def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        n = images.shape[0]
-        uniform = lambda: torch.rand(n, generator=generator) * 2 - 1  # noqa: E731 - (n,) in [-1, 1)
-        angle = uniform() * math.radians(cfg.max_rotation)
-        scale = 1 + uniform() * cfg.max_scale
-        shift = torch.stack([uniform(), uniform()], 1) * (2 * cfg.max_shift)  # grid coords span 2
-        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-        grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)  # (B, H, W, 2)
-        if cfg.elastic_alpha is not None:
-            grid = grid + elastic_field(images.shape, cfg.elastic_alpha, cfg.elastic_sigma, generator).to(grid)
-        return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-    return augment
+def classic_augment(cfg: ClassicAugmentConfig) -> BatchAugment:
+    """The classic baseline's batch augmentation: the classifier's random affine transform at the configured
+    ranges, optionally an elastic distortion on top."""
+    if cfg.elastic_alpha is None:
+        return random_affine(cfg.max_rotation, cfg.max_scale, cfg.max_shift)
+    alpha, sigma = cfg.elastic_alpha, cfg.elastic_sigma
+    return random_affine(cfg.max_rotation, cfg.max_scale, cfg.max_shift,
+                         lambda shape, generator: elastic_field(shape, alpha, sigma, generator))
