@@ -9,13 +9,14 @@ from typing import Any
 
 import optuna
 import pyarrow as pa
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, TrialState, create_trial
 from pydantic import BaseModel, ConfigDict
 
 from ganaug.classifier import ArchSpec
 from ganaug.errors import GanAugError
 from ganaug.nas.proxies import ProxyScore
 from ganaug.nas.strategy import GENERATION_ATTR, PARENTS_ATTR, ga_generation
+from ganaug.pruning import quiet_optuna
 from ganaug.store import write_table
 
 STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
@@ -123,15 +124,15 @@ def trial_row(trial: FrozenTrial, strategy: str) -> dict[str, Any]:
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of points not dominated when maximising the first value and minimising the second."""
-    front = []
-    for i, (acc, cost) in enumerate(points):
-        dominated = any(
-            (a >= acc and c <= cost) and (a > acc or c < cost) for j, (a, c) in enumerate(points) if j != i
-        )
-        if not dominated:
-            front.append(i)
-    return front
+    """Indices of points not dominated when maximising the first value and minimising the second.
+
+    Optuna's `best_trials` of a throwaway in-memory study holding the points: the search's own study
+    mixes fidelities and may have one objective, while the front is drawn for one fidelity against a cost.
+    """
+    quiet_optuna()  # no INFO line per throwaway study
+    front = optuna.create_study(directions=["maximize", "minimize"])
+    front.add_trials([create_trial(state=TrialState.COMPLETE, values=[accuracy, cost]) for accuracy, cost in points])
+    return sorted(trial.number for trial in front.best_trials)
 
 
 def best_fidelity(rows: Sequence[dict[str, Any]]) -> str:
