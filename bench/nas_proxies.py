@@ -28,8 +28,8 @@ One run, all trainings in parallel worker processes (one GPU shared by all, or C
 
 Results go to `--out`: nas_proxies.jsonl (one line per finished job, written as they finish) and
 nas_proxies.md (tables), written at the end or at `--deadline` seconds, whichever comes first
-(the exit status is 0 either way; unfinished jobs are listed). Needs only numpy, torch, optuna,
-pyarrow, pydantic (no scipy, matplotlib or prefect).
+(the exit status is 0 either way; unfinished jobs are listed). Needs the project's dependencies
+(prefect is imported by none of the code it runs).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import math
 import multiprocessing
 import statistics
 import sys
@@ -58,6 +57,7 @@ from reference import (  # bench/reference.py, beside this script
 from ganaug.classifier import ArchSpec, TrainConfig, parameter_count, train_classifier
 from ganaug.classifier.train import accuracy_of, auto_steps
 from ganaug.errors import ConfigError
+from ganaug.evaluate.stats import paired_interval
 from ganaug.executor import settle
 from ganaug.nas.augment import affine_augment
 from ganaug.nas.config import SearchConfig, SpaceConfig
@@ -74,8 +74,6 @@ from ganaug.nas.study import open_study, run_search_trials
 from ganaug.store import SyntheticRef, dataset_ref
 
 STRATEGIES = ("evolution", "random", "tpe", "nsga2")
-T975 = {1: 12.71, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}  # Student t 0.975 quantiles (no scipy on the GPU machine)
 
 
 class DeadlineReached(Exception):
@@ -274,9 +272,8 @@ def t_interval(values: list[float]) -> tuple[float, float] | None:
     """Mean and half-width of the 95% Student t interval (None for fewer than 2 values)."""
     if len(values) < 2:
         return None
-    df = len(values) - 1
-    t = T975[max(k for k in T975 if k <= df)]
-    return statistics.fmean(values), t * statistics.stdev(values) / math.sqrt(len(values))
+    interval = paired_interval(values)  # the evaluate stage's interval: scipy's t quantile
+    return interval.mean, interval.high - interval.mean
 
 
 def fmt_ci(values: list[float]) -> str:
