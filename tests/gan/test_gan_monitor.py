@@ -150,3 +150,16 @@ def test_default_widths_at_28x28_keep_the_ema_generator_diverse(tmp_path: Path) 
     # their recall is already low (0.16 for the networks with copied EMA statistics, 0.51 for
     # the wider G without mode seeking; the defaults: 0.95), so recall is what this test pins.
     assert table["recall"][-1] >= 0.7, table["recall"]
+
+
+def test_frechet_distance_with_fewer_samples_than_features_matches_the_symmetric_root_formula() -> None:
+    # the monitor's regime: 96 features, a few dozen images per class, singular covariances
+    generator = torch.Generator().manual_seed(0)
+    real, fake = torch.rand(20, 96, generator=generator).double(), torch.rand(30, 96, generator=generator).double() + 0.05
+    cov_r, cov_f = torch.cov(real.T), torch.cov(fake.T)
+    values, vectors = torch.linalg.eigh(cov_r)
+    root_r = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+    # tr((S_r S_f)^1/2) = sum of sqrt(eigenvalues of S_r^1/2 S_f S_r^1/2), a symmetric PSD matrix
+    middle = torch.linalg.eigvalsh(root_r @ cov_f @ root_r).clamp_min(0).sqrt().sum()
+    expected = (real.mean(0) - fake.mean(0)).pow(2).sum() + cov_r.trace() + cov_f.trace() - 2 * middle
+    assert frechet_distance(real, fake) == pytest.approx(float(expected), rel=1e-6)
