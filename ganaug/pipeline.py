@@ -20,6 +20,7 @@ from ganaug.evaluate.config import EvaluateConfig
 from ganaug.gan.config import GanConfig
 from ganaug.generate import GenerateConfig
 from ganaug.nas.config import SearchConfig
+from ganaug.runs import DEFAULT_CACHE_DIR, DEFAULT_RUNS_ROOT
 
 if TYPE_CHECKING:
     from ganaug.evaluate import EvaluationResult
@@ -41,9 +42,9 @@ class OrchestrationConfig(StrictModel):
         None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
         description="Run folder name under runs_root; None = a new time-stamped id. Reusing an id resumes that run.",
     )
-    runs_root: Path = Field(Path("data/runs"), description="Folder that holds run folders.")
+    runs_root: Path = Field(DEFAULT_RUNS_ROOT, description="Folder that holds run folders.")
     cache_dir: Path = Field(
-        Path("data/cache/prefect"),
+        DEFAULT_CACHE_DIR / "prefect",
         description="Where finished stages' results and cache records are persisted (Prefect result storage).",
     )
     refresh: list[StageName] = Field(

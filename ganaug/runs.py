@@ -27,6 +27,25 @@ EVALUATION_FILE = "evaluation.parquet"
 REPORT_FILE = "report.md"
 GAN_DIR = "gan"
 NAS_DIR = "nas"
+TUNE_DIR = "tune"
+CHECKPOINTS_DIR = "checkpoints"  # under gan/
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+GAN_METRICS_FILE = "metrics.parquet"
+TRIALS_FILE = "trials.parquet"  # nas/ and tune/
+NAS_BEST_FILE = "best.json"
+NAS_STORAGE_FILES = {"journal": "study.journal", "sqlite": "study.db"}
+PROXY_CORRELATION_FILE = "proxy_correlation.parquet"
+FITNESS_PLOT = "fitness.png"
+PARETO_PLOT = "pareto.png"
+TUNE_STUDY_FILE = "study.db"
+TUNE_SUMMARY_FILE = "tune.json"
+TUNE_BEST_GAN = "best_gan.yaml"
+TUNE_BEST_PIPELINE = "best_pipeline.yaml"
+EVALUATION_PLOT = "evaluation_accuracy.png"
+SAMPLES_GRID = "samples_real_vs_synthetic.png"
+DEFAULT_CACHE_DIR = Path("data") / "cache"
+DEFAULT_HISTORY = Path("data") / "history" / "gan_runs.parquet"  # one row per GAN training, across runs
 _BOOKKEEPING = (MANIFEST, runlock.LOCK_FILE, runlock.HOLDER_FILE)
 DEFAULT_RUNS_ROOT = Path("data") / "runs"
 log = logging.getLogger(__name__)
@@ -147,6 +166,11 @@ class RunFolder:
     def nas(self) -> Path:
         """`nas/`: the architecture search's trials, best architecture and report."""
         return self.root / NAS_DIR
+
+    @property
+    def tune(self) -> Path:
+        """`tune/`: the GAN tuning study, its trials and the best configs."""
+        return self.root / TUNE_DIR
 
     @contextlib.contextmanager
     def lock(self, command: str | None = None) -> Iterator[None]:
@@ -273,3 +297,102 @@ class RunFolder:
                 outputs={key: ref.model_dump(mode="json", exclude_none=True) for key, ref in record.outputs.items()},
                 notes=record.notes,
             )
+
+
+@dataclass(frozen=True)
+class GanPaths:
+    """The files of one GAN training under `<out>/gan/`."""
+
+    root: Path
+
+    @classmethod
+    def under(cls, out: str | Path) -> GanPaths:
+        return cls(Path(out) / GAN_DIR)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / CHECKPOINTS_DIR
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / LAST_CHECKPOINT
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / BEST_CHECKPOINT
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / GAN_METRICS_FILE
+
+    @property
+    def final_grid(self) -> Path:
+        return self.root / "samples_final.png"
+
+    def grid(self, step: int) -> Path:
+        return self.root / f"samples_{step:07d}.png"
+
+
+@dataclass(frozen=True)
+class NasPaths:
+    """The files of one architecture search under `<out>/nas/`."""
+
+    root: Path
+
+    @classmethod
+    def under(cls, out: str | Path) -> NasPaths:
+        return cls(Path(out) / NAS_DIR)
+
+    @property
+    def trials(self) -> Path:
+        return self.root / TRIALS_FILE
+
+    @property
+    def best(self) -> Path:
+        return self.root / NAS_BEST_FILE
+
+    @property
+    def proxy_correlation(self) -> Path:
+        return self.root / PROXY_CORRELATION_FILE
+
+    @property
+    def fitness_plot(self) -> Path:
+        return self.root / FITNESS_PLOT
+
+    @property
+    def pareto_plot(self) -> Path:
+        return self.root / PARETO_PLOT
+
+    def storage(self, kind: str) -> Path:
+        return self.root / NAS_STORAGE_FILES[kind]
+
+
+@dataclass(frozen=True)
+class TunePaths:
+    """The files of one GAN tuning study under `<out>/tune/` (its trials train under `trials/<n>/`)."""
+
+    root: Path
+
+    @classmethod
+    def under(cls, out: str | Path) -> TunePaths:
+        return cls(Path(out) / TUNE_DIR)
+
+    @property
+    def study(self) -> Path:
+        return self.root / TUNE_STUDY_FILE
+
+    @property
+    def trials(self) -> Path:
+        return self.root / TRIALS_FILE
+
+    @property
+    def summary(self) -> Path:
+        return self.root / TUNE_SUMMARY_FILE
+
+    @property
+    def best_gan(self) -> Path:
+        return self.root / TUNE_BEST_GAN
+
+    @property
+    def best_pipeline(self) -> Path:
+        return self.root / TUNE_BEST_PIPELINE

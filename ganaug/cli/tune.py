@@ -73,7 +73,9 @@ def tune_command(
                      "warm_start": False if cold else None, "resume": True if resume else None,
                      "collapse_penalty": False if cas_only else None}
         cfg = tune_config(config, overrides, gan_config, device)
-        folder = find_run_dir(run_dir, runs_root, {"dataset.parquet": "ganaug ingest"})
+        from ganaug.runs import DATASET_FILE, RunFolder
+
+        folder = find_run_dir(run_dir, runs_root, {DATASET_FILE: "ganaug ingest"})
         from ganaug.store import dataset_ref
         from ganaug.tune.storage import describe_reading
         from ganaug.tune.study import tune_gan
@@ -84,7 +86,7 @@ def tune_command(
             console.print(f"trial {row['number']}: {row['state']}, {describe_reading(row)} "
                           f"({'warm start' if row['warm_from'] else 'sampled'}, {row['seconds']:.1f} s)", highlight=False)
 
-        result = tune_gan(dataset_ref(folder / "dataset.parquet"), cfg, folder, on_trial=progress)  # cfg.parallel threads
+        result = tune_gan(dataset_ref(RunFolder.open(folder).dataset), cfg, folder, on_trial=progress)  # cfg.parallel threads
     import pyarrow.parquet as pq
 
     if result.resumed_trials:

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ganaug.runs import GAN_DIR
+from ganaug.runs import GanPaths
 from ganaug.store import write_table
 
 log = logging.getLogger(__name__)
@@ -23,40 +23,6 @@ METRIC_COLUMNS = ("step", "seconds", "images_per_second", "d_loss", "g_loss", "d
 MONITOR_COLUMNS = ("spread", "min_class_spread", "recall", "min_class_recall", "val_frechet", "val_nn_cas",
                    "collapsed_classes")
 HOOKS = ("on_start", "on_metrics", "on_checkpoint", "on_samples")
-
-
-@dataclass(frozen=True)
-class GanPaths:
-    """The files of one GAN training under `<out>/gan/`."""
-
-    root: Path
-
-    @classmethod
-    def under(cls, out: str | Path) -> GanPaths:
-        return cls(Path(out) / GAN_DIR)
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def last_checkpoint(self) -> Path:
-        return self.checkpoints / "last.pt"
-
-    @property
-    def best_checkpoint(self) -> Path:
-        return self.checkpoints / "best.pt"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.parquet"
-
-    @property
-    def final_grid(self) -> Path:
-        return self.root / "samples_final.png"
-
-    def grid(self, step: int) -> Path:
-        return self.root / f"samples_{step:07d}.png"
 
 
 class MetricsLog:

@@ -22,13 +22,14 @@ import torch
 from torch import nn
 
 from ganaug.errors import CheckpointError, ConfigError
+from ganaug.runs import CHECKPOINTS_DIR
 from ganaug.gan.checkpoint import load_generator, periodic_checkpoints
 from ganaug.gan.optim import standing_statistics
 
 
 def kept_checkpoints(gan_dir: str | Path, last: int | None = None) -> list[Path]:
     """The periodic checkpoints a training kept under `<gan_dir>/checkpoints`, oldest first (the newest `last`)."""
-    found = [path for _, path in periodic_checkpoints(Path(gan_dir) / "checkpoints")]
+    found = [path for _, path in periodic_checkpoints(Path(gan_dir) / CHECKPOINTS_DIR)]
     return found[-last:] if last else found
 
 

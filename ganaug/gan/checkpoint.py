@@ -26,6 +26,7 @@ from ganaug.device import WEIGHT_INIT_LOCK, select_device
 from ganaug.errors import CheckpointError, DataError
 from ganaug.gan.config import GanConfig
 from ganaug.gan.networks import Discriminator, Generator, ImageShape
+from ganaug.runs import BEST_CHECKPOINT, LAST_CHECKPOINT
 from ganaug.store import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,8 @@ FORMAT = "ganaug-gan-checkpoint"
 FORMAT_VERSION = 3  # 2: g_width is the generator's width at full resolution; EMA standing statistics; 3: content id
 LEGACY_VERSIONS = (2,)  # read without a content id to check (a warning says so)
 CONTENT_ID = "content_id"  # the key of the stored content id; not part of the content it identifies
-LAST = "last.pt"
-BEST = "best.pt"
+LAST = LAST_CHECKPOINT
+BEST = BEST_CHECKPOINT
 _PERIODIC = re.compile(r"^step_(\d+)\.pt$")
 _REQUIRED = ("step", "config", "meta", "generator", "discriminator", "generator_ema", "g_optimizer",
              "d_optimizer", "g_scheduler", "d_scheduler", "rng")

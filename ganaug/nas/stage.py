@@ -30,7 +30,7 @@ from ganaug.nas.space import SearchSpace
 from ganaug.nas.study import (TrialTask, map_trials, objective_values, open_study, result_attrs, run_search_trials,
                               study_fingerprint, trial_label)
 from ganaug.store import DatasetRef, SyntheticRef, atomic_write_json, write_table
-from ganaug.runs import NAS_DIR, REPORT_FILE
+from ganaug.runs import NAS_DIR, REPORT_FILE, NasPaths
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def measure_proxy(space: SearchSpace, cfg: SearchConfig, data: SearchData, execu
                                  {n: [r[f"{n}_score"] for r in rows] for n in names},
                                  {n: sum(r[f"{n}_seconds"] for r in rows) for n in names})
     write_table(pa.Table.from_pylist(rows) if rows else pa.table({"arch_json": pa.array([], pa.string())}),
-                folder / "proxy_correlation.parquet")
+                NasPaths(folder).proxy_correlation)
     chosen = choose_proxy(measured, cfg.proxy_min_speedup) if cfg.proxy == "auto" else measured[0]
     log.info("proxy %s: Spearman %s, %.1fx cheaper than full fidelity", chosen.name, chosen.spearman, chosen.cost_ratio or 0)
     return ProxyCorrelation(sample_size=len(rows), spearman=chosen.spearman, kendall=chosen.kendall,
@@ -201,7 +201,7 @@ def search(
     if cfg.mode != "full":
         runner = proxy_runner(_search_proxy(study, cfg, proxy_stats), cfg, data, proxy)
     hooks = _hooks(callbacks)
-    trials_path = folder / "trials.parquet"
+    trials_path = NasPaths(folder).trials
 
     def on_trial(trial: FrozenTrial) -> None:
         write_trials(study_rows(study, cfg.strategy), trials_path)
@@ -225,11 +225,11 @@ def _finish(study: optuna.Study, cfg: SearchConfig, data: SearchData, folder: Pa
     arch = ArchSpec.from_json(best["arch_json"])
     test_real, test_augmented = _final_scores(arch, best["augment_strength"], cfg, data, executor)
     search_rows = [r for r in rows if r["role"] == "search"]
-    plots = [plot_fitness(rows, folder / "fitness.png"), plot_pareto(rows, cost_column, folder / "pareto.png")]
+    plots = [plot_fitness(rows, NasPaths(folder).fitness_plot), plot_pareto(rows, cost_column, NasPaths(folder).pareto_plot)]
     result = SearchResult(
         strategy=cfg.strategy, mode=cfg.mode, objectives=list(cfg.objectives),
         train_data=cfg.train_data + (f" x{cfg.synthetic_ratio:g}" if cfg.train_data == "augmented" and cfg.synthetic_ratio else ""),
-        trials_path=str(folder / "trials.parquet"), best_path=str(folder / "best.json"),
+        trials_path=str(NasPaths(folder).trials), best_path=str(NasPaths(folder).best),
         report_path=str(folder / REPORT_FILE), plot_paths=[str(p) for p in plots],
         best_trial=best["number"], best_arch=arch, best_fitness=best["fitness"], best_fidelity=best["fidelity"],
         best_parameter_count=best["parameter_count"], best_augment_strength=best["augment_strength"],
@@ -240,8 +240,8 @@ def _finish(study: optuna.Study, cfg: SearchConfig, data: SearchData, folder: Pa
         n_failed=sum(r["state"] == "failed" for r in search_rows),
         pareto_trials=pareto, proxy=proxy_stats, seconds=round(time.perf_counter() - started, 3),
     )
-    write_trials(rows, folder / "trials.parquet")
-    atomic_write_json(folder / "best.json", best_json(best, {
+    write_trials(rows, NasPaths(folder).trials)
+    atomic_write_json(NasPaths(folder).best, best_json(best, {
         "test_accuracy_real": test_real, "test_accuracy_augmented": test_augmented,
         "strategy": cfg.strategy, "mode": cfg.mode, "pareto_trials": pareto,
         "proxy": proxy_stats.model_dump() if proxy_stats else None}))

@@ -27,11 +27,12 @@ from ganaug.nas.evaluator import PruneContext, TrialResult
 from ganaug.nas.space import SearchSpace
 from ganaug.nas.strategy import GENERATION_ATTR, PARENTS_ATTR, AgingEvolutionSampler, make_pruner, make_sampler
 from ganaug.pruning import quiet_optuna
+from ganaug.runs import NAS_STORAGE_FILES
 
 log = logging.getLogger(__name__)
 
 STUDY_NAME = "nas"
-STORAGE_FILES = {"journal": "study.journal", "sqlite": "study.db"}
+STORAGE_FILES = NAS_STORAGE_FILES
 # Options that may change between an interrupted search and its resumption.
 RESUMABLE_CHANGES = {"n_trials", "parallel", "resume", "final_steps", "correlation_sample", "verify_top_k"}
 

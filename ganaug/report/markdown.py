@@ -15,13 +15,14 @@ from ganaug.errors import DataError
 from ganaug.evaluate.stats import Interval, SummaryRow, format_interval, per_class_gains, select_use, summarize
 from ganaug.evaluate.table import read_evaluation
 from ganaug.report.plots import accuracy_plot, protocol_label, sample_grid
-from ganaug.runs import DATASET_FILE, EVALUATION_FILE, GAN_DIR, NAS_DIR, REPORT_FILE, SYNTHETIC_FILE
+from ganaug.runs import (DATASET_FILE, EVALUATION_FILE, EVALUATION_PLOT, GAN_DIR, NAS_DIR, REPORT_FILE, SAMPLES_GRID,
+                         SYNTHETIC_FILE)
 from ganaug.store import SYNTHETIC_SCHEMA, atomic_write_text, read_dataset
 
 log = logging.getLogger(__name__)
 
-PLOT_FILE = "evaluation_accuracy.png"
-GRID_FILE = "samples_real_vs_synthetic.png"
+PLOT_FILE = EVALUATION_PLOT
+GRID_FILE = SAMPLES_GRID
 
 
 def verdict(interval: Interval | None) -> str:

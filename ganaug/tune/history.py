@@ -27,13 +27,13 @@ import pyarrow.parquet as pq
 import torch
 
 from ganaug.errors import DataError
+from ganaug.runs import DEFAULT_HISTORY
 from ganaug.store import LoadedDataset, write_table
 
 if TYPE_CHECKING:  # the GAN stage imports this module; importing ganaug.gan here would be circular
     from ganaug.gan.config import GanConfig
 
 HISTORY_ENV = "GANAUG_HISTORY"  # a path, or "off" to record nothing
-DEFAULT_HISTORY = Path("data/history/gan_runs.parquet")
 HISTORY_KEY = b"ganaug-history"
 HISTORY_FORMAT = "ganaug-gan-history"
 HISTORY_VERSION = 2

@@ -21,12 +21,13 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from ganaug.errors import ConfigError, DataError
 from ganaug.pruning import quiet_optuna, replay_reporter
+from ganaug.runs import TUNE_STUDY_FILE
 from ganaug.samplers import resumable_start
 from ganaug.tune.config import TuneConfig
 
 log = logging.getLogger(__name__)
 
-STUDY_FILE = "study.db"
+STUDY_FILE = TUNE_STUDY_FILE
 # Options that may change between an interrupted tuning and its resumption.
 RESUMABLE_CHANGES = {"n_trials", "parallel", "resume", "cpu_threads"}
 FINGERPRINT_ATTR = "fingerprint"

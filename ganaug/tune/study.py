@@ -38,6 +38,7 @@ from ganaug.errors import DataError
 from ganaug.executor import Executor, Unpack, as_executor
 from ganaug.gan import load_generator, sample, train_gan
 from ganaug.gan.monitor import within_class_spread
+from ganaug.runs import GanPaths, TunePaths
 from ganaug.store import (
     DatasetRef,
     LoadedDataset,
@@ -196,7 +197,7 @@ def run_trial(number: int, params: dict[str, Any], data: _Data, cfg: TuneConfig,
         pruned, steps, device, best_step = True, callback.readings[-1][0], str(gan_cfg.device), None
     seconds = time.perf_counter() - started
     if data.history is not None:
-        metrics = pq.read_table(folder / "gan" / "metrics.parquet").to_pylist()
+        metrics = pq.read_table(GanPaths.under(folder).metrics).to_pylist()
         append_record(data.history, make_record(
             data.features, gan_cfg.model_copy(update={"steps": steps}), metrics, origin="tune", steps=steps,
             seconds=seconds, device=device, best_step=best_step, pruned=pruned,
@@ -268,7 +269,7 @@ def tune_gan(dataset: DatasetRef | str | Path, cfg: TuneConfig, out: str | Path,
         raise DataError(f"dataset {loaded.path}: no real rows with split 'val'; tuning scores each trial on them (ingest with val_fraction > 0)")
     history = history_path(cfg.history)
     check_history(history)
-    root = Path(out) / "tune"
+    root = TunePaths.under(out).root
     data = _Data(loaded, dataset if isinstance(dataset, DatasetRef) else Path(dataset), dataset_features(loaded), val,
                  history, f"tune-{loaded.content_hash[:12]}-seed{cfg.seed}")
     study = open_study(cfg, root, data.study_name, loaded.content_hash)
@@ -323,7 +324,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome | Exce
 
 def _finish(study: optuna.Study, data: _Data, cfg: TuneConfig, root: Path, started: float, resumed: int) -> TuneResult:
     rows = [trial_row(t) for t in study.get_trials(deepcopy=False) if counts(t)]
-    trials_path = write_table(pa.Table.from_pylist(rows, schema=TRIALS_SCHEMA), root / "trials.parquet")
+    trials_path = write_table(pa.Table.from_pylist(rows, schema=TRIALS_SCHEMA), TunePaths(root).trials)
     complete = [row for row in rows if row["state"] == "complete"]
     if not complete:
         raise DataError(f"no tuning trial finished (see {trials_path}: {sum(r['state'] == 'failed' for r in rows)} failed); "
@@ -331,8 +332,8 @@ def _finish(study: optuna.Study, data: _Data, cfg: TuneConfig, root: Path, start
     best = max(complete, key=lambda row: (row["utility"], -row["number"]))
     best_cfg = to_gan_config(json.loads(best["params"]), cfg.base, cfg.max_steps).model_copy(update={"seed": cfg.seed})
     dumped = best_cfg.model_dump(mode="json")
-    gan_path = atomic_write_text(root / "best_gan.yaml", yaml.safe_dump(dumped, sort_keys=False))
-    pipeline_path = atomic_write_text(root / "best_pipeline.yaml", yaml.safe_dump({"gan": dumped}, sort_keys=False))
+    gan_path = atomic_write_text(TunePaths(root).best_gan, yaml.safe_dump(dumped, sort_keys=False))
+    pipeline_path = atomic_write_text(TunePaths(root).best_pipeline, yaml.safe_dump({"gan": dumped}, sort_keys=False))
     warm = [row["warm_from"] for row in rows if row["warm_from"]]
     result = TuneResult(
         best_trial=best["number"], best_utility=best["utility"], best_config_path=str(gan_path),
@@ -341,5 +342,5 @@ def _finish(study: optuna.Study, data: _Data, cfg: TuneConfig, root: Path, start
         warm_trials=len(warm), warm_from=sorted(set(warm)), resumed_trials=resumed,
         seconds=round(time.perf_counter() - started, 3),
     )
-    atomic_write_json(root / "tune.json", {"config": cfg.model_dump(mode="json"), "result": result.model_dump(mode="json")})
+    atomic_write_json(TunePaths(root).summary, {"config": cfg.model_dump(mode="json"), "result": result.model_dump(mode="json")})
     return result
