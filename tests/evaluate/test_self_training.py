@@ -74,10 +74,6 @@ def _mean_accuracy(rows: dict, protocol: str) -> float:
     return statistics.fmean(rows[protocol, seed]["accuracy"] for seed in SEEDS)
 
 
-def _without_timing(row: dict) -> dict:
-    return {key: value for key, value in row.items() if key != "seconds"}
-
-
 def test_self_training_beats_real_and_classic_on_digits_with_a_pool(rows: dict) -> None:
     # measured: real ~0.83, classic (the teacher) ~0.90, self_training ~0.94 at 4 labels per class
     assert _mean_accuracy(rows, "self_training") >= _mean_accuracy(rows, "real") + 0.05
@@ -101,20 +97,15 @@ def test_round_and_threshold_kept_are_the_best_on_val(rows: dict) -> None:
         assert details["rounds_run"] == len(val) - 1 and (details["rounds_run"] == rounds or val[-1] <= max(val[:-1]))
 
 
-def test_same_seed_gives_the_same_row(rows: dict, digits: ProtocolData) -> None:
-    again = run_protocol(RunSpec(protocol="self_training", seed=SEEDS[0]), digits, digits_config())
-    assert _without_timing(again) == _without_timing(rows["self_training", SEEDS[0]])
-
-
-def test_test_split_is_never_used_for_choosing(rows: dict, digits: ProtocolData) -> None:
+def test_same_seed_gives_the_same_choices_and_the_test_split_is_never_used_for_choosing(rows: dict,
+                                                                                        digits: ProtocolData) -> None:
     rng = np.random.default_rng(5)
     corrupted = replace(digits, test_labels=rng.permutation(digits.test_labels),
                         test_images=rng.integers(0, 256, digits.test_images.shape, dtype=np.uint8))
     row = run_protocol(RunSpec(protocol="self_training", seed=SEEDS[0]), corrupted, digits_config())
     original = rows["self_training", SEEDS[0]]
-    assert row["pool_details"] == original["pool_details"]
-    assert (row["val_accuracy"], row["n_pseudo"], row["best_step"]) == (
-        original["val_accuracy"], original["n_pseudo"], original["best_step"])
+    scored = {"seconds", "accuracy", "macro_f1", "balanced_accuracy", "per_class_recall"}  # from the test split
+    assert {k: v for k, v in row.items() if k not in scored} == {k: v for k, v in original.items() if k not in scored}
     assert row["accuracy"] != original["accuracy"]  # the corruption did reach the scoring
 
 
@@ -206,7 +197,8 @@ def test_pool_labels_are_the_kept_students_pseudo_labels_in_pool_order(digits: P
     truth_of = {image.tobytes(): label for image, label in
                 zip(np.clip(source.images * 16, 0, 255).astype(np.uint8)[:, None], source.target)}
     truth = np.array([truth_of[image.tobytes()] for image in digits.pool_images])
-    cfg = digits_config()
+    cfg = digits_config().model_copy(update={"self_training": SelfTrainingConfig(student_steps=200, pool_max_samples=900,
+                                                                                 thresholds=[0.95], rounds=1)})
     fit = fit_self_training(torch.from_numpy(digits.train_images).float() / 127.5 - 1, torch.from_numpy(digits.train_labels),
                             digits, cfg, 0, cfg.train)
     chosen = fit.pool_labels >= 0
