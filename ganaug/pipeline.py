@@ -188,10 +188,3 @@ class PipelineSummary(BaseModel):
             test_accuracy_augmented=search.test_accuracy_augmented, report_path=evaluation.report_path,
             nas_report_path=search.report_path,
         )
-
-    def lines(self) -> list[str]:
-        """The verdicts, where the reports are, and the best architecture (markdown)."""
-        return [*[f"**{verdict}**" for verdict in self.verdicts], "", f"Evaluation report: `{self.report_path}`", "",
-                f"NAS report: `{self.nas_report_path}`", "",
-                f"Best architecture: `{self.best_arch}` (val accuracy {self.best_val_accuracy:.4f}, "
-                f"test accuracy {self.test_accuracy_real:.4f} on real data)"]

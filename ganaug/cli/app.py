@@ -14,6 +14,7 @@ from rich.console import Console
 
 from ganaug.configbase import StrictModel, load_config
 from ganaug.errors import DataError, GanAugError, disk_error
+from ganaug.runs import DEFAULT_RUNS_ROOT
 
 app = typer.Typer(
     name="ganaug",
@@ -29,7 +30,7 @@ _state = {"debug": False}
 ModelT = TypeVar("ModelT", bound=StrictModel)
 
 ConfigOption = typer.Option(None, "--config", "-c", help="YAML or JSON file with this stage's options.", exists=False)
-RunsRootOption = typer.Option(Path("data/runs"), "--runs-root", help="Folder that holds run folders.")
+RunsRootOption = typer.Option(DEFAULT_RUNS_ROOT, "--runs-root", help="Folder that holds run folders.")
 RunIdOption = typer.Option(None, "--run-id", help="Run folder name under --runs-root (default: a new time-stamped id).")
 
 

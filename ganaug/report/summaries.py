@@ -174,9 +174,3 @@ def tune_markdown(result: TuneResult, rows: list[dict[str, Any]]) -> str:
     return (f"# GAN tuning\n\nBest: trial {result.best_trial}, utility {result.best_utility:.4f} "
             f"(`{result.best_config_path}`; utility = CAS on val x share of classes whose samples are not collapsed).\n\n"
             + "\n".join(lines))
-
-
-def run_summary_markdown(run_dir: Path, stages: dict[str, str], lines: list[str]) -> str:
-    """The pipeline's closing summary: where the run lives and what each stage did."""
-    table = ["| stage | outcome |", "|---|---|"] + [f"| {name} | {outcome} |" for name, outcome in stages.items()]
-    return "\n".join([f"# ganaug run `{run_dir.name}`", "", f"Run folder: `{run_dir}`", "", *table, "", *lines])

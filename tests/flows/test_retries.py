@@ -7,6 +7,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import TINY_CONFIG
 from prefect.states import Failed
 
 from ganaug.errors import DataError, DivergenceError
@@ -86,7 +87,6 @@ def _settings(tmp_path: Path, run_id: str, retries: int) -> Any:
 
 
 def _real_only_evaluation() -> Any:
-    from conftest import TINY_CONFIG
     from ganaug.evaluate import EvaluateConfig
 
     return EvaluateConfig.model_validate({**TINY_CONFIG["evaluate"], "protocols": ["real"]})
@@ -112,7 +112,6 @@ def test_a_protocol_run_is_retried_after_a_transient_error(tmp_path: Path, digit
 
 def test_a_nas_trial_is_retried_after_a_transient_error(tmp_path: Path, digits: Any, api: Any,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import TINY_CONFIG
     from flows import search_flow
     from ganaug.faults import ENV
     from ganaug.nas.config import SearchConfig
