@@ -347,7 +347,7 @@ def heldout_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
     digits = args.suite == "digits"
     if digits and "default_cas" not in report:
         cfg = GanConfig(device=args.device, steps=args.max_steps, grid_every=None, batch_size=args.batch_size)
-        default = train_gan(dataset, cfg, args.out / name / "default", record_history=False)
+        default = train_gan(dataset, cfg, args.out / name / "default")
         generator, _ = load_generator(default.checkpoint_path, device="cpu")
         report["default_cas"] = statistics.mean(synthetic_utility(generator, val, 50, args.classifier_steps, s) for s in range(3))
     done = {row["seed"] for row in report["held_out"]}

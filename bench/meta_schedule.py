@@ -29,7 +29,7 @@ NO_SLOPES = 1e9  # a slope strength that holds every slope at 0
 
 
 def cas_of(dataset: Any, cfg: GanConfig, folder: Path, val: Any, args: argparse.Namespace, seed: int) -> Utility:
-    result = train_gan(dataset, cfg, folder, record_history=False)
+    result = train_gan(dataset, cfg, folder)
     generator, _ = load_generator(result.checkpoint_path, device="cpu")
     return measure_utility(generator, val, 50, args.classifier_steps, seed, cfg.collapse_spread)
 

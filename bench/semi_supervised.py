@@ -114,7 +114,7 @@ def pool_gan(regime_dir: Path, args: argparse.Namespace) -> SyntheticRef:
         started = time.perf_counter()
         pseudo = pool_pseudo_labels(dataset, cfg)
         print(f"teacher labelled {len(pseudo.labels)} pool images in {time.perf_counter() - started:.0f} s", flush=True)
-        gan = train_gan(dataset, cfg, regime_dir, record_history=False, pseudo_labelled=pseudo)
+        gan = train_gan(dataset, cfg, regime_dir, pseudo_labelled=pseudo)
         generate(gan, dataset, GenerateConfig(mode="per_class", per_class=args.synthetic_per_class), regime_dir)
         (regime_dir / "pool_gan.json").write_text(json.dumps({"pseudo_labels": len(pseudo.labels), **pseudo.details,
                                                               "gan_seconds": gan.seconds}, default=float))

@@ -195,18 +195,23 @@ def run_train(run: RunFolder, cfg: GanConfig, dataset: DatasetRef | None = None,
     """
     from ganaug.cache import resumable_training, stage_key
     from ganaug.gan import train_gan
-    from ganaug.tune.history import history_path
+    from ganaug.gan.artifacts import Callbacks
+    from ganaug.tune.history import HistoryRecorder, check_history, history_path
     from ganaug.tune.schedule import resolve_schedule
 
     dataset = dataset or run_dataset(run)
+    history = history_path()
+    check_history(history)  # a damaged history file stops the run before it trains, not after
+    recorders = [HistoryRecorder(history, origin)] if history is not None else []
     resumable = (resumable_training(stage_key("train_gan", {"dataset": dataset, "cfg": cfg}), run.gan, cache_dir)
                  if cache_dir is not None else contextlib.nullcontext(False))
     with run.lock(), resumable as resume:
         cfg = cfg.model_copy(update={"resume": True}) if resume else cfg
-        cfg = resolve_schedule(cfg, run.root, dataset, history_path(), announce)
+        cfg = resolve_schedule(cfg, run.root, dataset, history, announce)
         with run.stage("train_gan", config=cfg, inputs=stage_inputs(dataset)) as record:
             pseudo = pool_pseudo_labels(dataset, cfg)
-            result = train_gan(dataset, cfg, run.root, callbacks=callbacks, origin=origin, pseudo_labelled=pseudo)
+            result = train_gan(dataset, cfg, run.root, callbacks=[*Callbacks(callbacks).items, *recorders],
+                               pseudo_labelled=pseudo)
             record_result(record, result)
             if pseudo is not None:
                 record.notes["pseudo_labels"] = {"count": len(pseudo.labels), **pseudo.details}

@@ -22,7 +22,7 @@ METRIC_COLUMNS = ("step", "seconds", "images_per_second", "d_loss", "g_loss", "d
                   "val_nn_cas", "collapsed_classes")
 MONITOR_COLUMNS = ("spread", "min_class_spread", "recall", "min_class_recall", "val_frechet", "val_nn_cas",
                    "collapsed_classes")
-HOOKS = ("on_start", "on_metrics", "on_checkpoint", "on_samples")
+HOOKS = ("on_start", "on_metrics", "on_checkpoint", "on_samples", "on_finish")
 
 
 class MetricsLog:
@@ -66,12 +66,22 @@ class MetricsLog:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 
+@dataclass(frozen=True)
+class TrainingEnd:
+    """What a finished training hands its `on_finish` callbacks (e.g. the runner's run-history recorder)."""
+
+    result: Any  # GanResult
+    cfg: Any  # the GanConfig that trained (with what the pool changed)
+    dataset: Any  # the LoadedDataset trained on
+    metrics: list[dict[str, float]]  # the metrics rows of the whole training
+
+
 class Callbacks:
     """Dispatch training events to user callbacks.
 
     A plain callable receives `(step, metrics)` at every metrics step. An object may define any of
-    `on_start(step, total_steps)`, `on_metrics(step, metrics)`, `on_checkpoint(step, path)` and
-    `on_samples(step, path)`.
+    `on_start(step, total_steps)`, `on_metrics(step, metrics)`, `on_checkpoint(step, path)`,
+    `on_samples(step, path)` and `on_finish(step, TrainingEnd)`.
     """
 
     def __init__(self, callbacks: Iterable[Any] | Callable[..., Any] | None) -> None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from ganaug.data.tensors import images_to_tensor, load_tensors
 from ganaug.device import select_device
 from ganaug.errors import CheckpointError, ConfigError, DataError, DivergenceError
-from ganaug.gan.artifacts import Callbacks, GanPaths, MetricsLog
+from ganaug.gan.artifacts import Callbacks, GanPaths, MetricsLog, TrainingEnd
 from ganaug.gan.checkpoint import (
     DamagedCheckpointError,
     check_compatible,
@@ -36,13 +36,6 @@ from ganaug.gan.pool import PseudoLabelled
 from ganaug.gan.sampling import write_sample_grid
 from ganaug.gan.trainer import LOSS_NAMES, GanTrainer
 from ganaug.store import POOL_SPLIT, ArtifactRef, DatasetRef, LoadedDataset, atomic_write_bytes, read_dataset
-from ganaug.tune.history import (
-    append_record,
-    check_history,
-    dataset_features,
-    history_path,
-    make_record,
-)
 
 log = logging.getLogger(__name__)
 
@@ -77,22 +70,19 @@ class GanResult(BaseModel):
 
 def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
               callbacks: Iterable[Any] | Callable[..., Any] | None = None, *,
-              history: str | Path | None = None, record_history: bool = True, origin: str = "train",
               pseudo_labelled: PseudoLabelled | None = None) -> GanResult:
     """Train the conditional GAN on the dataset's train split and write everything under `out/gan/`.
 
     `pseudo_labelled`: pool images with teacher-given labels, trained on beside the labelled ones in
     class-balanced batches (GanConfig.pool; the runner makes them).
 
-    A finished training appends one record to the run history (`ganaug.tune.history`): at `history`,
-    else at $GANAUG_HISTORY or data/history/gan_runs.parquet; `record_history=False` skips it.
+    Callbacks get the training's events (`Callbacks`); its end goes to `on_finish` hooks with a
+    `TrainingEnd` (the runner's run-history recorder is one).
     """
     started = time.perf_counter()
     events = Callbacks(callbacks)
     paths = GanPaths.under(out)
     loaded = _training_data(dataset)
-    history_file = history_path(history) if record_history else None
-    check_history(history_file)  # a damaged history file stops the run before it trains, not after
     shape = ImageShape(loaded.meta.channels, loaded.meta.height, loaded.meta.width, loaded.meta.num_classes)
     device = select_device(cfg.device)
     images, labels = load_tensors(loaded, "train", source="real")
@@ -144,10 +134,7 @@ def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
         best_score=best["score"],
         pseudo_labelled=None if pseudo_labelled is None else len(pseudo_labelled.labels),
     )
-    if history_file is not None:
-        append_record(history_file, make_record(dataset_features(loaded), cfg, metrics_log.rows, origin=origin,
-                                                steps=result.steps, seconds=result.seconds, device=result.device,
-                                                best_step=result.best_step))
+    events.emit("on_finish", result.steps, TrainingEnd(result, cfg, loaded, list(metrics_log.rows)))
     return result
 
 

@@ -228,6 +228,19 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class HistoryRecorder:
+    """A GAN-training callback that appends the finished training's record to the run history at `path`."""
+
+    def __init__(self, path: str | Path, origin: str) -> None:
+        self.path, self.origin = Path(path), origin
+
+    def on_finish(self, step: int, end: Any) -> None:  # end: ganaug.gan.artifacts.TrainingEnd
+        result = end.result
+        append_record(self.path, make_record(dataset_features(end.dataset), end.cfg, end.metrics, origin=self.origin,
+                                             steps=result.steps, seconds=result.seconds, device=result.device,
+                                             best_step=result.best_step))
+
+
 def check_history(path: str | Path | None) -> None:
     """Fail early (before a training) when the history file exists but could not be appended to."""
     if path is not None:

@@ -191,7 +191,7 @@ def run_trial(number: int, params: dict[str, Any], data: _Data, cfg: TuneConfig,
     folder = out / "trials" / f"{number:04d}"
     pruned = False
     try:
-        result = train_gan(data.dataset, gan_cfg, folder, callbacks=[callback], record_history=False)
+        result = train_gan(data.dataset, gan_cfg, folder, callbacks=[callback])
         steps, device, best_step = result.steps, result.device, result.best_step
     except optuna.TrialPruned:
         pruned, steps, device, best_step = True, callback.readings[-1][0], str(gan_cfg.device), None

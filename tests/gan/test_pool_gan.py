@@ -31,13 +31,13 @@ def test_a_self_training_teacher_labels_the_pool_and_the_gan_trains_on_it(tmp_pa
     truth = np.repeat(np.arange(3), 20)  # write_pool_dataset's pool: 20 bar images of each class, in class order
     if len(pseudo.labels):  # the bars are easy: what the teacher labels, it labels right
         assert (pseudo.labels == truth[pseudo.positions]).mean() > 0.9
-    result = train_gan(dataset, GanConfig(**TINY_GAN), tmp_path, record_history=False,
+    result = train_gan(dataset, GanConfig(**TINY_GAN), tmp_path,
                        pseudo_labelled=PseudoLabelled(np.arange(0, 60, 2), truth[::2]))
     assert result.pseudo_labelled == 30
     meta = read_checkpoint(Path(result.checkpoint_path))["meta"]
     assert meta["pseudo_labels_hash"] == PseudoLabelled(np.arange(0, 60, 2), truth[::2]).content_hash()
     with pytest.raises(CheckpointError, match="pseudo_labels_hash"):  # other pseudo-labels: not the same training
-        train_gan(dataset, GanConfig(**{**TINY_GAN, "steps": 9, "resume": True}), tmp_path, record_history=False,
+        train_gan(dataset, GanConfig(**{**TINY_GAN, "steps": 9, "resume": True}), tmp_path,
                   pseudo_labelled=PseudoLabelled(np.arange(0, 60, 3), truth[::3]))
 
 

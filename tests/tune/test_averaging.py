@@ -15,7 +15,7 @@ from ganaug.gan.averaging import average_generators, kept_checkpoints
 
 def test_average_is_the_mean_of_the_kept_ema_generators(tmp_path: Path, tiny_dataset, tiny_gan) -> None:
     cfg = tiny_gan.model_copy(update={"checkpoint_every": 2, "keep_checkpoints": 3})
-    train_gan(tiny_dataset, cfg, tmp_path / "run", record_history=False)
+    train_gan(tiny_dataset, cfg, tmp_path / "run")
     kept = kept_checkpoints(tmp_path / "run" / "gan")
     assert [p.name for p in kept] == ["step_0000002.pt", "step_0000004.pt", "step_0000006.pt"]
     assert kept_checkpoints(tmp_path / "run" / "gan", last=2) == kept[1:]
@@ -34,10 +34,10 @@ def test_average_is_the_mean_of_the_kept_ema_generators(tmp_path: Path, tiny_dat
 
 
 def test_checkpoints_of_different_setups_are_not_averaged(tmp_path: Path, tiny_dataset, tiny_gan) -> None:
-    train_gan(tiny_dataset, tiny_gan, tmp_path / "a", record_history=False)
-    train_gan(tiny_dataset, tiny_gan.model_copy(update={"g_width": 32}), tmp_path / "b", record_history=False)
+    train_gan(tiny_dataset, tiny_gan, tmp_path / "a")
+    train_gan(tiny_dataset, tiny_gan.model_copy(update={"g_width": 32}), tmp_path / "b")
     other = make_dataset(tmp_path / "other.parquet", seed=7)
-    train_gan(other, tiny_gan, tmp_path / "c", record_history=False)
+    train_gan(other, tiny_gan, tmp_path / "c")
     a, b, c = (tmp_path / name / "gan" / "checkpoints" / "last.pt" for name in "abc")
     with pytest.raises(CheckpointError, match="different widths"):
         average_generators([a, b])

@@ -21,6 +21,7 @@ from ganaug.tune.history import (
     HISTORY_ENV,
     HISTORY_KEY,
     HISTORY_SCHEMA,
+    HistoryRecorder,
     append_record,
     dataset_features,
     history_path,
@@ -41,7 +42,7 @@ COLUMNS = [
 
 def test_training_appends_one_record_with_meta_features_config_and_val_quality(tmp_path: Path, tiny_dataset, tiny_gan) -> None:
     history = tmp_path / "history" / "runs.parquet"
-    result = train_gan(tiny_dataset, tiny_gan, tmp_path / "run", history=history)
+    result = train_gan(tiny_dataset, tiny_gan, tmp_path / "run", callbacks=[HistoryRecorder(history, "train")])
     table = pq.read_table(history)
     assert table.column_names == COLUMNS == HISTORY_SCHEMA.names
     assert json.loads(table.schema.metadata[HISTORY_KEY]) == {"format": "ganaug-gan-history", "version": 2}
@@ -61,7 +62,8 @@ def test_training_appends_one_record_with_meta_features_config_and_val_quality(t
     assert row["collapsed_classes"] == result.final_metrics["collapsed_classes"]
     assert row["d_loss_final"] == pytest.approx(result.final_metrics["d_loss"])
     assert row["cas_val"] is None and row["seconds"] > 0
-    train_gan(tiny_dataset, tiny_gan.model_copy(update={"seed": 1}), tmp_path / "run2", history=history)
+    train_gan(tiny_dataset, tiny_gan.model_copy(update={"seed": 1}), tmp_path / "run2",
+              callbacks=[HistoryRecorder(history, "train")])
     assert len(read_history(history)) == 2
 
 
@@ -78,21 +80,38 @@ def test_pixel_statistics_and_embedding_follow_the_train_images(tmp_path: Path) 
     assert features.embedding[16:] == pytest.approx(pooled.std(axis=0), abs=1e-5)
 
 
+def _run_train(tmp_path: Path, dataset, cfg: GanConfig, name: str = "run"):  # noqa: ANN001, ANN202
+    """`ganaug train`'s path: the runner, which adds the history recorder, on a run folder holding `dataset`."""
+    import shutil
+
+    from ganaug.runner import run_train
+    from ganaug.runs import RunFolder
+
+    run = RunFolder.open(tmp_path / name)
+    run.root.mkdir(parents=True)
+    shutil.copy(dataset.path, run.dataset)
+    return run_train(run, cfg)
+
+
 def test_history_location_option_environment_and_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_dataset, tiny_gan) -> None:
     monkeypatch.setenv(HISTORY_ENV, str(tmp_path / "env.parquet"))
     assert history_path() == tmp_path / "env.parquet"
     assert history_path(tmp_path / "x.parquet") == tmp_path / "x.parquet"
+    train_gan(tiny_dataset, tiny_gan, tmp_path / "library")  # the GAN stage itself records nothing
+    assert not (tmp_path / "env.parquet").exists()
+    _run_train(tmp_path, tiny_dataset, tiny_gan)  # the runner adds the recorder
+    assert [row["origin"] for row in history_rows(tmp_path / "env.parquet")] == ["train"]
     monkeypatch.setenv(HISTORY_ENV, "off")
     assert history_path() is None
-    train_gan(tiny_dataset, tiny_gan, tmp_path / "run")
+    _run_train(tmp_path, tiny_dataset, tiny_gan, "run-off")
+    assert len(read_history(tmp_path / "env.parquet")) == 1
     monkeypatch.delenv(HISTORY_ENV)
     assert history_path() == Path("data/history/gan_runs.parquet")
-    train_gan(tiny_dataset, tiny_gan, tmp_path / "run", history=tmp_path / "skip.parquet", record_history=False)
-    assert not (tmp_path / "env.parquet").exists() and not (tmp_path / "skip.parquet").exists()
 
 
 @pytest.mark.parametrize("content", ["damaged", "foreign"])
-def test_damaged_or_foreign_history_stops_before_training_and_is_not_touched(tmp_path: Path, content: str, tiny_dataset, tiny_gan) -> None:
+def test_damaged_or_foreign_history_stops_before_training_and_is_not_touched(tmp_path: Path, content: str, tiny_dataset,
+                                                                              tiny_gan, monkeypatch: pytest.MonkeyPatch) -> None:
     history = tmp_path / "runs.parquet"
     if content == "damaged":
         history.write_bytes(b"PAR1 this is not parquet")
@@ -101,10 +120,11 @@ def test_damaged_or_foreign_history_stops_before_training_and_is_not_touched(tmp
         pq.write_table(pa.table({"x": [1, 2]}), history)
         message = "is not a ganaug GAN history"
     before = history.read_bytes()
+    monkeypatch.setenv(HISTORY_ENV, str(history))
     with pytest.raises(DataError, match=message) as raised:
-        train_gan(tiny_dataset, tiny_gan, tmp_path / "run", history=history)
+        _run_train(tmp_path, tiny_dataset, tiny_gan)
     assert str(history) in str(raised.value)
-    assert not (tmp_path / "run").exists()  # nothing trained, nothing written
+    assert not (tmp_path / "run" / "gan").exists()  # nothing trained, nothing written
     with pytest.raises(DataError, match=message):
         append_record(history, {"anything": 1})
     assert history.read_bytes() == before
@@ -113,13 +133,14 @@ def test_damaged_or_foreign_history_stops_before_training_and_is_not_touched(tmp
 def test_a_version_1_history_is_read_with_the_later_columns_empty_and_kept_at_the_next_append(
         tmp_path: Path, tiny_dataset, tiny_gan) -> None:
     history = tmp_path / "runs.parquet"
-    train_gan(tiny_dataset, tiny_gan, tmp_path / "run", history=history)
+    train_gan(tiny_dataset, tiny_gan, tmp_path / "run", callbacks=[HistoryRecorder(history, "train")])
     old = pq.read_table(history).drop_columns(["spread", "collapsed_classes"])
     version_1 = {HISTORY_KEY: json.dumps({"format": "ganaug-gan-history", "version": 1}).encode()}
     pq.write_table(old.replace_schema_metadata(version_1), history)
     [row] = history_rows(history)
     assert row["spread"] is None and row["collapsed_classes"] is None and row["config_hash"] == tiny_gan.config_hash()
-    train_gan(tiny_dataset, tiny_gan.model_copy(update={"seed": 1}), tmp_path / "run2", history=history)
+    train_gan(tiny_dataset, tiny_gan.model_copy(update={"seed": 1}), tmp_path / "run2",
+              callbacks=[HistoryRecorder(history, "train")])
     table = pq.read_table(history)
     assert json.loads(table.schema.metadata[HISTORY_KEY])["version"] == 2 and table.column_names == COLUMNS
     first, second = table.to_pylist()
