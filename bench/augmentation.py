@@ -33,6 +33,7 @@ from ganaug.classifier import TrainConfig
 from ganaug.config import IngestConfig
 from ganaug.data.ingest import ingest
 from ganaug.evaluate import EvaluateConfig, evaluate
+from ganaug.report import write_report
 from ganaug.gan import GanConfig, train_gan
 from ganaug.generate import GenerateConfig, generate
 from ganaug.report.markdown import summary_markdown
@@ -106,7 +107,7 @@ def run_regime(name: str, args: argparse.Namespace) -> dict:
                          seeds=args.seeds, base_seed=args.seed, train=TrainConfig(steps=args.steps),
                          selection_metric="macro_f1" if imbalanced else "accuracy")
     started = time.perf_counter()
-    result = evaluate(dataset, synthetic, cfg, out)
+    result = evaluate(dataset, synthetic, cfg, out, report=write_report)
     timings["evaluate"] = time.perf_counter() - started
     print(f"\n## {name}: {dataset.rows} images; GAN {gan.get('gan_steps')} steps on {gan.get('gan_device')}; "
           f"selection on val {cfg.selection_metric}")

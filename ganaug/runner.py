@@ -57,11 +57,13 @@ def outputs_of(result: Any) -> dict[str, ArtifactRef]:
                                                      content_hash=result.best_checkpoint_id, kind="gan-checkpoint")
         return outputs
     if isinstance(result, EvaluationResult):
-        return {"evaluation": ArtifactRef(path=result.evaluation_path, content_hash=file_hash(result.evaluation_path),
-                                          rows=result.runs, kind="evaluation",
-                                          results_hash=table_results_hash(result.evaluation_path)),
-                "report": ArtifactRef(path=result.report_path, content_hash=file_hash(result.report_path), kind="report",
-                                      results_hash=report_results_hash(result.report_path))}
+        outputs = {"evaluation": ArtifactRef(path=result.evaluation_path, content_hash=file_hash(result.evaluation_path),
+                                             rows=result.runs, kind="evaluation",
+                                             results_hash=table_results_hash(result.evaluation_path))}
+        if result.report_path is not None:
+            outputs["report"] = ArtifactRef(path=result.report_path, content_hash=file_hash(result.report_path),
+                                            kind="report", results_hash=report_results_hash(result.report_path))
+        return outputs
     if isinstance(result, SearchResult):
         return {"trials": ArtifactRef(path=result.trials_path, content_hash=file_hash(result.trials_path),
                                       rows=result.n_trials, kind="nas_trials",
@@ -286,16 +288,17 @@ def run_evaluate(run: RunFolder, cfg: EvaluateConfig, synthetic: Path | Syntheti
     `rows`: the protocol runs, when the caller ran them already (the flows fan them out as cached tasks).
     """
     from ganaug.evaluate import evaluate, finish_evaluation, prepare_evaluation
+    from ganaug.report import write_report
 
     dataset = dataset or run_dataset(run)
     synthetic_ref = synthetic_input(run, dataset, synthetic, needed=cfg.needs_synthetic())
     with run.stage("evaluate", config=cfg, inputs=stage_inputs(dataset, synthetic_ref)) as record:
         if rows is None:
-            result = evaluate(dataset, synthetic_ref, cfg, run.root, executor=executor)
+            result = evaluate(dataset, synthetic_ref, cfg, run.root, executor=executor, report=write_report)
         else:
             data, _ = prepare_evaluation(dataset, synthetic_ref, cfg)
             seconds = sum(float(row.get("seconds", 0.0)) for row in rows)
-            result = finish_evaluation(rows, data, dataset, synthetic_ref, cfg, run.root, seconds)
+            result = finish_evaluation(rows, data, dataset, synthetic_ref, cfg, run.root, seconds, report=write_report)
         record_result(record, result)
     return result
 

@@ -42,7 +42,7 @@ def load_arch(path: Path) -> dict[str, Any]:
 def protocol_table(result: Any) -> Table:
     """The summary rows of an `EvaluationResult` as a rich table."""
     from ganaug.report.markdown import format_interval, verdict
-    from ganaug.report.plots import protocol_label
+    from ganaug.evaluate.stats import protocol_label
 
     table = Table(title=f"test accuracy on the real test split ({result.runs} runs)")
     for column in ("train kept", "protocol", "real", "synthetic", "seeds", "accuracy", "macro-F1", "vs real", "verdict",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,15 @@ from ganaug.evaluate.protocols import RunSpec, build_run_specs, check_synthetic_
 from ganaug.evaluate.stats import Selection, SummaryRow, select_use, summarize
 from ganaug.evaluate.table import write_evaluation
 from ganaug.executor import as_executor
-from ganaug.runs import EVALUATION_FILE, REPORT_FILE
+from ganaug.runs import EVALUATION_FILE, EVALUATION_PLOT, REPORT_FILE
 from ganaug.store import DatasetRef, SyntheticRef, atomic_paths, read_dataset_meta
 
 log = logging.getLogger(__name__)
 RUN_THREADS = 1  # torch threads per protocol run (see run_all)
+
+
+# (run folder, evaluation table, report file) -> the report written; ganaug.report.write_report is one
+ReportWriter = Callable[[Path, Path, Path], Any]
 
 
 class EvaluationResult(BaseModel):
@@ -33,7 +38,7 @@ class EvaluationResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     evaluation_path: str
-    report_path: str
+    report_path: str | None  # None when the caller gave no report writer
     plot_path: str | None
     summary: list[SummaryRow]
     selections: list[Selection] = []
@@ -164,16 +169,18 @@ def finish_evaluation(
     cfg: EvaluateConfig,
     out: Path,
     seconds: float = 0.0,
+    report: ReportWriter | None = None,
 ) -> EvaluationResult:
-    """Generative metrics, evaluation.parquet, the accuracy plot and report.md from finished rows."""
-    from ganaug.report.markdown import PLOT_FILE, write_report  # the report imports this package
+    """Generative metrics and evaluation.parquet from finished rows, and `report`'s files (report.md, the plot).
 
+    `report(run_dir, evaluation, target)` writes the report from the evaluation table `evaluation` into
+    `target`; both files are written under temporary names and renamed together. The runner passes
+    `ganaug.report.write_report` (a layer above this one); without it only evaluation.parquet is written.
+    """
     metrics = generative_metrics(data, cfg) if cfg.generative_metrics and data.synthetic_images is not None else None
-    from ganaug.report.plots import protocol_label
-
     cfg = resolved_config(cfg, data)[0]  # the protocols and selection metric that ran, as the report records them
     summary = summarize(rows, cfg.confidence, cfg.selection_metric)
-    selections = select_use(summary, protocol_label)
+    selections = select_use(summary)
     meta = {
         "config": cfg.model_dump(mode="json"),
         "dataset": dataset.model_dump(mode="json"),
@@ -189,14 +196,18 @@ def finish_evaluation(
     }
     out = Path(out)
     evaluation_path, report_path = out / EVALUATION_FILE, out / REPORT_FILE
-    with atomic_paths(evaluation_path, report_path) as (evaluation_tmp, report_tmp):  # renamed together
-        write_evaluation(evaluation_tmp, rows, meta)
-        write_report(out, evaluation_tmp, report_tmp)  # also draws the accuracy plot from these rows
-    plot_path = out / PLOT_FILE
+    if report is None:
+        with atomic_paths(evaluation_path) as (evaluation_tmp,):
+            write_evaluation(evaluation_tmp, rows, meta)
+    else:
+        with atomic_paths(evaluation_path, report_path) as (evaluation_tmp, report_tmp):  # renamed together
+            write_evaluation(evaluation_tmp, rows, meta)
+            report(out, evaluation_tmp, report_tmp)  # also draws the accuracy plot from these rows
+    plot_path = out / EVALUATION_PLOT
     return EvaluationResult(
         evaluation_path=str(evaluation_path),
-        report_path=str(report_path),
-        plot_path=str(plot_path),
+        report_path=str(report_path) if report is not None else None,
+        plot_path=str(plot_path) if plot_path.is_file() else None,
         summary=summary,
         selections=selections,
         generative_metrics=metrics,
@@ -207,11 +218,13 @@ def finish_evaluation(
 
 
 def evaluate(
-    dataset: DatasetRef, synthetic: SyntheticRef | None, cfg: EvaluateConfig, out: Path, executor: Any = None
+    dataset: DatasetRef, synthetic: SyntheticRef | None, cfg: EvaluateConfig, out: Path, executor: Any = None,
+    report: ReportWriter | None = None,
 ) -> EvaluationResult:
-    """Train and score every (regime, protocol, ratio, seed) run on the real test split; write the report."""
+    """Train and score every (regime, protocol, ratio, seed) run on the real test split; write evaluation.parquet
+    (and, with `report`, report.md beside it: `finish_evaluation`)."""
     started = time.perf_counter()
     data, specs = prepare_evaluation(dataset, synthetic, cfg)
     log.info("evaluation: %d runs", len(specs))
     rows = run_all(specs, data, cfg, executor)
-    return finish_evaluation(rows, data, dataset, synthetic, cfg, Path(out), time.perf_counter() - started)
+    return finish_evaluation(rows, data, dataset, synthetic, cfg, Path(out), time.perf_counter() - started, report)

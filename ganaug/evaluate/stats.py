@@ -139,6 +139,11 @@ def summarize(rows: list[dict[str, Any]], confidence: float = 0.95, metric: str 
     return summary
 
 
+def protocol_label(protocol: str, ratio: float | None) -> str:
+    """Display name of a protocol line, e.g. `augmented x1`."""
+    return f"{protocol} x{ratio:g}" if ratio is not None else protocol
+
+
 def select_use(summary: list[SummaryRow], label: Any = None) -> list[Selection]:
     """Per regime, the use of synthetic data with the best mean val score, and a plain verdict from its test pairs.
 
@@ -147,7 +152,7 @@ def select_use(summary: list[SummaryRow], label: Any = None) -> list[Selection]:
     unlabelled pool), against the no-GAN baseline with the best val score: beating real-only is
     not enough when a baseline uses the same extra data. `label(protocol, ratio)` names a line.
     """
-    name = label or (lambda protocol, ratio: protocol if ratio is None else f"{protocol} x{ratio:g}")
+    name = label or protocol_label
     selections = []
     for fraction in sorted({row.train_fraction for row in summary}):
         rows = [r for r in summary if r.train_fraction == fraction and r.val_score_mean is not None]

@@ -12,9 +12,10 @@ import numpy as np
 
 from ganaug.data.splits import minority_classes
 from ganaug.errors import DataError
-from ganaug.evaluate.stats import Interval, SummaryRow, format_interval, per_class_gains, select_use, summarize
+from ganaug.evaluate.stats import (Interval, SummaryRow, format_interval, per_class_gains, protocol_label, select_use,
+                                   summarize)
 from ganaug.evaluate.table import read_evaluation
-from ganaug.report.plots import accuracy_plot, protocol_label, sample_grid
+from ganaug.report.plots import accuracy_plot, sample_grid
 from ganaug.runs import (DATASET_FILE, EVALUATION_FILE, EVALUATION_PLOT, GAN_DIR, NAS_DIR, REPORT_FILE, SAMPLES_GRID,
                          SYNTHETIC_FILE)
 from ganaug.store import SYNTHETIC_SCHEMA, atomic_write_text, read_dataset

@@ -13,12 +13,8 @@ import numpy as np  # noqa: E402
 
 from ganaug.evaluate.stats import SummaryRow  # noqa: E402
 from ganaug.gan.sampling import tile_images  # noqa: E402
+from ganaug.evaluate.stats import protocol_label  # noqa: E402
 from ganaug.store import atomic_path  # noqa: E402
-
-
-def protocol_label(protocol: str, ratio: float | None) -> str:
-    """Display name of a protocol line, e.g. `augmented x1`."""
-    return f"{protocol} x{ratio:g}" if ratio is not None else protocol
 
 
 def accuracy_plot(summary: list[SummaryRow], path: Path) -> Path:

@@ -28,7 +28,7 @@ def without_time(rows):
 
 def test_evaluate_writes_table_plot_and_report(tmp_path, real_ref, synthetic_ref):
     cfg = tiny_eval_config(train_fractions=[0.5, 1.0], ratios=[0.5, 1.0])
-    result = evaluate(real_ref, synthetic_ref, cfg, tmp_path / "run")
+    result = evaluate(real_ref, synthetic_ref, cfg, tmp_path / "run", report=write_report)
     assert EvaluationResult.model_validate_json(result.model_dump_json()) == result
     rows, meta = read_evaluation(result.evaluation_path)
     assert len(rows) == result.runs == 2 * (3 + 2) * 2  # regimes x (3 protocols + 2 ratios) x seeds
@@ -56,9 +56,9 @@ def test_evaluate_writes_table_plot_and_report(tmp_path, real_ref, synthetic_ref
 
 def test_same_seed_same_rows_sequential_or_through_an_executor(tmp_path, real_ref, synthetic_ref):
     cfg = tiny_eval_config(protocols=["real", "augmented"], seeds=1, generative_metrics=False)
-    first = evaluate(real_ref, synthetic_ref, cfg, tmp_path / "a")
+    first = evaluate(real_ref, synthetic_ref, cfg, tmp_path / "a", report=write_report)
     with ThreadPoolExecutor(max_workers=1) as pool:  # one worker: order-independent torch RNG use
-        second = evaluate(real_ref, synthetic_ref, cfg, tmp_path / "b", executor=pool)
+        second = evaluate(real_ref, synthetic_ref, cfg, tmp_path / "b", executor=pool, report=write_report)
 
     class SubmitOnly:
         def submit(self, fn, *args):
@@ -67,11 +67,11 @@ def test_same_seed_same_rows_sequential_or_through_an_executor(tmp_path, real_re
                     return fn(*args)
             return Done()
 
-    third = evaluate(real_ref, synthetic_ref, cfg, tmp_path / "c", executor=SubmitOnly())
+    third = evaluate(real_ref, synthetic_ref, cfg, tmp_path / "c", executor=SubmitOnly(), report=write_report)
     side_by_side = cfg.model_copy(update={"workers": 3, "seeds": 2})  # four runs on three threads at once
     one_by_one = cfg.model_copy(update={"workers": 1, "seeds": 2})
-    fourth = evaluate(real_ref, synthetic_ref, side_by_side, tmp_path / "d")
-    fifth = evaluate(real_ref, synthetic_ref, one_by_one, tmp_path / "e")
+    fourth = evaluate(real_ref, synthetic_ref, side_by_side, tmp_path / "d", report=write_report)
+    fifth = evaluate(real_ref, synthetic_ref, one_by_one, tmp_path / "e", report=write_report)
     rows = [without_time(read_evaluation(r.evaluation_path)[0]) for r in (first, second, third, fourth, fifth)]
     assert rows[0] == rows[1] == rows[2]
     assert rows[3] == rows[4] and rows[3][0] == rows[0][0]
@@ -79,14 +79,14 @@ def test_same_seed_same_rows_sequential_or_through_an_executor(tmp_path, real_re
 
 def test_real_and_classic_need_no_synthetic_data(tmp_path, real_ref):
     cfg = tiny_eval_config(protocols=["real", "classic"], seeds=1)
-    result = evaluate(real_ref, None, cfg, tmp_path / "run")
+    result = evaluate(real_ref, None, cfg, tmp_path / "run", report=write_report)
     assert result.generative_metrics is None
     assert [s.protocol for s in result.summary] == ["real", "classic"]
 
 
 def test_augmented_without_synthetic_data_is_refused(tmp_path, real_ref):
     with pytest.raises(ConfigError, match=r"run `ganaug generate` first"):
-        evaluate(real_ref, None, tiny_eval_config(seeds=1), tmp_path / "run")
+        evaluate(real_ref, None, tiny_eval_config(seeds=1), tmp_path / "run", report=write_report)
     assert files_under(tmp_path / "run") == []
 
 
@@ -124,7 +124,7 @@ def test_bad_synthetic_input_gives_a_clear_error_and_writes_nothing(tmp_path, ca
     else:
         synthetic = write_tiny_synthetic(path)
     with pytest.raises(DataError, match=message):
-        evaluate(real, synthetic, tiny_eval_config(seeds=1), tmp_path / "run")
+        evaluate(real, synthetic, tiny_eval_config(seeds=1), tmp_path / "run", report=write_report)
     assert files_under(tmp_path / "run") == []
 
 
@@ -133,7 +133,7 @@ def test_label_outside_the_class_list_is_refused(tmp_path, real_ref):
     path = tmp_path / "synthetic.parquet"
     write_synthetic(path, bar_images(np.array([0, 1, 2]), 0), labels, tiny_meta(), "ckpt", None)
     with pytest.raises(DataError, match=r"column 'label' has values outside 0..2"):
-        evaluate(real_ref, _ref(path), tiny_eval_config(seeds=1), tmp_path / "run")
+        evaluate(real_ref, _ref(path), tiny_eval_config(seeds=1), tmp_path / "run", report=write_report)
     assert files_under(tmp_path / "run") == []
 
 
@@ -156,23 +156,27 @@ def test_report_includes_the_nas_report_and_works_without_evaluation(tmp_path):
 
 def test_evaluation_metadata_is_json(tmp_path, real_ref, synthetic_ref):
     cfg = tiny_eval_config(protocols=["real"], seeds=1, generative_metrics=False)
-    result = evaluate(real_ref, synthetic_ref, cfg, tmp_path / "run")
+    result = evaluate(real_ref, synthetic_ref, cfg, tmp_path / "run", report=write_report)
     _, meta = read_evaluation(result.evaluation_path)
     assert json.loads(json.dumps(meta))["config"]["protocols"] == ["real"]
 
 
-def test_evaluation_and_report_are_committed_together(tmp_path, real_ref, monkeypatch):
-    import ganaug.report.markdown as markdown
-
+def test_evaluation_and_report_are_committed_together(tmp_path, real_ref):
     run = tmp_path / "run"
-    evaluate(real_ref, None, tiny_eval_config(protocols=["real"], seeds=1, generative_metrics=False), run)
+    evaluate(real_ref, None, tiny_eval_config(protocols=["real"], seeds=1, generative_metrics=False), run, report=write_report)
     before = {name: (run / name).read_bytes() for name in ("evaluation.parquet", "report.md")}
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # stopped while the report is being written
 
-    monkeypatch.setattr(markdown, "write_report", killed)
     with pytest.raises(KeyboardInterrupt):
-        evaluate(real_ref, None, tiny_eval_config(protocols=["real"], seeds=2, generative_metrics=False), run)
+        evaluate(real_ref, None, tiny_eval_config(protocols=["real"], seeds=2, generative_metrics=False), run, report=killed)
     assert {name: (run / name).read_bytes() for name in before} == before  # the old pair, not a new table
     assert not list(run.glob(".*.tmp"))
+
+
+def test_without_a_report_writer_only_the_evaluation_table_is_written(tmp_path, real_ref):
+    run = tmp_path / "run"
+    result = evaluate(real_ref, None, tiny_eval_config(protocols=["real"], seeds=1, generative_metrics=False), run)
+    assert Path(result.evaluation_path).is_file() and result.report_path is None and result.plot_path is None
+    assert sorted(path.name for path in run.iterdir()) == ["evaluation.parquet"]

@@ -8,6 +8,7 @@ import numpy as np
 from evalhelpers import tiny_eval_config, write_tiny_dataset, write_tiny_synthetic
 
 from ganaug.evaluate import evaluate, prepare_evaluation
+from ganaug.report import write_report
 from ganaug.evaluate.data import load_protocol_data
 from ganaug.evaluate.stage import resolved_config
 from ganaug.evaluate.table import read_evaluation
@@ -81,7 +82,7 @@ def test_the_default_generate_output_supplies_the_default_evaluation(tmp_path):
 
 def test_the_evaluation_table_and_report_record_the_resolved_defaults(tmp_path):
     real, synthetic = _imbalanced(tmp_path)
-    result = evaluate(real, synthetic, tiny_eval_config(generative_metrics=False, seeds=1), tmp_path)
+    result = evaluate(real, synthetic, tiny_eval_config(generative_metrics=False, seeds=1), tmp_path, report=write_report)
     _, meta = read_evaluation(result.evaluation_path)
     assert meta["selection_metric"] == "macro_f1"
     assert {"oversampled", "balanced_mixed"} <= set(meta["config"]["protocols"])

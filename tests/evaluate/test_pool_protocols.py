@@ -10,6 +10,7 @@ from evalhelpers import bar_images, tiny_eval_config, tiny_meta, write_tiny_data
 
 from ganaug.errors import ConfigError
 from ganaug.evaluate import evaluate, prepare_evaluation
+from ganaug.report import write_report
 from ganaug.evaluate.table import read_evaluation
 from ganaug.gan.semi import SemiSupervisedConfig
 from ganaug.store import NO_LABEL, POOL_SPLIT, write_dataset
@@ -55,7 +56,7 @@ def test_explicit_protocols_are_kept_and_pool_protocols_without_a_pool_fail_befo
 def test_gan_classifier_rows_record_the_pool_and_the_report_shows_it(tmp_path):
     dataset = write_pool_dataset(tmp_path / "dataset.parquet")
     cfg = tiny_eval_config(protocols=["real", "gan_classifier"], generative_metrics=False, semi_supervised=SEMI, seeds=1)
-    result = evaluate(dataset, None, cfg, tmp_path)
+    result = evaluate(dataset, None, cfg, tmp_path, report=write_report)
     rows, meta = read_evaluation(result.evaluation_path)
     gan_row = next(r for r in rows if r["protocol"] == "gan_classifier")
     assert json.loads(gan_row["pool_details"])["pool"] == 60 and gan_row["n_pseudo"] == 0
