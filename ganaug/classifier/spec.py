@@ -31,7 +31,7 @@ class ConvBlockSpec(StrictModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     channels: int = Field(32, ge=4, le=512, description="Output channels of the block's convolution.")
-    kernel: Literal[3, 5] = Field(3, description="Convolution kernel size (odd; padding keeps the spatial size).")
+    kernel: Literal[1, 3, 5, 7] = Field(3, description="Convolution kernel size (odd; padding keeps the spatial size).")
     pool: Pool = Field("max", description="Pooling after the block, halving height and width; 'none' keeps them.")
     residual: bool = Field(
         False,

@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ganaug.configbase import StrictModel
 from ganaug.device import DeviceChoice
 
-Strategy = Literal["evolution", "random", "tpe", "nsga2"]
+Strategy = Literal["evolution", "random", "tpe", "nsga2", "gan"]
 Objective = Literal["params", "latency"]
 Mode = Literal["full", "proxy", "proxy-then-verify"]
 PrunerChoice = Literal["auto", "median", "halving", "none"]
 ProxyChoice = Literal["training", "synflow", "naswot", "grad_norm", "params", "flops", "auto"]
 StorageChoice = Literal["journal", "sqlite", "memory"]
 
+# Named search spaces: a preset's choice lists, which a config may still override one by one.
+# 'default' is SpaceConfig's own defaults; 'wide' is a space where most samples are poor and search
+# has something to find: deeper, wider and narrower blocks, 1x1 and 7x7 kernels, every norm,
+# activation and head input, and finer training genes (dropout, augmentation strength).
+SPACE_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "wide": {
+        "max_blocks": 6, "channels": [8, 16, 24, 32, 48, 64, 96, 128], "kernels": [1, 3, 5, 7],
+        "pools": ["max", "avg", "none"], "norms": ["batch", "group", "none"],
+        "activations": ["relu", "gelu", "silu", "leaky_relu"], "residual": [False, True],
+        "dropouts": [0.0, 0.1, 0.25, 0.4, 0.5], "head_widths": [0, 32, 64, 128, 256],
+        "head_inputs": ["flatten", "global_avg"], "augment_strengths": [0.0, 0.25, 0.5, 1.0, 1.5, 2.0],
+    },
+}
+
 
 class SpaceConfig(StrictModel):
-    """The choices a candidate CNN is built from; every list must hold at least one value."""
+    """The choices a candidate CNN is built from; every list must hold at least one value.
+
+    `preset` (not stored: the config keeps the lists it stands for) starts from a named space in
+    `SPACE_PRESETS`; options given beside it override the preset's.
+    """
 
     min_blocks: int = Field(1, ge=1, le=8, description="Fewest convolution blocks.")
     max_blocks: int = Field(3, ge=1, le=8, description="Most convolution blocks.")
     channels: list[int] = Field([8, 16, 32, 64], min_length=1, description="Output channels a block may have (4..512).")
-    kernels: list[Literal[3, 5]] = Field([3, 5], min_length=1, description="Convolution kernel sizes.")
+    kernels: list[Literal[1, 3, 5, 7]] = Field([3, 5], min_length=1, description="Convolution kernel sizes (1, 3, 5, 7).")
     pools: list[Literal["max", "avg", "none"]] = Field(["max", "avg", "none"], min_length=1, description="Pooling after a block; pools beyond what the image size allows become 'none'.")
     norms: list[Literal["batch", "group", "none"]] = Field(["batch", "none"], min_length=1, description="Normalization after each convolution.")
     activations: list[Literal["relu", "gelu", "silu", "leaky_relu"]] = Field(["relu", "silu"], min_length=1, description="Activation functions.")
@@ -35,6 +54,17 @@ class SpaceConfig(StrictModel):
         [0.0, 0.5, 1.0], min_length=1,
         description="Affine augmentation strengths a trial may train with (0 = none, 1 = +-10 degrees, +-10% zoom and shift; 0..3).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "preset" not in data:
+            return data
+        values = dict(data)
+        preset = values.pop("preset")
+        if preset not in SPACE_PRESETS:
+            raise ValueError(f"space preset must be one of {', '.join(SPACE_PRESETS)}, got {preset!r}")
+        return {**SPACE_PRESETS[preset], **values}
 
     @model_validator(mode="after")
     def _check_values(self) -> SpaceConfig:
@@ -59,12 +89,18 @@ class SpaceConfig(StrictModel):
 class SearchConfig(StrictModel):
     """Neural architecture search over the classifier (stage 5)."""
 
-    strategy: Strategy = Field("evolution", description="evolution (aging evolution), random, tpe, or nsga2 (Optuna's genetic sampler).")
+    strategy: Strategy = Field(
+        "evolution",
+        description="evolution (aging evolution), random, tpe, nsga2 (Optuna's genetic sampler), or gan (a generator of genomes trained against the best trials so far).",
+    )
     n_trials: int = Field(20, ge=1, le=100_000, description="Trials in the search (total, counting trials of a resumed study).")
     parallel: int = Field(1, ge=1, le=1024, description="Trials evaluated at once (a batch handed to the executor).")
     population_size: int = Field(6, ge=2, le=10_000, description="Evolution/NSGA-II population size.")
     tournament_size: int = Field(3, ge=1, le=10_000, description="Aging evolution: candidates drawn per tournament.")
     crossover_prob: float = Field(0.3, ge=0.0, le=1.0, description="Aging evolution: chance a child has two parents (uniform crossover) before mutating.")
+    gan_top_k: int = Field(5, ge=1, le=10_000, description="gan: best finished trials the discriminator takes as real genomes.")
+    gan_retrain_every: int = Field(4, ge=1, le=10_000, description="gan: finished trials between retrainings of the generator.")
+    gan_steps: int = Field(30, ge=1, le=10_000, description="gan: training steps (discriminator then generator) per retraining.")
     objectives: list[Objective] = Field([], max_length=2, description="Extra objectives to minimise beside val accuracy: params and/or latency (CPU ms per batch); non-empty = Pareto front.")
     train_data: Literal["augmented", "real", "balanced"] = Field(
         "augmented",
@@ -106,7 +142,15 @@ class SearchConfig(StrictModel):
     device: DeviceChoice = Field("cpu", description="Device for trial training: auto, cpu, cuda or mps.")
     cpu_threads: int | None = Field(1, ge=1, le=1024, description="torch CPU threads per trial (small CNNs gain nothing from more; parallel trials do); None = torch's default.")
     seed: int = Field(0, ge=0, description="Seed of the sampler, the trial training and the final retraining.")
-    space: SpaceConfig = Field(default_factory=SpaceConfig, description="The search space.")
+    space: SpaceConfig = Field(
+        default_factory=SpaceConfig,
+        description="The search space: choice lists, a preset name (default, wide), or {preset: wide, ...overrides}.",
+    )
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _space_by_name(cls, value: Any) -> Any:
+        return {"preset": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check_combination(self) -> SearchConfig:

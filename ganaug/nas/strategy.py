@@ -1,4 +1,4 @@
-"""Search strategies as Optuna samplers: aging evolution (ours) plus Optuna's random, TPE and NSGA-II."""
+"""Search strategies as Optuna samplers: aging evolution and a GAN over genomes (ours) plus Optuna's random, TPE and NSGA-II."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ganaug.nas.config import SearchConfig
+from ganaug.nas.gan_sampler import GanSampler
 from ganaug.nas.space import Genome, SearchSpace
 from ganaug.samplers import ResumableRandomSampler, resumable_start
 
@@ -105,6 +106,8 @@ def make_sampler(cfg: SearchConfig, space: SearchSpace) -> BaseSampler:
     """The Optuna sampler for `cfg.strategy`, seeded with `cfg.seed`."""
     if cfg.strategy == "evolution":
         return AgingEvolutionSampler(space, cfg.population_size, cfg.tournament_size, cfg.crossover_prob, cfg.seed)
+    if cfg.strategy == "gan":
+        return GanSampler(space, cfg.population_size, cfg.gan_top_k, cfg.gan_retrain_every, cfg.gan_steps, cfg.seed)
     if cfg.strategy == "random":
         return ResumableRandomSampler(cfg.seed)
     if cfg.strategy == "tpe":

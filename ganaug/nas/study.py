@@ -25,7 +25,7 @@ from ganaug.executor import Executor, Unpack, as_executor
 from ganaug.nas.config import SearchConfig
 from ganaug.nas.evaluator import PruneContext, TrialResult
 from ganaug.nas.space import SearchSpace
-from ganaug.nas.strategy import GENERATION_ATTR, PARENTS_ATTR, AgingEvolutionSampler, make_pruner, make_sampler
+from ganaug.nas.strategy import GENERATION_ATTR, PARENTS_ATTR, make_pruner, make_sampler
 from ganaug.pruning import quiet_optuna
 from ganaug.runs import NAS_STORAGE_FILES
 
@@ -135,8 +135,9 @@ def _ask(study: optuna.Study, space: SearchSpace, fidelity: str) -> tuple[optuna
     trial = study.ask(fixed_distributions=space.distributions())
     arch, augment = space.decode(trial.params), space.augment_strength(trial.params)
     generation, parents = None, []
-    if isinstance(study.sampler, AgingEvolutionSampler):
-        generation, parents = study.sampler.lineage.pop(trial.number, (0, []))
+    lineage = getattr(study.sampler, "lineage", None)  # AgingEvolutionSampler, GanSampler: (generation, parents)
+    if lineage is not None:
+        generation, parents = lineage.pop(trial.number, (0, []))
     for key, value in {"role": "search", "fidelity": fidelity, "arch": arch.to_json(), "augment": augment,
                        GENERATION_ATTR: generation, PARENTS_ATTR: parents}.items():
         trial.set_user_attr(key, value)

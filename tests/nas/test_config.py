@@ -24,6 +24,10 @@ from ganaug.nas.stage import search
         ({"space": {"channels": [2]}}, "channels must lie in 4..512"),
         ({"steps": 0}, "steps"),
         ({"strategy": "hillclimb"}, "strategy"),
+        ({"gan_top_k": 0}, "gan_top_k"),
+        ({"gan_steps": 0}, "gan_steps"),
+        ({"space": "huge"}, "space preset must be one of default, wide"),
+        ({"space": {"preset": "wide", "kernels": [9]}}, "space.kernels"),
         ({"mode": "proxy"}, "needs correlation_sample"),
         ({"objectives": ["params"], "pruner": "median"}, "pruner"),
         ({"tournament_size": 9, "population_size": 4}, "tournament_size"),
@@ -110,3 +114,17 @@ def test_balanced_and_ratio_training_sets_for_trials(tiny_data) -> None:
 def test_bad_proxy_and_space_options(overrides: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(SearchConfig, overrides=overrides)
+
+
+def test_default_space_is_unchanged_and_wide_is_a_named_preset() -> None:
+    default = {"min_blocks": 1, "max_blocks": 3, "channels": [8, 16, 32, 64], "kernels": [3, 5],
+               "pools": ["max", "avg", "none"], "norms": ["batch", "none"], "activations": ["relu", "silu"],
+               "residual": [False, True], "dropouts": [0.0, 0.25, 0.5], "head_widths": [0, 64, 128],
+               "head_inputs": ["flatten"], "augment_strengths": [0.0, 0.5, 1.0]}
+    assert SearchConfig().space.model_dump() == default
+    assert load_config(SearchConfig, overrides={"space": "default"}).space.model_dump() == default
+    wide = load_config(SearchConfig, overrides={"space": "wide"}).space
+    assert wide.max_blocks == 6 and wide.kernels == [1, 3, 5, 7] and min(wide.channels) == 8 and max(wide.channels) == 128
+    assert "preset" not in wide.model_dump()  # the stored config holds the lists the preset stands for
+    tweaked = load_config(SearchConfig, overrides={"space": {"preset": "wide", "max_blocks": 4}}).space
+    assert tweaked.max_blocks == 4 and tweaked.kernels == wide.kernels

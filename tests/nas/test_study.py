@@ -42,7 +42,7 @@ def test_resume_continues_numbering_and_keeps_finished_trials(tmp_path: Path, st
     assert [t.params for t in resumed.trials] == [t.params for t in uninterrupted.trials]
 
 
-@pytest.mark.parametrize("strategy", ["random", "evolution", "tpe", "nsga2"])
+@pytest.mark.parametrize("strategy", ["random", "evolution", "tpe", "nsga2", "gan"])
 def test_resume_inside_the_random_draws_proposes_what_an_uninterrupted_run_would(tmp_path: Path, strategy: str) -> None:
     # 2 trials, then resumed to 7: the random start (population_size 3) is cut in the middle
     run(toy_cfg(n_trials=2, storage="journal", strategy=strategy), tmp_path)
