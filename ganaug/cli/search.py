@@ -28,7 +28,10 @@ def leaderboard_table(rows: list[dict[str, Any]], title: str) -> Table:
 def search_command(
     run_dir: Path = typer.Option(None, "--run-dir", help="Run folder with dataset.parquet (default: newest under data/runs)."),
     synthetic: Path = typer.Option(None, "--synthetic", help="Synthetic table (default: <run-dir>/synthetic.parquet if present)."),
-    strategy: str = typer.Option(None, "--strategy", help="evolution, random, tpe or nsga2."),
+    strategy: str = typer.Option(None, "--strategy", help="evolution, random, tpe, nsga2, or gan (a generator of genomes trained against the best trials)."),
+    space: str = typer.Option(None, "--space", help="Named search space: default or wide (replaces the config file's space)."),
+    gan_top_k: int = typer.Option(None, "--gan-top-k", help="gan: best trials the discriminator takes as real."),
+    gan_retrain_every: int = typer.Option(None, "--gan-retrain-every", help="gan: finished trials between retrainings."),
     trials: int = typer.Option(None, "--trials", "-n", help="Search trials (total, counting a resumed study's)."),
     parallel: int = typer.Option(None, "--parallel", "-j", help="Trials evaluated at once, on threads."),
     steps: int = typer.Option(None, "--steps", help="Optimizer steps per full-fidelity trial (default: as in evaluation)."),
@@ -52,7 +55,8 @@ def search_command(
 
     with cli_errors():
         overrides = {
-            "strategy": strategy, "n_trials": trials, "parallel": parallel, "steps": steps, "mode": mode,
+            "strategy": strategy, "space": space, "gan_top_k": gan_top_k, "gan_retrain_every": gan_retrain_every,
+            "n_trials": trials, "parallel": parallel, "steps": steps, "mode": mode,
             "objectives": objective or None, "train_data": train_data, "correlation_sample": correlation_sample,
             "proxy": proxy,
             "pruner": pruner, "storage": storage, "resume": resume, "seed": seed,

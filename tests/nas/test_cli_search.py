@@ -49,6 +49,16 @@ def test_search_prints_leaderboard_and_records_the_stage(run_dir: Path, tmp_path
     assert manifest["config"]["search"]["strategy"] == "random" and manifest["config"]["search"]["seed"] == 1
 
 
+def test_gan_strategy_searches_the_wide_space(run_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["search", "--run-dir", str(run_dir), "-c", str(tmp_path / "search.yaml"), "--strategy", "gan",
+                                 "--space", "wide", "--gan-top-k", "2", "--gan-retrain-every", "1", "--storage", "memory"])
+    assert result.exit_code == 0, result.output
+    assert "gan search: 3 trials" in result.output
+    manifest = json.loads((run_dir / "run.json").read_text())
+    search = manifest["config"]["search"]
+    assert search["strategy"] == "gan" and search["gan_top_k"] == 2 and search["space"]["max_blocks"] == 6
+
+
 def test_default_run_dir_is_the_newest_with_a_dataset(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data" / "runs" / "r0-empty").mkdir()
@@ -69,6 +79,9 @@ def test_parallel_trials_run_at_once(run_dir: Path, tmp_path: Path) -> None:
     [
         (["--trials", "0"], "n_trials"),
         (["--strategy", "hillclimb"], "strategy"),
+        (["--strategy", "gan", "--gan-top-k", "0"], "gan_top_k"),
+        (["--strategy", "gan", "--gan-retrain-every", "0"], "gan_retrain_every"),
+        (["--space", "huge"], "space preset must be one of default, wide"),
         (["--proxy", "auto"], "proxy 'auto' needs correlation_sample"),
         (["--proxy", "jacob"], "proxy"),
         (["--synthetic", "missing.parquet"], "--synthetic missing.parquet does not exist"),
