@@ -26,8 +26,8 @@ from ganaug.generate import GenerateConfig
 from ganaug.nas.config import SearchConfig
 from ganaug.nas.results import SearchResult
 from ganaug.pipeline import OrchestrationConfig, StageName
-from ganaug.runner import (record_cached, recorded_dataset, recorded_gan, run_search, stage_inputs, stage_outcome,
-                           synthetic_input)
+from ganaug.runner import (adopt_cached, record_cached, recorded_dataset, recorded_gan, run_search, stage_inputs,
+                           stage_outcome, synthetic_input)
 from ganaug.runs import RunFolder
 from ganaug.store import DatasetRef, SyntheticRef
 
@@ -45,6 +45,7 @@ def run_cached_stage(stage_task: Task[..., Any], stage: StageName, run: RunFolde
     if outcome == "cached":
         intact, why = result_intact(result)
         if intact:
+            result = adopt_cached(run, result)  # its files linked into this run folder, which then stands alone
             inputs = stage_inputs(params["dataset"], params.get("synthetic")) if "dataset" in params else {}
             record_cached(run, stage, params["cfg"], inputs, result)
         else:

@@ -103,6 +103,62 @@ def record_result(record: StageRecord, result: Any) -> None:
     record.notes["result"] = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
 
 
+def adopt_cached(run: RunFolder, result: Any) -> Any:
+    """A cached stage result whose files lie in another run folder, with those files brought into `run`.
+
+    Files are hard-linked (copied where the file system cannot link; every artifact is replaced by
+    rename, never rewritten in place, so a link never sees the other run change) and the result names
+    the local files, so every run folder stands alone: each stage command works on it by itself. The
+    evaluation's report is written again for this run (its title names the run).
+    """
+    from ganaug.evaluate import EvaluationResult
+    from ganaug.gan import GanResult
+
+    if isinstance(result, DatasetRef | SyntheticRef):
+        target = run.dataset if isinstance(result, DatasetRef) else run.synthetic
+        _bring(Path(result.path), target)
+        return result.model_copy(update={"path": str(target)})
+    if isinstance(result, GanResult):
+        source = Path(result.checkpoint_path).parent.parent  # <run>/gan/checkpoints/last.pt
+        if source.resolve() == run.gan.resolve():
+            return result
+        for path in sorted(source.rglob("*")):
+            if path.is_file() and not path.name.endswith(".tmp"):
+                _bring(path, run.gan / path.relative_to(source))
+        fields = ("checkpoint_path", "metrics_path", "grid_path", "best_checkpoint_path")
+        return result.model_copy(update={name: str(run.gan / Path(value).relative_to(source))
+                                         for name in fields if (value := getattr(result, name))})
+    if isinstance(result, EvaluationResult):
+        if Path(result.evaluation_path).resolve() == run.evaluation.resolve():
+            return result
+        from ganaug.report import write_report
+        from ganaug.runs import EVALUATION_PLOT
+
+        _bring(Path(result.evaluation_path), run.evaluation)
+        write_report(run.root)  # from the local table and files, with this run's name
+        plot = run.path(EVALUATION_PLOT)
+        return result.model_copy(update={"evaluation_path": str(run.evaluation), "report_path": str(run.report),
+                                         "plot_path": str(plot) if plot.is_file() else None})
+    return result
+
+
+def _bring(source: Path, target: Path) -> None:
+    """Hard-link `source` to `target` (a copy where linking fails), replacing `target` by rename."""
+    import os
+    import shutil
+
+    if target.exists() and target.resolve() == source.resolve():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.adopt.tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        shutil.copy2(source, temporary)
+    os.replace(temporary, target)
+
+
 def record_cached(run: RunFolder, stage: str, config: Any, inputs: dict[str, ArtifactRef], result: Any) -> None:
     """Record in run.json a stage whose result was reused from the cache (its files may lie in another run folder)."""
     with run.stage(stage, config=config, inputs=inputs) as record:

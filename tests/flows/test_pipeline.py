@@ -83,7 +83,25 @@ def test_second_run_reuses_every_stage_from_the_cache(first_run: Any, tiny_root:
     manifest = json.loads((tiny_root / "runs" / "second" / "run.json").read_text())
     gan_entry = manifest["stages"]["train_gan"]
     assert gan_entry["notes"]["cached"] is True
-    assert gan_entry["outputs"]["checkpoint"]["path"].endswith("first/gan/checkpoints/last.pt")
+    # the cached files are linked into the new run folder, which stands alone
+    assert gan_entry["outputs"]["checkpoint"]["path"].endswith("second/gan/checkpoints/last.pt")
+    second, first = tiny_root / "runs" / "second", tiny_root / "runs" / "first"
+    for name in ("dataset.parquet", "synthetic.parquet", "evaluation.parquet", "gan/checkpoints/last.pt",
+                 "gan/checkpoints/best.pt", "gan/metrics.parquet"):
+        assert (second / name).is_file() and not (second / name).is_symlink(), name
+        assert (second / name).read_bytes() == (first / name).read_bytes(), name
+    assert (second / "report.md").read_text().startswith("# ganaug report: second")
+    for stage in ("ingest", "generate", "evaluate"):
+        assert str(second) in json.dumps(manifest["stages"][stage]["outputs"]), stage
+        assert str(first) not in json.dumps(manifest["stages"][stage]["outputs"]), stage
+    assert summary.report_path == str(second / "report.md")
+    from typer.testing import CliRunner
+
+    from ganaug.cli import app
+
+    alone = CliRunner().invoke(app, ["evaluate", "--run-dir", str(second), "--protocols", "real,augmented", "--seeds", "1",
+                                     "--steps", "5", "--device", "cpu", "--no-generative-metrics"])
+    assert alone.exit_code == 0, alone.output
 
 
 def test_refresh_reruns_only_the_named_stage(first_run: Any, tiny_root: Path, tiny_config: Any) -> None:
@@ -106,7 +124,8 @@ def test_cached_result_whose_files_are_gone_is_recomputed(tmp_path: Path, tiny_c
     ingest = cfg.ingest.model_copy(update={"seed": 5})
     first = ingest_flow(ingest, cfg.orchestration.model_copy(update={"run_id": "a"}))
     second = ingest_flow(ingest, cfg.orchestration.model_copy(update={"run_id": "b"}))
-    assert second == first  # a cache hit hands back the first run's dataset
+    # a cache hit hands back the first run's dataset, linked into the second run folder
+    assert second.content_hash == first.content_hash and second.path.endswith("b/dataset.parquet")
     Path(first.path).unlink()
     third = ingest_flow(ingest, cfg.orchestration.model_copy(update={"run_id": "c"}))
     assert third.path.endswith("c/dataset.parquet") and Path(third.path).is_file()
