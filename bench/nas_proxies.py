@@ -7,7 +7,7 @@ One run, all trainings in parallel worker processes (one GPU shared by all, or C
    size (params, FLOPs), reduced training on real data and, given `--synthetic`, short training on
    GAN samples. Spearman and Kendall against full-fidelity val accuracy; cost ratio = full seconds /
    proxy seconds (both measured under the same sharing of the device).
-2. Search quality at equal budget: aging evolution, random, TPE and NSGA-II (accuracy vs parameters)
+2. Search quality at equal budget: aging evolution, random, TPE, NSGA-II (accuracy vs parameters) and the GAN sampler
    with `--trials` full-fidelity trials each, `--seeds` seeds; the best-val architecture's test
    accuracy (its own best-val checkpoint, trained with the seed) against the default ArchSpec and
    the plain reference CNN of bench/reference.py (plain and with affine augmentation) trained with
@@ -17,7 +17,8 @@ One run, all trainings in parallel worker processes (one GPU shared by all, or C
    score are retrained at full fidelity: the best full-fidelity val of those is the search's found
    architecture, tested on the test split. Budget per strategy: `--trials` proxy trials plus
    `--verify-top` full retrainings; the worker seconds each search used are reported.
-   `--archs 0` skips part 1.
+   `--archs 0` skips part 1. `--space wide` searches the product's 'wide' preset instead of the
+   benchmark's space (`--channels`, `--max-blocks`).
 
     python bench/nas_proxies.py --mnist-dir .benchdata/mnist --workers 16 --device cuda --deadline 200
     python bench/nas_proxies.py --dataset data/runs/x/dataset.parquet --synthetic data/runs/x/synthetic.parquet
@@ -25,6 +26,8 @@ One run, all trainings in parallel worker processes (one GPU shared by all, or C
         --trials 3 --workers 2 --device cpu      # a quick check that it runs
     python bench/nas_proxies.py --dataset d.parquet --synthetic s.parquet --archs 0 --search-fidelity synthetic:50:250 \\
         --verify-top 2 --trials 12 --population 4 --parallel 1 --concurrent-seeds 1 --workers 1   # search quality only
+    python bench/nas_proxies.py --mnist-dir ../shared/datasets/mnist --archs 0 --space wide --strategies gan evolution random \
+        --trials 24 --population 6 --seeds 5    # the gan strategy on the wide space
 
 Results go to `--out`: nas_proxies.jsonl (one line per finished job, written as they finish) and
 nas_proxies.md (tables), written at the end or at `--deadline` seconds, whichever comes first
@@ -60,7 +63,7 @@ from ganaug.errors import ConfigError
 from ganaug.evaluate.stats import paired_interval
 from ganaug.executor import settle
 from ganaug.nas.augment import affine_augment
-from ganaug.nas.config import SearchConfig, SpaceConfig
+from ganaug.nas.config import SPACE_PRESETS, SearchConfig, SpaceConfig
 from ganaug.nas.data import SearchData, load_search_data
 from ganaug.nas.evaluator import TrialResult
 from ganaug.nas.proxies import (
@@ -73,7 +76,7 @@ from ganaug.nas.space import SearchSpace
 from ganaug.nas.study import open_study, run_search_trials
 from ganaug.store import SyntheticRef, dataset_ref
 
-STRATEGIES = ("evolution", "random", "tpe", "nsga2")
+STRATEGIES = ("evolution", "random", "tpe", "nsga2", "gan")
 
 
 class DeadlineReached(Exception):
@@ -178,6 +181,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Run these strategies' searches for every seed before the other strategies' (so a deadline cuts the others).")
     p.add_argument("--channels", nargs="+", type=int, default=[16, 32, 64, 96], help="Search space: channel widths a block may have.")
     p.add_argument("--max-blocks", type=int, default=4, help="Search space: most convolution blocks.")
+    p.add_argument("--space", default="bench", choices=["bench", *SPACE_PRESETS],
+                   help="Search space: bench (this script's, from --channels and --max-blocks) or a named preset of the product.")
     p.add_argument("--population", type=int, default=3, help="Evolution / NSGA-II population (and TPE's random start).")
     p.add_argument("--parallel", type=int, default=2, help="Trials a search evaluates at once.")
     p.add_argument("--workers", type=int, default=2, help="Worker processes (all share the one device).")
@@ -585,7 +590,7 @@ def collect_baselines(futures: dict[int, dict[str, Future]]) -> dict[str, dict[i
     return by_seed
 
 
-SAME_SETTINGS = ("train_images", "steps", "search_fidelity", "verify_top", "strategies")
+SAME_SETTINGS = ("train_images", "steps", "search_fidelity", "verify_top", "strategies", "space")
 
 
 def whole_searches(run: dict[str, Any], trials: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -624,7 +629,7 @@ def summary_from_log(lines: list[dict[str, Any]], path: Path) -> dict[str, Any]:
     return {"device": args.get("device"), "workers": workers, "dataset": args.get("dataset"),
             "train_images": config.get("train_images"), "steps": config["steps"], "archs": 0,
             "search_fidelity": proxy_name(fidelity) if fidelity else None, "verify_top": verify_top,
-            "seconds": 0.0, "deadline_reached": False,  # its wall-clock time is not in the rows
+            "space": args.get("space"), "seconds": 0.0, "deadline_reached": False,  # its wall-clock time is not in the rows
             "proxies": {}, "strategies": strategies, "searches": searches,
             "baselines_by_seed": {name: {str(k): v for k, v in values.items()} for name, values in by_seed.items()}}
 
@@ -706,9 +711,12 @@ def main(argv: list[str] | None = None) -> None:
     probe = load_search_data(dataset_ref(dataset), synthetic, SearchConfig(train_data="real"))
     steps = args.steps or auto_steps(len(probe.real_train[1]))
     check_proxies(args, probe)
-    space_cfg = SpaceConfig(max_blocks=args.max_blocks, channels=sorted(set(args.channels)), kernels=[3, 5], pools=["max", "avg", "none"],
-                            norms=["batch", "none"], activations=["relu", "silu"], residual=[False, True],
-                            dropouts=[0.0, 0.25, 0.5], head_widths=[0, 128], augment_strengths=[0.0, 0.5, 1.0])
+    if args.space == "bench":
+        space_cfg = SpaceConfig(max_blocks=args.max_blocks, channels=sorted(set(args.channels)), kernels=[3, 5], pools=["max", "avg", "none"],
+                                norms=["batch", "none"], activations=["relu", "silu"], residual=[False, True],
+                                dropouts=[0.0, 0.25, 0.5], head_widths=[0, 128], augment_strengths=[0.0, 0.5, 1.0])
+    else:
+        space_cfg = SpaceConfig(preset=args.space)
     space = SearchSpace(space_cfg, probe.height, probe.width)
     try:
         space.encode(ArchSpec(), 1.0)  # the default architecture lies in the benchmark's space
@@ -749,7 +757,7 @@ def main(argv: list[str] | None = None) -> None:
     by_seed = collect_baselines(baseline_futures)
     summary = {"device": args.device, "workers": args.workers, "dataset": str(dataset), "train_images": len(probe.real_train[1]),
                "steps": steps, "archs": args.archs, "search_fidelity": proxy_name(args.search_fidelity) if args.search_fidelity else None,
-               "verify_top": args.verify_top, "seconds": time.perf_counter() - started, "deadline_reached": deadline_reached,
+               "verify_top": args.verify_top, "space": args.space, "seconds": time.perf_counter() - started, "deadline_reached": deadline_reached,
                "proxies": proxy_thread_result, "strategies": args.strategies, "searches": sorted(searches, key=lambda r: (r["strategy"], r["seed"])),
                "baselines": {k: [v[s] for s in sorted(v)] for k, v in by_seed.items()}, "baselines_by_seed": by_seed,
                "unfinished": sum(not f.done() for _, f in bench.pending)}

@@ -202,6 +202,7 @@ def test_a_search_fidelity_larger_than_a_class_stops_before_training(tmp_path: P
     (["--max-blocks", "0"], "--max-blocks must be at least 1"),
     (["--first-seed", "-1"], "--first-seed must be at least 0"),
     (["--channels", "0", "16"], "--channels 0 16: widths must be at least 1"),
+    (["--space", "huge"], "argument --space: invalid choice: 'huge'"),
 ])
 def test_bad_arguments_exit_2(tmp_path: Path, bench_module, args: list[str], message: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -225,3 +226,16 @@ def test_a_space_without_the_default_architecture_stops_before_training(tmp_path
     assert exit_info.value.code == 2
     assert "--channels / --max-blocks: the default architecture must lie in the search space" in capsys.readouterr().err
     assert not (tmp_path / "out" / "nas_proxies.jsonl").exists()
+
+
+def test_gan_strategy_searches_the_wide_space(tmp_path: Path, bench_module) -> None:
+    dataset = write_tiny_dataset(tmp_path, per_class=(16, 6, 6))
+    out = tmp_path / "out"
+    bench_module.main(["--dataset", dataset.path, "--out", str(out), "--archs", "0", "--steps", "4", "--seeds", "1",
+                       "--trials", "3", "--strategies", "gan", "--space", "wide", "--population", "2", "--parallel", "1",
+                       "--workers", "1", "--device", "cpu"])
+    lines = _lines(out)
+    assert not any("error" in line for line in lines)
+    (search,) = [line for line in lines if line["kind"] == "search"]
+    assert search["strategy"] == "gan" and search["trials_done"] == 3
+    assert lines[-1]["space"] == "wide" and "| gan | 1 | 3 |" in (out / "nas_proxies.md").read_text()
