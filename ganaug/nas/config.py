@@ -95,7 +95,7 @@ class SearchConfig(StrictModel):
     )
     n_trials: int = Field(20, ge=1, le=100_000, description="Trials in the search (total, counting trials of a resumed study).")
     parallel: int = Field(1, ge=1, le=1024, description="Trials evaluated at once (a batch handed to the executor).")
-    population_size: int = Field(6, ge=2, le=10_000, description="Evolution/NSGA-II population size.")
+    population_size: int = Field(6, ge=2, le=10_000, description="Evolution/NSGA-II population size, and the random start of tpe and gan.")
     tournament_size: int = Field(3, ge=1, le=10_000, description="Aging evolution: candidates drawn per tournament.")
     crossover_prob: float = Field(0.3, ge=0.0, le=1.0, description="Aging evolution: chance a child has two parents (uniform crossover) before mutating.")
     gan_top_k: int = Field(5, ge=1, le=10_000, description="gan: best finished trials the discriminator takes as real genomes.")
