@@ -159,3 +159,32 @@ def test_single_bit_flips_anywhere_give_a_data_error_or_the_unchanged_data(tmp_p
                 if reader is read_dataset and not _same(loaded, original):
                     silent.append((position, bit))
     assert escaped == [] and silent == []
+
+
+def test_single_bit_flips_in_a_synthetic_table_give_a_data_error_or_the_unchanged_data(tmp_path: Path) -> None:
+    from ganaug.generate import write_synthetic
+    from ganaug.store import SYNTHETIC_SCHEMA, read_origin
+
+    images = np.arange(24, dtype=np.uint8).reshape(6, 1, 2, 2)
+    meta = DatasetMeta(height=2, width=2, channels=1, class_names=["a", "b"], ingestion_source="synthetic",
+                       extra={"checkpoint_id": "c0ffee", "dataset_hash": "d" * 64})
+    path = write_synthetic(tmp_path / "s.parquet", images, np.array([0, 1, 0, 1, 0, 1]), meta, "c0ffee",
+                           np.linspace(0, 1, 6, dtype=np.float32), origin={"run_id": "run-a"}).file
+    original, intact = read_dataset(path, SYNTHETIC_SCHEMA), path.read_bytes()
+    assert read_origin(path) == {"run_id": "run-a"}
+    escaped, silent = [], []
+    for position, bit in _flips(len(intact)):
+        flipped = bytearray(intact)
+        flipped[position] ^= 1 << bit
+        path.write_bytes(bytes(flipped))
+        for reader in (lambda p: read_dataset(p, SYNTHETIC_SCHEMA), read_origin):  # footer readers: the test above
+            try:
+                loaded = reader(path)
+            except DataError as err:
+                assert "s.parquet" in str(err)
+            except Exception as err:  # noqa: BLE001 - every other exception is the failure this test looks for
+                escaped.append((position, bit, type(err).__name__))
+            else:
+                if isinstance(loaded, LoadedDataset) and not _same(loaded, original):
+                    silent.append((position, bit))
+    assert escaped == [] and silent == []
