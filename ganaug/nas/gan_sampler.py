@@ -17,20 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
-from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler
-from optuna.study import Study, StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.study import Study
+from optuna.trial import FrozenTrial
 from torch import nn
 from torch.nn import functional as F
 
 from ganaug.classifier.train import cpu_threads
+from ganaug.nas.proposals import ProposingSampler, rank_trials
 from ganaug.nas.space import Genome, SearchSpace
-from ganaug.samplers import ResumableRandomSampler
 
 NOISE_DIM = 16
 HIDDEN = 64
@@ -134,22 +131,7 @@ def train_gan(real: torch.Tensor, coding: GenomeCoding, steps: int, rng: torch.G
     return generator.eval()
 
 
-def rank_trials(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> list[FrozenTrial]:
-    """Best first: dominated by the fewest others, then the first objective, then the earlier trial."""
-    sign = [1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in directions]
-
-    def dominates(a: FrozenTrial, b: FrozenTrial) -> bool:
-        pairs = [(s * x, s * y) for s, x, y in zip(sign, a.values, b.values)]
-        return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
-
-    def key(trial: FrozenTrial) -> tuple[int, float, int]:
-        dominated_by = sum(dominates(other, trial) for other in trials if other is not trial) if len(sign) > 1 else 0
-        return dominated_by, -sign[0] * trial.values[0], trial.number
-
-    return sorted(trials, key=key)
-
-
-class GanSampler(BaseSampler):
+class GanSampler(ProposingSampler):
     """Genomes proposed by a GAN trained on the best trials so far (see the module's docstring).
 
     The first `start_size` trials are random, drawn by `ResumableRandomSampler(seed)`: the very
@@ -160,40 +142,19 @@ class GanSampler(BaseSampler):
 
     def __init__(self, space: SearchSpace, start_size: int = 6, top_k: int = 5, retrain_every: int = 4,
                  steps: int = 30, seed: int = 0) -> None:
-        self.space = space
+        super().__init__(space, seed)
         self.start_size = start_size
         self.top_k = top_k
         self.retrain_every = retrain_every
         self.steps = steps
-        self.seed = seed
         self.coding = GenomeCoding.of(space)
         self.mask = self.coding.mask()
-        self._random = ResumableRandomSampler(seed)
         self._trained: dict[tuple[int, tuple[int, ...]], nn.Sequential] = {}
-        self.lineage: dict[int, tuple[int, list[int]]] = {}
-
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return self.space.distributions()
-
-    def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        if not search_space:
-            return {}
-        proposal = self.propose(study, trial.number)
-        if proposal is None:  # the random start: every gene comes from sample_independent's random draws
-            self.lineage[trial.number] = (0, [])
-            return {}
-        genome, generation, parents = proposal
-        self.lineage[trial.number] = (generation, parents)
-        return {name: genome[name] for name in search_space if name in genome}
-
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
-        return self._random.sample_independent(study, trial, param_name, param_distribution)
 
     def propose(self, study: Study, number: int) -> tuple[Genome, int, list[int]] | None:
         """Trial `number`'s genome, its retraining round and the elite trials; None during the random start."""
         genes = set(self.space.choices)
-        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        done = sorted((t for t in finished if t.values is not None and genes <= set(t.params)), key=lambda t: t.number)
+        done = self.finished(study)
         if len(done) < self.start_size:
             return None
         seen = self.start_size + (len(done) - self.start_size) // self.retrain_every * self.retrain_every

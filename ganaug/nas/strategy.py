@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, NSGAIISampler, TPESampler
 from optuna.study import Study, StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from ganaug.nas.config import SearchConfig
 from ganaug.nas.gan_sampler import GanSampler
+from ganaug.nas.proposals import ProposingSampler, rank_trials
 from ganaug.nas.space import Genome, SearchSpace
 from ganaug.samplers import ResumableRandomSampler, resumable_start
 
@@ -22,27 +21,14 @@ GENERATION_ATTR = "generation"
 PARENTS_ATTR = "parents"
 
 
-def _dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[StudyDirection]) -> bool:
-    """True if `a` is at least as good as `b` in every objective and better in one."""
-    sign = [1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in directions]
-    better_or_equal = all(s * x >= s * y for s, x, y in zip(sign, a, b))
-    return better_or_equal and any(s * x > s * y for s, x, y in zip(sign, a, b))
-
-
 def tournament(population: Sequence[FrozenTrial], size: int, rng: np.random.Generator,
                directions: Sequence[StudyDirection]) -> FrozenTrial:
     """Draw `size` distinct members; the winner is dominated by the fewest others (ties: first objective)."""
     picks = [population[i] for i in rng.choice(len(population), size=min(size, len(population)), replace=False)]
-    sign = 1.0 if directions[0] == StudyDirection.MAXIMIZE else -1.0
-
-    def rank(trial: FrozenTrial) -> tuple[int, float, int]:
-        dominated_by = sum(_dominates(o.values, trial.values, directions) for o in picks if o is not trial)
-        return dominated_by, -sign * trial.values[0], trial.number
-
-    return min(picks, key=rank)
+    return rank_trials(picks, directions)[0]
 
 
-class AgingEvolutionSampler(BaseSampler):
+class AgingEvolutionSampler(ProposingSampler):
     """Regularized (aging) evolution (Real et al., 2019) as an Optuna sampler.
 
     The population is the `population_size` most recently finished (complete or pruned) trials, so old members age out
@@ -57,38 +43,19 @@ class AgingEvolutionSampler(BaseSampler):
 
     def __init__(self, space: SearchSpace, population_size: int = 6, tournament_size: int = 3,
                  crossover_prob: float = 0.0, seed: int = 0) -> None:
-        self.space = space
+        super().__init__(space, seed)
         self.population_size = population_size
         self.tournament_size = tournament_size
         self.crossover_prob = crossover_prob
-        self.seed = seed
-        self._random = ResumableRandomSampler(seed)
-        self.lineage: dict[int, tuple[int, list[int]]] = {}
 
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return self.space.distributions()
-
-    def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        if not search_space:
-            return {}
-        rng = np.random.default_rng([self.seed, trial.number])
-        proposal = self.propose(study, rng)
-        if proposal is None:  # an initial member: every gene comes from sample_independent's random draws
-            self.lineage[trial.number] = (0, [])
-            return {}
-        genome, generation, parents = proposal
-        self.lineage[trial.number] = (generation, parents)
-        return {name: genome[name] for name in search_space if name in genome}
-
-    def propose(self, study: Study, rng: np.random.Generator) -> tuple[Genome, int, list[int]] | None:
+    def propose(self, study: Study, number: int) -> tuple[Genome, int, list[int]] | None:
         """A child genome, its generation and its parents' trial numbers; None while the population is not full."""
         genes = set(self.space.choices)
-        # pruned trials stay in the population with their partial fitness: they lose tournaments
-        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        done = [t for t in finished if t.values is not None and genes <= set(t.params)]
+        rng = np.random.default_rng([self.seed, number])
+        done = self.finished(study)  # pruned trials stay in the population with their partial fitness: they lose tournaments
         if len(done) < self.population_size:
             return None
-        population = sorted(done, key=lambda t: t.number)[-self.population_size :]
+        population = done[-self.population_size :]
         parents = [tournament(population, self.tournament_size, rng, study.directions)]
         genome = {name: parents[0].params[name] for name in genes}
         if rng.random() < self.crossover_prob:
@@ -97,9 +64,6 @@ class AgingEvolutionSampler(BaseSampler):
         child = self.space.mutate(genome, rng)
         generation = 1 + max(int(p.user_attrs.get(GENERATION_ATTR, 0)) for p in parents)
         return child, generation, [p.number for p in parents]
-
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
-        return self._random.sample_independent(study, trial, param_name, param_distribution)
 
 
 def make_sampler(cfg: SearchConfig, space: SearchSpace) -> BaseSampler:
