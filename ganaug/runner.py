@@ -416,16 +416,16 @@ def check_given_synthetic(run: RunFolder, dataset: DatasetRef, path: Path) -> No
     that this run sampled (its metadata names the run) must still match the GAN checkpoints the run holds.
     A table from another run over the same dataset is taken as it is (comparing GANs is a fair use).
     """
-    extra = read_dataset_meta(path).extra
-    made_for = str(extra.get("dataset_hash") or "")
+    if read_origin(path).get("run_id") == run.run_id:
+        check_synthetic_fresh(run, dataset, path)
+        return
+    made_for = str(read_dataset_meta(path).extra.get("dataset_hash") or "")
     if made_for and made_for != dataset.content_hash:
         raise DataError(
             f"{path} was sampled for a dataset with content hash {made_for[:12]}, not for {run.dataset} "
             f"({dataset.content_hash[:12]}); its label ids may mean other classes. Generate synthetic data for this "
             f"dataset (`ganaug train` and `ganaug generate --run-dir {run.root}`)"
         )
-    if read_origin(path).get("run_id") == run.run_id:
-        check_synthetic_fresh(run, dataset, path)
 
 
 def check_synthetic_fresh(run: RunFolder, dataset: DatasetRef, path: Path) -> None:
