@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from ganaug import faults, runlock
 from ganaug.errors import ConfigError, DataError, disk_error
@@ -299,15 +299,26 @@ class RunFolder:
             )
 
 
+_Paths = TypeVar("_Paths", bound="_StagePaths")
+
+
 @dataclass(frozen=True)
-class GanPaths:
-    """The files of one GAN training under `<out>/gan/`."""
+class _StagePaths:
+    """The files of one stage under `<out>/<folder>/`."""
 
     root: Path
+    folder: ClassVar[str]
 
     @classmethod
-    def under(cls, out: str | Path) -> GanPaths:
-        return cls(Path(out) / GAN_DIR)
+    def under(cls: type[_Paths], out: str | Path) -> _Paths:
+        return cls(Path(out) / cls.folder)
+
+
+@dataclass(frozen=True)
+class GanPaths(_StagePaths):
+    """The files of one GAN training under `<out>/gan/`."""
+
+    folder: ClassVar[str] = GAN_DIR
 
     @property
     def checkpoints(self) -> Path:
@@ -334,14 +345,10 @@ class GanPaths:
 
 
 @dataclass(frozen=True)
-class NasPaths:
+class NasPaths(_StagePaths):
     """The files of one architecture search under `<out>/nas/`."""
 
-    root: Path
-
-    @classmethod
-    def under(cls, out: str | Path) -> NasPaths:
-        return cls(Path(out) / NAS_DIR)
+    folder: ClassVar[str] = NAS_DIR
 
     @property
     def trials(self) -> Path:
@@ -368,14 +375,10 @@ class NasPaths:
 
 
 @dataclass(frozen=True)
-class TunePaths:
+class TunePaths(_StagePaths):
     """The files of one GAN tuning study under `<out>/tune/` (its trials train under `trials/<n>/`)."""
 
-    root: Path
-
-    @classmethod
-    def under(cls, out: str | Path) -> TunePaths:
-        return cls(Path(out) / TUNE_DIR)
+    folder: ClassVar[str] = TUNE_DIR
 
     @property
     def study(self) -> Path:
