@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -19,14 +19,12 @@ from ganaug.device import select_device
 from ganaug.errors import CheckpointError, ConfigError, DataError, DivergenceError
 from ganaug.gan.artifacts import Callbacks, GanPaths, MetricsLog, TrainingEnd
 from ganaug.gan.checkpoint import (
-    DamagedCheckpointError,
     check_compatible,
     checkpoint_meta,
     content_hash,
     prune_checkpoints,
     read_checkpoint,
     read_checkpoint_with_fallback,
-    write_best_checkpoint,
     write_checkpoint,
 )
 from ganaug.gan.config import GanConfig
@@ -34,13 +32,15 @@ from ganaug.gan.monitor import CollapseMonitor
 from ganaug.gan.networks import ImageShape, count_parameters
 from ganaug.gan.pool import PseudoLabelled
 from ganaug.gan.sampling import write_sample_grid
-from ganaug.gan.trainer import LOSS_NAMES, GanTrainer
+from ganaug.gan.trainer import GanTrainer
+from ganaug.gan.tracking import SELECTION_METRIC, BestCheckpoint, TrainingMetrics, due_at, near_best
 from ganaug.store import POOL_SPLIT, ArtifactRef, DatasetRef, LoadedDataset, atomic_write_bytes, read_dataset
 
 log = logging.getLogger(__name__)
 
+__all__ = ["GanResult", "near_best", "train_gan"]  # near_best lives in tracking.py; callers still import it from here
+
 VAL_MONITOR_IMAGES = 1024  # validation images scored by D at each metrics step
-SELECTION_METRIC = "val_nn_cas"  # the collapse monitor's score that picks best.pt (higher is better)
 
 
 class GanResult(BaseModel):
@@ -92,7 +92,7 @@ def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
     trainer = GanTrainer(cfg, shape, device, images, labels)
     meta = checkpoint_meta(cfg, shape, loaded.meta.class_names, loaded.content_hash,
                            pseudo_labelled.content_hash() if pseudo_labelled is not None else None)
-    metrics_log, pending = _start(trainer, cfg, paths, meta, loaded.content_hash)
+    metrics_log, carried = _start(trainer, cfg, paths, meta, loaded.content_hash)
     resumed_from = trainer.step
     log.info("training GAN on %s: %d images %s, G %d / D %d parameters, steps %d..%d",
              device, len(images), shape, count_parameters(trainer.generator),
@@ -101,22 +101,25 @@ def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
     if cfg.monitor_every is not None:
         collapse = CollapseMonitor(val_images, val_labels, shape.num_classes, cfg.monitor_per_class,
                                    cfg.collapse_spread, cfg.seed)
-    monitor = _Monitor(trainer, paths, meta, metrics_log, events,
-                       (val_images[:VAL_MONITOR_IMAGES], val_labels[:VAL_MONITOR_IMAGES]), pending,
-                       collapse, loaded.meta.class_names)
+    metrics = TrainingMetrics(trainer, metrics_log, (val_images[:VAL_MONITOR_IMAGES], val_labels[:VAL_MONITOR_IMAGES]),
+                              collapse, loaded.meta.class_names, carried)
+    best = BestCheckpoint(cfg, meta, paths, len(collapse.real_labels) if collapse is not None else 0,
+                          carried.get("best") if carried else None)
+    writer = _Writer(trainer, paths, meta, metrics, best, events)
+    if best.needs_rewrite(trainer.step):  # resumed at the best step, best.pt lost (a crash between two writes)
+        best.write(writer.state())
     events.emit("on_start", resumed_from, cfg.steps)
     loop_started = time.perf_counter()
-    while trainer.step < cfg.steps:
-        monitor.after_step(trainer.train_step())
+    _train_loop(trainer, metrics, best, writer, events)
     loop_seconds = time.perf_counter() - loop_started
     with trainer.sampling_generator() as generator:
         grid = write_sample_grid(generator, paths.final_grid, cfg.grid_columns, cfg.seed)
     metrics_log.write(paths.metrics)
-    best = monitor.finish_best()
+    chosen = best.finish()
     trained_images = (trainer.step - resumed_from) * cfg.batch_size * cfg.d_steps_per_g
     result = GanResult(
         checkpoint_path=str(paths.last_checkpoint),
-        checkpoint_id=monitor.checkpoint_id or content_hash(read_checkpoint(paths.last_checkpoint)),
+        checkpoint_id=writer.checkpoint_id or content_hash(read_checkpoint(paths.last_checkpoint)),
         metrics_path=str(paths.metrics),
         grid_path=str(grid),
         steps=trainer.step,
@@ -128,28 +131,14 @@ def train_gan(dataset: DatasetRef | str | Path, cfg: GanConfig, out: str | Path,
         config_hash=cfg.config_hash(),
         final_metrics=metrics_log.last(),
         best_checkpoint_path=str(paths.best_checkpoint),
-        best_checkpoint_id=best["checkpoint_id"],
-        best_step=best["step"],
-        selection_metric=best["metric"],
-        best_score=best["score"],
+        best_checkpoint_id=chosen["checkpoint_id"],
+        best_step=chosen["step"],
+        selection_metric=chosen["metric"],
+        best_score=chosen["score"],
         pseudo_labelled=None if pseudo_labelled is None else len(pseudo_labelled.labels),
     )
     events.emit("on_finish", result.steps, TrainingEnd(result, cfg, loaded, list(metrics_log.rows)))
     return result
-
-
-def near_best(score: float, best: dict[str, Any] | None, n: int) -> bool:
-    """Whether a val score (an accuracy on n val images) makes its checkpoint the chosen one.
-
-    A later checkpoint wins unless it falls short of the best score seen by more than two binomial
-    standard errors of that score: a smaller drop is within the val subset's noise, and the later
-    checkpoint has trained longer (measured at 32x32 RGB, docs/benchmarks/gan.md).
-    """
-    if best is None:
-        return True
-    top = best.get("top", best["score"])
-    noise = 2.0 * math.sqrt(max(top * (1.0 - top), 0.0) / max(n, 1))
-    return score >= top - noise
 
 
 def _with_pseudo_labelled(loaded: LoadedDataset, images: torch.Tensor, labels: torch.Tensor, pseudo: PseudoLabelled,
@@ -205,137 +194,70 @@ def _start(trainer: GanTrainer, cfg: GanConfig, paths: GanPaths, meta: dict[str,
     return MetricsLog(), None
 
 
-class _Monitor:
-    """Metrics, collapse monitor, finiteness checks, checkpoints and sample grids, kept out of the training loop."""
+@dataclass
+class _Writer:
+    """Checkpoints, best.pt and sample grids of one training, and the stop on divergence."""
 
-    def __init__(self, trainer: GanTrainer, paths: GanPaths, meta: dict[str, Any], history: MetricsLog,
-                 events: Callbacks, val: tuple[torch.Tensor, torch.Tensor], pending: dict[str, Any] | None,
-                 collapse: CollapseMonitor | None, class_names: list[str]) -> None:
-        self.trainer, self.cfg, self.paths, self.meta = trainer, trainer.cfg, paths, meta
-        self.history, self.events, self.val = history, events, val
-        self.collapse, self.class_names = collapse, class_names
-        # Loss sums since the last metrics row; a checkpoint carries them so a resumed run reports the same rows.
-        self.sums = torch.zeros(len(LOSS_NAMES), device=trainer.device)
-        self.count = 0
-        # The best val score so far: {"step", "score", "checkpoint_id"}; None before the first reading.
-        self.best: dict[str, Any] | None = None
-        if pending is not None:
-            self.sums.copy_(pending["sums"])
-            self.count = int(pending["count"])
-            self.best = dict(pending["best"], checkpoint_id=None) if pending.get("best") else None
-            self._restore_best()
-        self.clock = time.perf_counter() - history.elapsed
-        self.checkpoint_id: str | None = None  # content hash of the latest checkpoint written
-        self.window = (time.perf_counter(), trainer.step)
+    trainer: GanTrainer
+    paths: GanPaths
+    meta: dict[str, Any]
+    metrics: TrainingMetrics
+    best: BestCheckpoint
+    events: Callbacks
+    checkpoint_id: str | None = None  # content id of the latest checkpoint written
 
-    def after_step(self, losses: torch.Tensor) -> None:
-        """Accumulate on the device; read values (a sync) only when something is due."""
-        self.sums += losses
-        self.count += 1
-        step, cfg = self.trainer.step, self.cfg
-        final = step == cfg.steps
-        periodic = cfg.checkpoint_every is not None and step % cfg.checkpoint_every == 0
-        due_grid = cfg.grid_every is not None and step % cfg.grid_every == 0
-        due_monitor = self.collapse is not None and (step % cfg.monitor_every == 0 or final)  # type: ignore[operator]
-        due_metrics = step % cfg.metrics_every == 0 or final or due_monitor
-        if not (due_metrics or periodic or final or due_grid):
-            return
-        means = (self.sums / self.count).tolist()
-        if not all(math.isfinite(value) for value in means):
-            self._diverged(step, [name for name, value in zip(LOSS_NAMES, means) if not math.isfinite(value)])
-        improved = False
-        if due_metrics:
-            improved = self._record(step, dict(zip(LOSS_NAMES, means)), due_monitor)
-        if periodic or final or improved:
-            self._checkpoint(step, periodic, improved)
-        if due_grid or final:
-            with self.trainer.sampling_generator() as generator:
-                path = write_sample_grid(generator, self.paths.grid(step), cfg.grid_columns, cfg.seed)
-            self.events.emit("on_samples", step, path)
+    def state(self) -> dict[str, Any]:
+        """The training state with what the records carry over a resume (unreported loss sums, best choice)."""
+        return {**self.trainer.state_dict(), "monitor": {**self.metrics.carried(), "best": self.best.record()}}
 
-    def _record(self, step: int, means: dict[str, float], due_monitor: bool) -> bool:
-        """Append a metrics row (with a collapse reading when due); True when the val score improved."""
-        now = time.perf_counter()
-        images = (step - self.window[1]) * self.cfg.batch_size * self.cfg.d_steps_per_g
-        g_lr, d_lr = self.trainer.learning_rates()
-        row: dict[str, Any] = {"step": step, "seconds": now - self.clock, "images_per_second": images / max(now - self.window[0], 1e-9),
-                               **means, "d_val": self.trainer.mean_score(*self.val), "g_lr": g_lr, "d_lr": d_lr}
-        improved = False
-        if due_monitor and self.collapse is not None:
-            with self.trainer.sampling_generator() as generator:
-                reading = self.collapse.measure(generator)
-            row.update(reading.row())
-            row["collapsed"] = [self.class_names[c] for c in reading.collapsed]
-            if row["collapsed"]:
-                log.warning("step %d: class(es) %s collapsed: within-class spread below %.2f of the real val "
-                            "spread (samples of a class look alike); see samples_*.png", step,
-                            ", ".join(row["collapsed"]), self.cfg.collapse_spread)
-            score = row[SELECTION_METRIC]
-            improved = math.isfinite(score) and near_best(score, self.best, len(self.collapse.real_labels))
-            if improved:
-                top = max(score, self.best.get("top", self.best["score"])) if self.best else score
-                self.best = {"step": step, "score": score, "top": top, "checkpoint_id": None}
-            elif self.best is not None and math.isfinite(score):
-                self.best["top"] = max(score, self.best.get("top", self.best["score"]))
-        self.history.append(row)
-        self.events.emit("on_metrics", step, dict(row))
-        self.sums.zero_()
-        self.count = 0
-        self.window = (time.perf_counter(), step)
-        return improved
-
-    def _checkpoint(self, step: int, periodic: bool, improved: bool) -> None:
+    def checkpoint(self, step: int, periodic: bool, improved: bool) -> None:
+        """last.pt (and step_N.pt when periodic), best.pt when this step became the best, and the metrics so far."""
         if not self.trainer.parameters_finite():
-            self._diverged(step, ["weights"])
-        monitor_state = {"sums": self.sums.cpu(), "count": self.count, "best": self._best_record()}
-        state = {**self.trainer.state_dict(), "monitor": monitor_state}
-        path, self.checkpoint_id = write_checkpoint(state, self.cfg, self.meta, self.paths.checkpoints, periodic)
-        if improved and self.best is not None:
-            self._write_best(state, self.best)
-        self.history.write(self.paths.metrics)
+            self.diverged(step, ["weights"])
+        state = self.state()
+        path, self.checkpoint_id = write_checkpoint(state, self.trainer.cfg, self.meta, self.paths.checkpoints, periodic)
+        if improved:
+            self.best.write(state)
+        self.metrics.write(self.paths.metrics)
         self.events.emit("on_checkpoint", step, path)
 
-    def _best_record(self) -> dict[str, Any] | None:
-        """What a checkpoint records of the best score (not the best file's id, so resumed runs write the same)."""
-        if self.best is None:
-            return None
-        return {"step": self.best["step"], "score": self.best["score"], "top": self.best.get("top", self.best["score"])}
+    def grid(self, step: int) -> None:
+        cfg = self.trainer.cfg
+        with self.trainer.sampling_generator() as generator:
+            path = write_sample_grid(generator, self.paths.grid(step), cfg.grid_columns, cfg.seed)
+        self.events.emit("on_samples", step, path)
 
-    def _write_best(self, state: dict[str, Any], best: dict[str, Any]) -> None:
-        selection = {"metric": SELECTION_METRIC, "step": best["step"], "score": best["score"],
-                     "rule": "highest accuracy on real val images of a 1-nearest-neighbour classifier fit on the samples"}
-        _, best["checkpoint_id"] = write_best_checkpoint(state, self.cfg, self.meta, self.paths.checkpoints, selection)
-
-    def _restore_best(self) -> None:
-        """After a resume: best.pt must be the checkpoint the record names (it may be missing after a crash)."""
-        if self.best is None or self.best["step"] != self.trainer.step:
-            return
-        best = self.paths.best_checkpoint
-        with contextlib.suppress(DamagedCheckpointError):  # a damaged best.pt is rewritten below
-            if best.is_file() and int(read_checkpoint(best)["step"]) == self.trainer.step:
-                return
-        state = {**self.trainer.state_dict(), "monitor": {"sums": self.sums.cpu(), "count": self.count, "best": self._best_record()}}
-        self._write_best(state, self.best)
-
-    def finish_best(self) -> dict[str, Any]:
-        """Make sure best.pt exists (the final checkpoint when nothing was measured); returns the choice."""
-        if self.best is None:
-            payload = read_checkpoint(self.paths.last_checkpoint)
-            selection = {"metric": None, "step": int(payload["step"]), "score": None,
-                         "rule": "last checkpoint (collapse monitor off: monitor_every=None)"}
-            state = {key: value for key, value in payload.items() if key not in ("format", "version", "config", "meta")}
-            _, checkpoint_id = write_best_checkpoint(state, self.cfg, self.meta, self.paths.checkpoints, selection)
-            return {"step": selection["step"], "score": None, "metric": None, "checkpoint_id": checkpoint_id}
-        checkpoint_id = self.best.get("checkpoint_id") or content_hash(read_checkpoint(self.paths.best_checkpoint))
-        return {"step": self.best["step"], "score": self.best["score"], "metric": SELECTION_METRIC, "checkpoint_id": checkpoint_id}
-
-    def _diverged(self, step: int, what: list[str]) -> None:
+    def diverged(self, step: int, what: list[str]) -> NoReturn:
         path = self.paths.last_checkpoint
         payload = read_checkpoint(path)
         self.trainer.load_state_dict(payload)
-        cfg = self.cfg
+        cfg = self.trainer.cfg
         raise DivergenceError(
             f"GAN training diverged by step {step} (non-finite {', '.join(what)}); restored the last good "
             f"checkpoint {path} (step {payload['step']}). Lower the learning rates (g_lr={cfg.g_lr}, d_lr={cfg.d_lr}) "
             f"or change the loss (loss='{cfg.loss}'; 'hinge' is the most stable here), then rerun with resume=true."
         )
+
+
+def _train_loop(trainer: GanTrainer, metrics: TrainingMetrics, best: BestCheckpoint, writer: _Writer,
+                events: Callbacks) -> None:
+    """Train to `cfg.steps`; after each step, the records `due_at` names, in this order."""
+    cfg = trainer.cfg
+    while trainer.step < cfg.steps:
+        metrics.add(trainer.train_step())
+        step = trainer.step
+        due = due_at(step, cfg, metrics.collapse is not None)
+        if not due.anything:
+            continue  # the losses stay on the device: no step waits for a read
+        means = metrics.means()
+        if not all(math.isfinite(value) for value in means.values()):
+            writer.diverged(step, [name for name, value in means.items() if not math.isfinite(value)])
+        improved = False
+        if due.metrics:
+            row = metrics.record(step, means, due.monitor)
+            improved = due.monitor and best.consider(step, row[SELECTION_METRIC])
+            events.emit("on_metrics", step, dict(row))
+        if due.checkpoint or improved:
+            writer.checkpoint(step, due.periodic, improved)
+        if due.grid:
+            writer.grid(step)
