@@ -69,6 +69,13 @@ class SelfTrainingConfig(StrictModel):
     pool_max_samples: int | None = Field(
         None, ge=1, le=10_000_000, description="Pseudo-label at most this many pool images (a fixed random subset); None = all."
     )
+    augment: Literal["auto", "classic", "none"] = Field(
+        "auto",
+        description="The batch augmentation of the teacher and every student: classic (the classic protocol's affine transform), "
+                    "none, or auto: the first teacher is trained both ways and the better on val is kept (classic on a tie), its "
+                    "augmentation used by every student. gan_self_training makes the same choice the same way (its first teacher "
+                    "stays the discriminator), so the two protocols still differ only in their first teacher.",
+    )
     student_steps: int | None = Field(
         3000, ge=1, le=10_000_000,
         description="Optimizer steps of each student (3,000 measured on MNIST with 10 labels per class and a 50,900-image pool: "

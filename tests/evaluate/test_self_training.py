@@ -86,7 +86,11 @@ def test_round_and_threshold_kept_are_the_best_on_val(rows: dict) -> None:
     for seed in SEEDS:
         row, details = rows["self_training", seed], json.loads(rows["self_training", seed]["pool_details"])
         val = details["val_by_round"]
-        assert val[0] == rows["classic", seed]["val_accuracy"]  # round 0 is the teacher: the classic protocol
+        # round 0 is the teacher: the classic or the real protocol's network, whichever is better on val (classic on a tie)
+        teachers = {"classic": rows["classic", seed]["val_accuracy"], "none": rows["real", seed]["val_accuracy"]}
+        assert details["val_by_augment"] == teachers
+        assert details["augment"] == ("classic" if teachers["classic"] >= teachers["none"] else "none")
+        assert val[0] == teachers[details["augment"]]
         assert details["round_kept"] == len(val) - 1 - val[::-1].index(max(val))  # the best; on a tie the later
         assert row["val_accuracy"] == max(val)
         assert row["n_pseudo"] == details["pseudo_by_round"][details["round_kept"]]
@@ -153,12 +157,16 @@ class _Confident(nn.Module):
         return nn.functional.one_hot(classes, 10).float() * 20 + self.unused
 
 
-def _scripted(monkeypatch: pytest.MonkeyPatch, val_accuracies: list[float]) -> list[tuple[int, int]]:
-    """Replace training by a model whose best val accuracy is the next scripted number; returns (images, steps) per call."""
+def _scripted(monkeypatch: pytest.MonkeyPatch, val_accuracies: list[float],
+              augments: list[bool] | None = None) -> list[tuple[int, int]]:
+    """Replace training by a model whose best val accuracy is the next scripted number; returns (images, steps) per call
+    (and appends to `augments` whether each call was given a batch augmentation)."""
     calls: list[tuple[int, int]] = []
 
     def train(spec, train, val, num_classes, cfg, seed, augment):  # noqa: ANN001, ANN202
         calls.append((len(train[0]), cfg.steps))
+        if augments is not None:
+            augments.append(augment is not None)
         return TrainedClassifier(_Confident(), 1, val_accuracies[len(calls) - 1], cfg.steps, 0.0)
 
     monkeypatch.setattr(self_training_module, "train_classifier", train)
@@ -176,7 +184,7 @@ def test_scripted_loop_chooses_on_val_and_stops_early(monkeypatch: pytest.Monkey
                                                        script: list[float], rounds: int, threshold: float,
                                                        val_by_round: list[float], kept: int) -> None:
     calls = _scripted(monkeypatch, script)
-    cfg = digits_config().model_copy(update={"self_training": SelfTrainingConfig(rounds=rounds, student_steps=None),
+    cfg = digits_config().model_copy(update={"self_training": SelfTrainingConfig(rounds=rounds, student_steps=None, augment="classic"),
                                              "train": TrainConfig(steps=None, device="cpu")})
     x, y = torch.zeros(40, 1, 8, 8), torch.arange(40) % 10
     fit = fit_self_training(x, y, digits, cfg, 0, cfg.train.model_copy(update={"steps": auto_steps(40)}))
@@ -187,6 +195,41 @@ def test_scripted_loop_chooses_on_val_and_stops_early(monkeypatch: pytest.Monkey
     pseudo = fit.details["pseudo_by_threshold"][0]
     assert pseudo > 0 and calls[:2] == [(40, auto_steps(40)), (40 + pseudo, auto_steps(40 + pseudo))]
 
+
+@pytest.mark.parametrize(("script", "chosen"), [
+    ([0.5, 0.6, 0.7, 0.7, 0.7], "none"),     # two teachers, three threshold students, rounds=1
+    ([0.6, 0.5, 0.7, 0.7, 0.7], "classic"),
+    ([0.6, 0.6, 0.7, 0.7, 0.7], "classic"),  # a tie: classic
+])
+def test_auto_augmentation_is_the_better_teacher_on_val_and_every_student_uses_it(
+        monkeypatch: pytest.MonkeyPatch, digits: ProtocolData, script: list[float], chosen: str) -> None:
+    augments: list[bool] = []
+    _scripted(monkeypatch, script, augments)
+    cfg = digits_config().model_copy(update={"self_training": SelfTrainingConfig(rounds=1, student_steps=50)})
+    x, y = torch.zeros(40, 1, 8, 8), torch.arange(40) % 10
+    fit = fit_self_training(x, y, digits, cfg, 0, cfg.train)
+    assert fit.details["augment"] == chosen and fit.details["val_by_augment"] == {"classic": script[0], "none": script[1]}
+    assert fit.details["val_by_round"][0] == max(script[:2]) and fit.details["trainings"] == len(script)
+    assert augments[:2] == [True, False] and set(augments[2:]) == {chosen == "classic"}
+
+
+@pytest.mark.parametrize(("setting", "given", "expected"), [
+    ("classic", False, [True, True]), ("none", False, [False, False]),
+    ("classic", True, [True]), ("none", True, [False]),  # a given first teacher: no teacher trained for a fixed choice
+    ("auto", True, [True, False, True]),                # auto still trains both teachers to choose (the GAN's loop)
+])
+def test_a_fixed_augmentation_trains_one_teacher_or_none(monkeypatch: pytest.MonkeyPatch, digits: ProtocolData,
+                                                         setting: str, given: bool, expected: list[bool]) -> None:
+    augments: list[bool] = []
+    _scripted(monkeypatch, [0.7, 0.6, 0.5], augments)
+    cfg = digits_config().model_copy(update={"self_training": SelfTrainingConfig(rounds=1, student_steps=50, thresholds=[0.9],
+                                                                                 augment=setting)})
+    x, y = torch.zeros(40, 1, 8, 8), torch.arange(40) % 10
+    teacher = TrainedClassifier(_Confident(), 1, 0.95, 10, 0.0) if given else None
+    fit = fit_self_training(x, y, digits, cfg, 0, cfg.train, teacher=teacher)
+    assert augments == expected and fit.details["augment"] == ("classic" if setting == "auto" else setting)
+    if given:
+        assert fit.details["val_by_round"][0] == 0.95  # the given teacher is round 0 whatever chose the augmentation
 
 
 def test_pool_labels_are_the_kept_students_pseudo_labels_in_pool_order(digits: ProtocolData) -> None:
