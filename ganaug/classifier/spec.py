@@ -99,11 +99,18 @@ class SeededDropout(nn.Module):
         self.p = p
         self.generator: torch.Generator | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """`keep`, a 0/1 mask of x's shape drawn as `draw_keep` draws it, replaces the draw (the stacked trainer
+        draws each run's masks outside `torch.func.vmap`, where a module cannot use its own generator)."""
         if not self.training or self.p == 0.0:
             return x
-        keep = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=self.generator)
+        if keep is None:
+            keep = self.draw_keep(x.shape, x.dtype, x.device)
         return x * keep / (1.0 - self.p)
+
+    def draw_keep(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """A 0/1 mask, 1 with probability 1 - p, from `self.generator`."""
+        return torch.empty(shape, dtype=dtype, device=device).bernoulli_(1.0 - self.p, generator=self.generator)
 
 
 class ResidualBlock(nn.Module):
@@ -162,8 +169,9 @@ class Classifier(nn.Module):
         self.output = nn.Linear(in_channels, num_classes)
         self.feature_dim = in_channels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W) -> logits (B, K)
-        return self.output(self.dropout(self.features(x)))
+    def forward(self, x: torch.Tensor, dropout_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, C, H, W) -> logits (B, K); `dropout_keep` (B, feature_dim): a drawn dropout mask (`SeededDropout`)."""
+        return self.output(self.dropout(self.features(x), dropout_keep))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate-layer features (B, feature_dim), used for FID and precision/recall."""

@@ -223,13 +223,7 @@ def train_classifier(
     """Train `spec` on `train` for the step budget; keep the weights of the best val evaluation."""
     cfg = cfg or TrainConfig()
     options = options or SampleOptions()
-    _check_data(*train, "training")
-    _check_options(options, len(train[0]), num_classes)
-    if len(train[0]) < 2:
-        raise DataError("the training set needs at least 2 images (batch norm cannot normalise one)")
-    if val is not None:
-        _check_data(*val, "validation")
-        val = _val_subset(val, cfg.val_max_samples)
+    val = _checked_inputs(train, val, num_classes, cfg, options)
     run = _Run(spec, train, val, num_classes, cfg, seed, options)
     for step in range(1, run.steps + 1):
         run.train_step(augment)
@@ -243,11 +237,29 @@ def train_classifier(
     return run.finish(spec)
 
 
+def _checked_inputs(train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor] | None,
+                    num_classes: int, cfg: TrainConfig, options: SampleOptions) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Raise DataError on unusable inputs; return the val subset that is scored."""
+    _check_data(*train, "training")
+    _check_options(options, len(train[0]), num_classes)
+    if len(train[0]) < 2:
+        raise DataError("the training set needs at least 2 images (batch norm cannot normalise one)")
+    if val is None:
+        return None
+    _check_data(*val, "validation")
+    return _val_subset(val, cfg.val_max_samples)
+
+
 class _Run:
-    """One classifier's training state: model, optimizer, schedule, batches, best checkpoint, history."""
+    """One classifier's training state: model, optimizer, schedule, batches, best checkpoint, history.
+
+    With `stacked`, the stacked trainer (`ganaug.classifier.stacked`) holds the training images, the
+    parameters being trained and the optimizer of several runs; this one keeps the rest (seeded model,
+    generators, batch order, evaluation, best checkpoint), and its model is brought up to date before evaluating.
+    """
 
     def __init__(self, spec: ArchSpec, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor] | None,
-                 num_classes: int, cfg: TrainConfig, seed: int, options: SampleOptions) -> None:
+                 num_classes: int, cfg: TrainConfig, seed: int, options: SampleOptions, stacked: bool = False) -> None:
         x_train, y_train = train
         self.device = device = select_device(cfg.device)
         self.dtype = autocast_dtype(cfg.precision, device)
@@ -262,14 +274,15 @@ class _Run:
         # channels-last convolutions are faster with oneDNN (CPU) and cuDNN (GPU)
         self.model = model.to(device, memory_format=torch.channels_last)
         self.model.dropout.generator = torch.Generator(device=device).manual_seed(seed + 1)
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, one_cycle(self.steps, cfg.warmup))
-        self.x = x_train.to(device).contiguous(memory_format=torch.channels_last)  # (N, C, H, W)
-        self.y = y_train.to(device)
-        self.weights = options.weights.to(device) if options.weights is not None else None
-        self.soft = options.soft_targets.to(device) if options.soft_targets is not None else None
+        if not stacked:
+            self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, one_cycle(self.steps, cfg.warmup))
+            self.x = x_train.to(device).contiguous(memory_format=torch.channels_last)  # (N, C, H, W)
+            self.y = y_train.to(device)
+            self.weights = options.weights.to(device) if options.weights is not None else None
+            self.soft = options.soft_targets.to(device) if options.soft_targets is not None else None
         self.val = (val[0].to(device).contiguous(memory_format=torch.channels_last), val[1]) if val is not None else None
-        self.batches = _Batches(len(self.x), cfg.batch_size, self.generator, device)
+        self.batches = _Batches(len(x_train), cfg.batch_size, self.generator, device)
         self.best = (-1.0, 0, copy.deepcopy(self.model.state_dict()))
         self.history: list[dict[str, float]] = []
         self.evaluations_since_best, self.step = 0, 0
@@ -290,11 +303,13 @@ class _Run:
         self.scheduler.step()
         self.loss_sum, self.loss_count, self.step = self.loss_sum + loss.detach(), self.loss_count + 1, self.step + 1
 
-    def evaluate(self, step: int) -> float:
-        """Score val, record the history line, keep the weights when they are the best so far."""
+    def evaluate(self, step: int, lr: float | None = None) -> float:
+        """Score val, record the history line, keep the weights when they are the best so far.
+
+        `lr`: the learning rate now, when another optimizer than this run's own trains it (stacked)."""
         val_accuracy = accuracy_of(self.model, self.val, self.dtype) if self.val is not None else float("nan")
         self.history.append({"step": step, "train_loss": float(self.loss_sum / max(self.loss_count, 1)),
-                             "val_accuracy": val_accuracy, "lr": self.scheduler.get_last_lr()[0]})
+                             "val_accuracy": val_accuracy, "lr": self.scheduler.get_last_lr()[0] if lr is None else lr})
         self.loss_sum, self.loss_count = torch.zeros((), device=self.device), 0
         if self.val is None or val_accuracy >= self.best[0]:  # on a tie the later, further annealed weights win
             self.best, self.evaluations_since_best = (val_accuracy, step, copy.deepcopy(self.model.state_dict())), 0
