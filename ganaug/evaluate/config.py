@@ -158,6 +158,12 @@ class EvaluateConfig(StrictModel):
     metrics_max_samples: int = Field(2000, ge=10, le=100_000, description="At most this many real and synthetic samples per generative metric.")
     nearest_k: int = Field(5, ge=1, le=100, description="k of the k-nearest-neighbour balls in precision/recall/density/coverage.")
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of the intervals of paired differences.")
+    stack: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Train runs that share an architecture and step budget (seeds x protocols) as one stacked ensemble (torch.func; "
+                    "each run's results equal its separate run up to float rounding): on, off, or auto = on a CUDA GPU only "
+                    "(measured on CPU: stacked is slower than runs side by side on threads).",
+    )
 
     @field_validator("ratios")
     @classmethod
