@@ -19,6 +19,7 @@ bf16 autocast on CUDA).
     python bench/gan_throughput.py --steps 200 --rounds 2 --set '{"batch_size": 128}'
     python bench/gan_throughput.py --dataset data/bench/mnist100/dataset.parquet   # a 28x28 row
     python bench/gan_throughput.py --dataset ... --device cuda --set '{"amp": true, "compile": true}'
+    python bench/gan_throughput.py --device cuda --set '{"compile": "graph"}'   # the step replayed from one CUDA graph
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ EmaStatistics = Literal["standing", "copied"]
 ClassSampling = Literal["auto", "images", "balanced"]
 ScheduleSource = Literal["fixed", "learned"]
 PoolUse = Literal["auto", "pseudo_label", "off"]
+StepCapture = Literal["graph", "auto"]
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 # Options that fix the networks' shapes: a checkpoint can only be resumed or loaded with these unchanged.
@@ -79,14 +80,19 @@ class GanConfig(StrictModel):
                             "off = labelled images only; auto = pseudo_label when the dataset has a pool.",
     )
     device: DeviceChoice = Field("auto", description="Training device: auto (cuda, then mps, then cpu), cpu, cuda or mps.")
-    compile: bool = Field(False, description="torch.compile the networks (pays a compile delay; worth it for long GPU runs).")
+    compile: bool | StepCapture = Field(
+        False, description="How the training step runs: false = eagerly; true = eagerly with G and D wrapped in torch.compile "
+                           "(pays a compile delay); graph = the whole step (D and G passes, both Adam steps, EMA) captured once in a "
+                           "CUDA graph and replayed, falling back to eager with a logged reason where it cannot (not CUDA, gradient "
+                           "penalties, ADA, a learning-rate schedule); auto = graph where it can, else eager.",
+    )
     amp: bool = Field(True, description="bf16 autocast on CUDA (CPU and MPS always train in float32).")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of weights, noise, batches and augmentation.")
     resume: bool = Field(False, description="Continue from gan/checkpoints/last.pt when it exists.")
 
     @model_validator(mode="after")
     def _check_combination(self) -> GanConfig:
-        if self.compile and (self.loss == "wgan-gp" or self.r1_gamma is not None):
+        if self.compile is True and (self.loss == "wgan-gp" or self.r1_gamma is not None):
             raise ValueError("compile=true cannot be combined with loss='wgan-gp' or r1_gamma (gradient penalties need double backward, which torch.compile does not support)")
         if self.diffaugment is not None and len(set(self.diffaugment)) != len(self.diffaugment):
             raise ValueError(f"diffaugment lists an operation twice: {self.diffaugment}")

@@ -102,15 +102,28 @@ class EmaGenerator:
             self._fresh_at = self.updates
         return self._module
 
-    @torch.no_grad()
     def update(self, generator: nn.Module) -> None:
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        """One averaging step: `blend` with `weight()`, then count it."""
+        self.blend(generator, self.weight())
+        self.updates += 1
+
+    def weight(self) -> float:
+        """1 - d_t: the share of the live generator in the next update."""
+        return 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    @torch.no_grad()
+    def blend(self, generator: nn.Module, weight: float | torch.Tensor) -> None:
+        """w_ema <- w_ema + weight (w - w_ema), without counting the update.
+
+        A captured CUDA graph passes `weight` as a 0-d device tensor that is refilled with `weight()`
+        before each replay (a Python number would be frozen into the graph); the update is counted
+        by the caller.
+        """
         for averaged, current in zip(self._module.parameters(), generator.parameters()):
-            averaged.lerp_(current.detach(), 1.0 - decay)
+            averaged.lerp_(current.detach(), weight)
         if self.statistics == "copied":
             for averaged, current in zip(self._module.buffers(), generator.buffers()):
                 averaged.copy_(current)
-        self.updates += 1
 
     def state_dict(self) -> dict[str, object]:
         return {"module": self.module.state_dict(), "updates": self.updates}

@@ -19,6 +19,7 @@ from ganaug.device import WEIGHT_INIT_LOCK
 from ganaug.data.splits import minority_classes
 from ganaug.gan.augment import diff_augment
 from ganaug.gan.config import GanConfig
+from ganaug.gan.graph import step_graph_for
 from ganaug.gan.losses import (
     LOSSES,
     interpolate,
@@ -73,15 +74,36 @@ class GanTrainer:
         self.d_scheduler = make_scheduler(self.d_optimizer, cfg)
         self.rng = torch.Generator(device=device).manual_seed(cfg.seed)
         self.d_loss_fn, self.g_loss_fn = LOSSES[cfg.loss]
-        self.g_forward: nn.Module = torch.compile(self.generator) if cfg.compile else self.generator  # type: ignore[assignment]
-        self.d_forward: nn.Module = torch.compile(self.discriminator) if cfg.compile else self.discriminator  # type: ignore[assignment]
+        compile_networks = cfg.compile is True
+        self.g_forward: nn.Module = torch.compile(self.generator) if compile_networks else self.generator  # type: ignore[assignment]
+        self.d_forward: nn.Module = torch.compile(self.discriminator) if compile_networks else self.discriminator  # type: ignore[assignment]
         self.use_amp = cfg.amp and device.type == "cuda"
         self.step = 0
+        self.step_graph = step_graph_for(self)  # None: the step runs eagerly (the reason is logged when graph was asked for)
 
     # ------------------------------------------------------------------ one step
 
     def train_step(self) -> torch.Tensor:
-        """`d_steps_per_g` D steps, one G step, EMA and schedules; returns (5,) d_loss, g_loss, D(real), D(fake), augment_p."""
+        """`d_steps_per_g` D steps, one G step, EMA and schedules; returns (5,) d_loss, g_loss, D(real), D(fake), augment_p.
+
+        The device work is `device_step`, replayed from a CUDA graph when `step_graph` holds one;
+        the host-side counts and schedules follow it here.
+        """
+        losses = self.step_graph.run() if self.step_graph is not None else None
+        if losses is None:
+            if self.step_graph is not None:  # the capture failed (logged): eager from here on
+                self.step_graph = None
+                self._set_capturable(False)
+            losses = self.device_step(self.ema.weight() if self.ema is not None else None)
+        if self.ema is not None:
+            self.ema.updates += 1
+        self.g_scheduler.step()
+        self.d_scheduler.step()
+        self.step += 1
+        return losses
+
+    def device_step(self, ema_weight: float | torch.Tensor | None) -> torch.Tensor:
+        """The device work of one step (D steps, G step, EMA blend with `ema_weight`): no value is read on the host."""
         for index in range(self.cfg.d_steps_per_g):
             real, labels = self._batch()
             z = torch.randn(len(real), self.cfg.latent_dim, generator=self.rng, device=self.device)
@@ -92,10 +114,7 @@ class GanTrainer:
             d_loss, d_real, d_fake = self.d_step(real, fake.detach(), labels, fake_labels)
         g_loss = self.g_step(fake, fake_labels, z)
         if self.ema is not None:
-            self.ema.update(self.generator)
-        self.g_scheduler.step()
-        self.d_scheduler.step()
-        self.step += 1
+            self.ema.blend(self.generator, ema_weight)  # type: ignore[arg-type]
         augment_p = self.augment_p if self.augment_p is not None else torch.ones((), device=self.device)
         if not self.cfg.diffaugment:
             augment_p = torch.zeros((), device=self.device)
@@ -188,9 +207,16 @@ class GanTrainer:
         return self.images[index], self.labels[index]
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.use_amp and self.step_graph is not None:  # autocast's weight cast cache must be off in a CUDA graph
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, cache_enabled=False)
         if self.use_amp:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    def _set_capturable(self, capturable: bool) -> None:
+        for optimizer in (self.g_optimizer, self.d_optimizer):
+            for group in optimizer.param_groups:
+                group["capturable"] = capturable
 
     # ------------------------------------------------------------------ monitoring helpers
 
@@ -237,8 +263,8 @@ class GanTrainer:
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "generator_ema": self.ema.state_dict() if self.ema is not None else None,
-            "g_optimizer": self.g_optimizer.state_dict(),
-            "d_optimizer": self.d_optimizer.state_dict(),
+            "g_optimizer": _as_eager(self.g_optimizer.state_dict()),
+            "d_optimizer": _as_eager(self.d_optimizer.state_dict()),
             "g_scheduler": self.g_scheduler.state_dict(),
             "d_scheduler": self.d_scheduler.state_dict(),
             "rng": self.rng.get_state(),
@@ -256,6 +282,8 @@ class GanTrainer:
             self.ema.load_state_dict(state["generator_ema"])
         self.g_optimizer.load_state_dict(state["g_optimizer"])
         self.d_optimizer.load_state_dict(state["d_optimizer"])
+        if self.step_graph is not None:  # the optimizers' state tensors were replaced: capture again
+            self.step_graph.reset()
         self.g_scheduler.load_state_dict(state["g_scheduler"])
         self.d_scheduler.load_state_dict(state["d_scheduler"])
         self.rng.set_state(state["rng"])
@@ -279,3 +307,11 @@ class GanTrainer:
             for group in optimizer.param_groups:
                 group.update(lr=base_lr * factor, betas=tuple(self.cfg.betas), weight_decay=self.cfg.weight_decay or 0.0)
             scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+
+
+def _as_eager(optimizer_state: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer's state dict as eager training writes it: a captured step's `capturable` flag is how the
+    step ran, not training state, so graph and eager runs write the same checkpoints."""
+    for group in optimizer_state["param_groups"]:
+        group["capturable"] = False
+    return optimizer_state
