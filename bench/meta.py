@@ -50,7 +50,7 @@ import optuna
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from reference import idx_files  # bench/reference.py, beside this script
 
 from ganaug.config import IngestConfig
@@ -62,7 +62,6 @@ from ganaug.gan.averaging import average_generators, kept_checkpoints
 from ganaug.store import DatasetRef, atomic_write_json, dataset_ref, write_table
 from ganaug.tune.config import TuneConfig
 from ganaug.tune.history import HISTORY_SCHEMA, read_history
-from ganaug.tune.storage import TrialPruning
 from ganaug.tune.study import synthetic_utility, tune_gan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -266,6 +265,18 @@ def history_phase(report: dict[str, Any], args: argparse.Namespace) -> None:
     write_table(pa.concat_tables(tables).replace_schema_metadata(HISTORY_SCHEMA.metadata), args.out / "history.parquet")
 
 
+def would_prune(cfg: TuneConfig, name: str, number: int, finished: tuple[FrozenTrial, ...], step: int, value: float) -> bool:
+    """The counterfactual: a probe numbered `number` in a copy of the study holding only `finished` (failed trials
+    fill the gaps, so Hyperband's brackets stay put), judged at `step` on `value`."""
+    probe_study = optuna.create_study(direction="maximize", pruner=cfg.make_pruner(), study_name=name,
+                                      sampler=optuna.samplers.RandomSampler(0))
+    by_number = {t.number: t for t in finished}
+    probe_study.add_trials([by_number.get(n, optuna.trial.create_trial(state=TrialState.FAIL)) for n in range(number)])
+    probe = probe_study.ask()
+    probe.report(value, step)
+    return probe.should_prune()
+
+
 def spared_verdicts(study_dir: Path) -> list[dict[str, Any]]:
     """For each warm-start trial of a finished study: its first-rung reading, and whether the pruner would have
     stopped it there had it been judged like any trial (same study, same trials finished before it)."""
@@ -282,12 +293,7 @@ def spared_verdicts(study_dir: Path) -> list[dict[str, Any]]:
             continue
         finished = tuple(t for t in trials if t.number < trial.number and t.intermediate_values
                          and t.state in (TrialState.COMPLETE, TrialState.PRUNED))
-        report = TrialPruning(judged, name, trial.number, finished).reporter()
-        try:
-            report(attrs["rung_steps"][0], attrs["rung_utility"][0])
-            stopped = False
-        except optuna.TrialPruned:
-            stopped = True
+        stopped = would_prune(judged, name, trial.number, finished, attrs["rung_steps"][0], attrs["rung_utility"][0])
         verdicts.append({"number": trial.number, "warm_from": attrs["warm_from"], "first_rung": attrs["rung_utility"][0],
                          "pruned_there_if_judged": stopped, "state": trial.state.name.lower(),
                          "utility": trial.value if trial.state == TrialState.COMPLETE else None})

@@ -42,6 +42,7 @@ TUNE_STUDY_FILE = "study.db"
 TUNE_SUMMARY_FILE = "tune.json"
 TUNE_BEST_GAN = "best_gan.yaml"
 TUNE_BEST_PIPELINE = "best_pipeline.yaml"
+TUNE_TRIALS_DIR = "trials"
 EVALUATION_PLOT = "evaluation_accuracy.png"
 SAMPLES_GRID = "samples_real_vs_synthetic.png"
 DEFAULT_CACHE_DIR = Path("data") / "cache"
@@ -399,3 +400,11 @@ class TunePaths(_StagePaths):
     @property
     def best_pipeline(self) -> Path:
         return self.root / TUNE_BEST_PIPELINE
+
+    @property
+    def trial_folders(self) -> Path:
+        return self.root / TUNE_TRIALS_DIR
+
+    def trial(self, number: int) -> Path:
+        """The folder trial `number`'s GAN trains in (its gan/ files)."""
+        return self.trial_folders / f"{number:04d}"

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
     {"configbase", "errors", "faults", "store", "runs", "runlock", "device", "executor", "watchdog"},
     {"data", "classifier"},
-    {"gan", "generate", "evaluate", "nas", "tune", "samplers", "pruning", "cache"},
+    {"gan", "generate", "evaluate", "nas", "tune", "study", "samplers", "pruning", "cache"},
     {"report"},
     {"runner", "pipeline", "config"},
     {"cli", "flows", "__main__"},

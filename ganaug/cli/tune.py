@@ -56,7 +56,7 @@ def tune_command(
     max_steps: int = typer.Option(None, "--max-steps", help="GAN steps of an unpruned trial: min-steps x reduction-factor^k (default 400)."),
     reduction_factor: int = typer.Option(None, "--reduction-factor", help="Rung spacing and share kept per rung (default 2)."),
     pruner: str = typer.Option(None, "--pruner", help="successive_halving (default), hyperband or none."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the study stored in <run-dir>/tune/study.db (without it, a stored study is replaced)."),
+    resume: bool = typer.Option(None, "--resume/--no-resume", help="Continue the study stored in <run-dir>/tune/study.db when there is one (default), or replace it."),
     cold: bool = typer.Option(False, "--cold", help="Do not seed the study with configs of similar past datasets."),
     cas_only: bool = typer.Option(False, "--cas-only", help="Judge trials by CAS on val alone (default: times the share of classes whose samples are not collapsed)."),
     history: Path = typer.Option(None, "--history", help="Run history file (default $GANAUG_HISTORY, else data/history/gan_runs.parquet)."),
@@ -70,7 +70,7 @@ def tune_command(
     with cli_errors():
         overrides = {"n_trials": trials, "parallel": parallel, "min_steps": min_steps, "max_steps": max_steps,
                      "reduction_factor": reduction_factor, "pruner": pruner, "history": history, "seed": seed,
-                     "warm_start": False if cold else None, "resume": True if resume else None,
+                     "warm_start": False if cold else None, "resume": resume,
                      "collapse_penalty": False if cas_only else None}
         cfg = tune_config(config, overrides, gan_config, device)
         from ganaug.runs import DATASET_FILE, RunFolder

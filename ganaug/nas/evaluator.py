@@ -2,8 +2,8 @@
 
 `evaluate_trial` is module-level and takes only picklable arguments, so an executor can run it
 in another process or on a Dask worker. Pruning works across that boundary through a
-`PruneContext`: a snapshot of the study's finished trials plus an Optuna pruner, replayed into a
-small in-memory study on the worker so that Optuna's own pruner makes the call at every val evaluation (its step is the evaluation's number).
+`ganaug.pruning.TrialPruning`: the worker reports every val evaluation (its step is the evaluation's
+number) into its trial in the study's storage and Optuna's own pruner makes the call there.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ganaug.classifier import ArchSpec, TrainConfig, accuracy, build_classifier, parameter_count, train_classifier
-from ganaug.classifier.train import EvalCallback, cpu_threads
+from ganaug.classifier.train import cpu_threads
 from ganaug.device import DeviceChoice
 from ganaug.nas.augment import affine_augment
-from ganaug.pruning import replay_reporter
+from ganaug.pruning import TrialPruning
 
 log = logging.getLogger(__name__)
 LATENCY_BATCH = 32
@@ -79,18 +79,6 @@ class TrialResult:
     val_curve: tuple[float, ...] = field(default_factory=tuple)
 
 
-@dataclass(frozen=True)
-class PruneContext:
-    """An Optuna pruner and the finished trials it judges a new trial against."""
-
-    pruner: optuna.pruners.BasePruner
-    history: tuple[optuna.trial.FrozenTrial, ...] = ()
-
-    def reporter(self) -> EvalCallback:
-        """An `(evaluation number, val accuracy)` callback: report, raise `optuna.TrialPruned` when told to stop."""
-        return replay_reporter(self.pruner, self.history, "evaluation", "val accuracy")
-
-
 def measure_latency_ms(model: torch.nn.Module, image_shape: Sequence[int], repeats: int = 7) -> float:
     """Median CPU wall time (ms) of one forward pass on a batch of `LATENCY_BATCH` images."""
     model = model.cpu().eval()
@@ -110,7 +98,7 @@ def evaluate_trial(
     data: TrialData,
     fidelity: Fidelity,
     seed: int = 0,
-    prune: PruneContext | None = None,
+    prune: TrialPruning | None = None,
     measure_latency: bool = False,
     augment_strength: float = 0.0,
 ) -> TrialResult:
@@ -119,7 +107,7 @@ def evaluate_trial(
     started = time.perf_counter()
     curve: list[float] = []
     steps_done = [0]
-    reporter = prune.reporter() if prune is not None else None
+    reporter = prune.reporter("evaluation", "val accuracy") if prune is not None else None
 
     def on_eval(step: int, val_accuracy: float) -> None:
         curve.append(val_accuracy)
@@ -162,7 +150,7 @@ class TrialRunner:
     seed: int = 0
     measure_latency: bool = False
 
-    def __call__(self, arch: ArchSpec, prune: PruneContext | None = None, augment: float = 0.0) -> TrialResult:
+    def __call__(self, arch: ArchSpec, prune: TrialPruning | None = None, augment: float = 0.0) -> TrialResult:
         return evaluate_trial(arch, self.data, self.fidelity, self.seed, prune, self.measure_latency, augment)
 
 

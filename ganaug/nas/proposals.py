@@ -72,3 +72,7 @@ class ProposingSampler(BaseSampler):
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
         return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+    def take_draws(self, number: int) -> list[str]:
+        """The parameters trial `number` drew at random (the study records them; see `ganaug.samplers`)."""
+        return self._random.take_draws(number)

@@ -35,8 +35,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from ganaug.classifier import ArchSpec, build_classifier, parameter_count
 from ganaug.classifier.train import _INIT_LOCK, cpu_threads
 from ganaug.errors import ConfigError, GanAugError
-from ganaug.nas.evaluator import PruneContext, TrialData, TrialResult
+from ganaug.nas.evaluator import TrialData, TrialResult
 from ganaug.nas.ranking import kendall, spearman
+from ganaug.pruning import TrialPruning
 
 ZeroCostName = Literal["synflow", "naswot", "grad_norm", "params", "flops"]
 ZERO_COST: tuple[ZeroCostName, ...] = ("synflow", "naswot", "grad_norm", "params", "flops")
@@ -143,7 +144,7 @@ class ZeroCostRunner:
     batch_size: int = 64
     cpu_threads: int | None = 1
 
-    def __call__(self, arch: ArchSpec, prune: PruneContext | None = None, augment: float = 0.0) -> TrialResult:
+    def __call__(self, arch: ArchSpec, prune: TrialPruning | None = None, augment: float = 0.0) -> TrialResult:
         batch = balanced_batch(self.data.train_x, self.data.train_y, self.batch_size, self.seed)
         with cpu_threads(self.cpu_threads):
             score, seconds = zero_cost_score(self.name, arch, batch, self.data.num_classes, self.seed)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import optuna
-from optuna.samplers import BaseSampler, NSGAIISampler, TPESampler
+from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial
 
@@ -15,7 +15,7 @@ from ganaug.nas.config import SearchConfig
 from ganaug.nas.gan_sampler import GanSampler
 from ganaug.nas.proposals import ProposingSampler, rank_trials
 from ganaug.nas.space import Genome, SearchSpace
-from ganaug.samplers import ResumableRandomSampler, resumable_start
+from ganaug.samplers import ResumableRandomSampler, nsga2_sampler, tpe_sampler
 
 GENERATION_ATTR = "generation"
 PARENTS_ATTR = "parents"
@@ -75,10 +75,10 @@ def make_sampler(cfg: SearchConfig, space: SearchSpace) -> BaseSampler:
     if cfg.strategy == "random":
         return ResumableRandomSampler(cfg.seed)
     if cfg.strategy == "tpe":
-        return resumable_start(TPESampler(seed=cfg.seed, n_startup_trials=cfg.population_size), cfg.seed)
+        return tpe_sampler(cfg.seed, cfg.population_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return resumable_start(NSGAIISampler(population_size=cfg.population_size, seed=cfg.seed), cfg.seed)
+        return nsga2_sampler(cfg.seed, cfg.population_size)
 
 
 def make_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:

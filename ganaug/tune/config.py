@@ -65,7 +65,7 @@ class TuneConfig(StrictModel):
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the sampler, of every trial's GAN (it replaces base.seed) and of the utility classifier.")
     cpu_threads: int | None = Field(1, ge=1, le=256, description="torch CPU threads during the study (process-wide); None = torch's default.")
     storage: Storage = Field("sqlite", description="Where the study is kept: sqlite = <run>/tune/study.db (resumable), memory = not kept.")
-    resume: bool = Field(False, description="Continue the study stored in <run>/tune/study.db (same options bar n_trials, parallel, cpu_threads); false = replace it.")
+    resume: bool = Field(True, description="Continue the study stored in <run>/tune/study.db when there is one (same options bar n_trials, parallel, resume, cpu_threads, same dataset); false = replace it. The same rule as the architecture search's.")
 
     @model_validator(mode="after")
     def _check(self) -> TuneConfig:
@@ -76,8 +76,6 @@ class TuneConfig(StrictModel):
         if self.min_steps * self.reduction_factor**levels != self.max_steps:
             raise ValueError(f"max_steps ({self.max_steps}) must be min_steps ({self.min_steps}) times a power of "
                              f"reduction_factor ({self.reduction_factor}), e.g. {self.min_steps * self.reduction_factor**max(levels, 1)}")
-        if self.resume and self.storage == "memory":
-            raise ValueError("resume needs storage 'sqlite' (a study kept in memory cannot be resumed)")
         return self
 
     def rungs(self) -> list[int]:

@@ -7,10 +7,12 @@ collapsed (`collapse_penalty`, see `Utility`) — and reported to the pruner, wh
 when it is not among the best 1/reduction_factor at that rung (successive halving, or Hyperband's
 brackets of it). The study is stored in out/tune/study.db and can be resumed (`ganaug.tune.storage`).
 
-Trials are asked in batches of `parallel`, run through an executor (default: `parallel` threads; or
-Prefect tasks, or any `concurrent.futures` pool), and told in the order they were asked; pruning
-judges a trial against the trials finished before its batch. So one seed and `parallel` give the
-same trials however the workers are scheduled (on the CPU; GPU kernels may differ in the last bits).
+The loop is `ganaug.study.run_trials`, shared with the architecture search: trials are asked in
+batches of `parallel`, run through an executor (default: `parallel` threads; or Prefect tasks, or any
+`concurrent.futures` pool), and told in the order they were asked; a trial's worker reports its rung
+readings into the study's storage, where the pruner judges it against the trials told before its
+batch. So one seed and `parallel` give the same trials however the workers are scheduled (on the
+CPU; GPU kernels may differ in the last bits).
 """
 
 from __future__ import annotations
@@ -28,16 +30,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 import yaml
-from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict
 
 from ganaug.classifier import ArchSpec, TrainConfig, accuracy, train_classifier
 from ganaug.classifier.train import cpu_threads
 from ganaug.data.tensors import load_tensors
 from ganaug.errors import DataError
-from ganaug.executor import Executor, Unpack, as_executor
+from ganaug.executor import Executor
 from ganaug.gan import load_generator, sample, train_gan
 from ganaug.gan.monitor import within_class_spread
+from ganaug.pruning import TrialPruning
 from ganaug.runs import GanPaths, TunePaths
 from ganaug.store import (
     DatasetRef,
@@ -59,7 +61,8 @@ from ganaug.tune.history import (
     penalised_utility,
 )
 from ganaug.tune.schedule import observations, schedule_for
-from ganaug.tune.storage import TrialPruning, counts, open_study, trial_row
+from ganaug.study import Outcome, TrialWork, run_trials
+from ganaug.tune.storage import ROLE, counts, open_study, trial_row
 from ganaug.tune.warmstart import Neighbour, nearest_datasets, warm_order
 
 log = logging.getLogger(__name__)
@@ -187,8 +190,9 @@ def run_trial(number: int, params: dict[str, Any], data: _Data, cfg: TuneConfig,
     started = time.perf_counter()
     gan_cfg = to_gan_config(params, cfg.base, cfg.max_steps).model_copy(
         update={"checkpoint_every": cfg.min_steps, "monitor_every": cfg.min_steps, "grid_every": None, "seed": cfg.seed})
-    callback = _RungCallback(cfg, data.val, gan_cfg.ema_decay is not None, prune.reporter() if prune else None)
-    folder = out / "trials" / f"{number:04d}"
+    callback = _RungCallback(cfg, data.val, gan_cfg.ema_decay is not None,
+                             prune.reporter("step", "CAS on val") if prune else None)
+    folder = TunePaths(out).trial(number)
     pruned = False
     try:
         result = train_gan(data.dataset, gan_cfg, folder, callbacks=[callback])
@@ -254,11 +258,6 @@ def judge_from(trial: optuna.Trial, cfg: TuneConfig) -> int:
     return rungs[min(spared, len(rungs) - 1)]  # the last rung is max_steps, where a trial is complete, not judged
 
 
-def _finished(study: optuna.Study) -> tuple[FrozenTrial, ...]:
-    return tuple(t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-                 if t.intermediate_values)
-
-
 def tune_gan(dataset: DatasetRef | str | Path, cfg: TuneConfig, out: str | Path, executor: Executor | None = None,
              on_trial: Callable[[dict[str, Any]], None] | None = None) -> TuneResult:
     """Run (or resume) the study; write `out/tune/` (study.db, trials, trials.parquet, best_gan.yaml, best_pipeline.yaml)."""
@@ -281,45 +280,27 @@ def tune_gan(dataset: DatasetRef | str | Path, cfg: TuneConfig, out: str | Path,
     def clock() -> float:
         return before + time.perf_counter() - started
 
-    told = len(done)
+    work = TrialWork(role=ROLE, name="tune_trial", draw=suggest, task=run_trial,
+                     args=lambda trial, params, prune: (trial.number, params, data, cfg, root, prune),
+                     outcome=lambda trial, params, result: _outcome(trial, result, clock),
+                     label=lambda trial, params: f"tune_trial {trial.number}", judge_from=lambda trial: judge_from(trial, cfg))
     with cpu_threads(cfg.cpu_threads):
-        while told < cfg.n_trials:
-            batch = [study.ask() for _ in range(min(cfg.parallel, cfg.n_trials - told))]
-            points = [suggest(trial) for trial in batch]
-            finished = _finished(study)
-            pruning = [None if isinstance(study.pruner, optuna.pruners.NopPruner)
-                       else TrialPruning(cfg, data.study_name, trial.number, finished, judge_from(trial, cfg)) for trial in batch]
-            outcomes = as_executor(executor, cfg.parallel).map(
-                Unpack(run_trial), [(trial.number, params, data, cfg, root, prune)
-                                    for trial, params, prune in zip(batch, points, pruning)],
-                name="tune_trial", labels=[f"tune_trial {trial.number}" for trial in batch], return_exceptions=True)
-            for trial, outcome in zip(batch, outcomes):
-                _tell(study, trial, outcome, clock)
-                told += 1
-                if on_trial is not None:
-                    on_trial(trial_row(study.get_trials(deepcopy=False)[trial.number]))
+        run_trials(study, work, cfg.n_trials, cfg.parallel, executor, workers=cfg.parallel,
+                   on_trial=None if on_trial is None else lambda trial: on_trial(trial_row(trial)))
     return _finish(study, data, cfg, root, started, resumed=len(done))
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome | Exception, clock: Callable[[], float]) -> None:
-    """Record a trial's outcome in the study: its rung readings, timings, and state."""
+def _outcome(trial: optuna.Trial, outcome: TrialOutcome | Exception, clock: Callable[[], float]) -> Outcome:
+    """A trial's outcome as the study records it: its rung readings, timings, and state."""
     if isinstance(outcome, Exception):  # a trial that raises (e.g. a diverging GAN) is recorded and the study goes on
-        log.warning("tuning trial %d failed: %s: %s", trial.number, type(outcome).__name__, outcome)
-        trial.set_user_attr("error", f"{type(outcome).__name__}: {outcome}")
-        trial.set_user_attr("finished_after", clock())
-        study.tell(trial, state=TrialState.FAIL)
-        return
-    for step, objective, _ in outcome.rungs:
-        trial.report(objective, step)
-        trial.should_prune()  # lets the pruner record the rungs this trial reached (successive halving's bookkeeping)
-    for key, value in {"rung_steps": [s for s, _, _ in outcome.rungs], "rung_utility": [o for _, o, _ in outcome.rungs],
-                       "rung_cas": [u.cas for _, _, u in outcome.rungs], "rung_collapsed": [u.collapsed for _, _, u in outcome.rungs],
-                       "seconds": outcome.seconds, "finished_after": clock()}.items():
-        trial.set_user_attr(key, value)
+        return Outcome.failed(outcome, f"tuning trial {trial.number}", finished_after=clock())
+    attrs = {"rung_steps": [s for s, _, _ in outcome.rungs], "rung_utility": [o for _, o, _ in outcome.rungs],
+             "rung_cas": [u.cas for _, _, u in outcome.rungs], "rung_collapsed": [u.collapsed for _, _, u in outcome.rungs],
+             "seconds": outcome.seconds, "finished_after": clock()}
+    readings = [(step, objective) for step, objective, _ in outcome.rungs]
     if outcome.pruned:
-        study.tell(trial, state=TrialState.PRUNED)
-    else:
-        study.tell(trial, outcome.rungs[-1][1])
+        return Outcome("pruned", attrs=attrs, readings=readings)
+    return Outcome("complete", [outcome.rungs[-1][1]], attrs, readings)
 
 
 def _finish(study: optuna.Study, data: _Data, cfg: TuneConfig, root: Path, started: float, resumed: int) -> TuneResult:

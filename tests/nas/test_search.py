@@ -15,13 +15,13 @@ from nas_helpers import tiny_config, tiny_data
 from ganaug.classifier import ArchSpec
 from ganaug.nas.evaluator import (
     Fidelity,
-    PruneContext,
     TrialData,
     TrialRunner,
     evaluate_trial,
 )
 from ganaug.nas.results import TRIALS_SCHEMA, SearchResult
 from ganaug.nas.stage import search
+from ganaug.study import SharedStudy, StudySpec, open_study
 
 
 def test_search_writes_trials_best_plots_and_report(tmp_path: Path, tiny_data) -> None:
@@ -100,30 +100,42 @@ def _data(tiny_data) -> TrialData:
     return TrialData(*load_tensors(dataset, "train"), *load_tensors(dataset, "val"), num_classes=10)
 
 
+def pruned_study(pruner: optuna.pruners.BasePruner, folder: Path | None = None) -> SharedStudy:
+    """A study (journal file under `folder`, else in memory) holding 3 finished trials that reached val accuracy 1.0
+    at every evaluation."""
+    spec = StudySpec(name="nas", label="search study", storage="journal" if folder else "memory",
+                     path=folder / "study.journal" if folder else None, fingerprint="{}", resumable=frozenset())
+    study = open_study(spec, optuna.samplers.RandomSampler(0), pruner)
+    for _ in range(3):
+        study.add_trial(optuna.trial.create_trial(value=1.0, intermediate_values={e: 1.0 for e in range(1, 5)}))
+    return study
+
+
 def test_pruner_stops_a_trial_worse_than_finished_ones(tiny_data) -> None:
     data = _data(tiny_data)
     arch = ArchSpec.model_validate({"blocks": [{"channels": 4}], "head_width": 0})
     fidelity = Fidelity(steps=8, eval_every=2)
-    history = []
-    for number in range(3):  # finished trials that reached val accuracy 1.0 at every epoch
-        trial = optuna.trial.create_trial(value=1.0, intermediate_values={e: 1.0 for e in range(1, 5)})
-        trial.number = number
-        history.append(trial)
-    prune = PruneContext(optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2), tuple(history))
-    result = evaluate_trial(arch, data, fidelity, prune=prune)
+    study = pruned_study(optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2))
+    trial = study.ask()
+    result = evaluate_trial(arch, data, fidelity, prune=study.pruning(trial.number, before=trial.number))
     assert result.state == "pruned" and result.steps_run == 4  # judged from evaluation 2 on (warm-up of 1)
+    # the worker reported its readings into its trial in the study's storage
+    assert study.frozen(trial.number).intermediate_values == dict(enumerate(result.val_curve, start=1))
     unpruned = evaluate_trial(arch, data, fidelity)
     assert unpruned.state == "complete" and unpruned.steps_run == 8
 
 
-def test_trial_task_survives_pickling_for_remote_workers(tiny_data) -> None:
+def test_trial_task_survives_pickling_for_remote_workers(tiny_data, tmp_path: Path) -> None:
     runner = TrialRunner(_data(tiny_data), Fidelity(steps=5), seed=3, measure_latency=True)
-    prune = PruneContext(optuna.pruners.MedianPruner(), ())
+    study = pruned_study(optuna.pruners.MedianPruner(), tmp_path)
+    local_trial, remote_trial = study.ask(), study.ask()
     arch = ArchSpec.model_validate({"blocks": [{"channels": 4}], "head_width": 0})
-    local = runner(arch, prune)
-    remote = pickle.loads(pickle.dumps(runner))(pickle.loads(pickle.dumps(arch)), pickle.loads(pickle.dumps(prune)))
+    local = runner(arch, study.pruning(local_trial.number, before=3))
+    prune = pickle.loads(pickle.dumps(study.pruning(remote_trial.number, before=3)))
+    remote = pickle.loads(pickle.dumps(runner))(pickle.loads(pickle.dumps(arch)), prune)
     assert (remote.accuracy, remote.parameter_count, remote.val_curve) == (local.accuracy, local.parameter_count, local.val_curve)
     assert remote.latency_ms is not None and remote.latency_ms > 0
+    assert study.frozen(remote_trial.number).intermediate_values == dict(enumerate(remote.val_curve, start=1))
 
 
 @pytest.mark.parametrize("source", ["real", "synthetic"])

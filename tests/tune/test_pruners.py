@@ -1,4 +1,4 @@
-"""Hyperband next to successive halving: a trial's worker judges it as the study itself would."""
+"""Hyperband next to successive halving: a trial's worker, through the study's storage, judges it as the study itself would."""
 
 from __future__ import annotations
 
@@ -13,25 +13,32 @@ import pytest
 from pydantic import ValidationError
 from tunehelpers import TINY_GAN, make_dataset
 
+from ganaug.study import SharedStudy, StudySpec, open_study
 from ganaug.tune.config import TuneConfig
-from ganaug.tune.storage import TrialPruning
 from ganaug.tune.study import judge_from, tune_gan
 
 TINY_TUNE: dict[str, Any] = {"min_steps": 2, "max_steps": 8, "reduction_factor": 2, "synthetic_per_class": 8,
                              "classifier_steps": 20, "base": TINY_GAN, "storage": "memory"}
 
 
-def worker_decision(cfg: TuneConfig, study: optuna.Study, number: int, readings: list[tuple[int, float]],
-                    judged_from: int = 0) -> int | None:
-    """The step at which a worker (TrialPruning on a snapshot) stops the trial; None = never."""
-    finished = tuple(t for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
-    report = TrialPruning(cfg, study.study_name, number, finished, judged_from).reporter()
+def shared_study(cfg: TuneConfig, name: str) -> SharedStudy:
+    spec = StudySpec(name=name, label="tuning study", storage="memory", path=None, fingerprint="{}", resumable=frozenset())
+    return open_study(spec, optuna.samplers.RandomSampler(0), cfg.make_pruner())
+
+
+def worker_decision(study: SharedStudy, readings: list[tuple[int, float]], judged_from: int = 0) -> tuple[int, int | None]:
+    """Ask a trial and let its worker (a `TrialPruning` on the study's storage) report the readings, then tell it:
+    (its number, the step it is stopped at; None = never)."""
+    trial = study.ask()
+    report = study.pruning(trial.number, before=trial.number, judge_from=judged_from).reporter("step", "CAS on val")
     for step, utility in readings:
         try:
             report(step, utility)
         except optuna.TrialPruned:
-            return step
-    return None
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return trial.number, step
+    study.tell(trial, readings[-1][1])
+    return trial.number, None
 
 
 def study_decision(study: optuna.Study, readings: list[tuple[int, float]]) -> tuple[int, int | None]:
@@ -48,41 +55,41 @@ def study_decision(study: optuna.Study, readings: list[tuple[int, float]]) -> tu
 
 @pytest.mark.parametrize("pruner", ["hyperband", "successive_halving"])
 def test_a_workers_pruning_decision_is_the_studys_own(pruner: str) -> None:
-    """Hyperband's bracket hangs on the study's name and the trial's number: the snapshot must keep both."""
+    """Hyperband's bracket hangs on the study's name and the trial's number: the worker's study keeps both."""
     cfg = TuneConfig.model_validate({**TINY_TUNE, "pruner": pruner})
     study = optuna.create_study(direction="maximize", pruner=cfg.make_pruner(), study_name="tune-abc-seed0")
+    shared = shared_study(cfg, "tune-abc-seed0")
     rng = random.Random(0)
     decisions = []
     for number in range(40):
         if number % 7 == 3:  # a failed trial leaves a gap in the numbers of the finished ones
             study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+            shared.tell(shared.ask(), state=optuna.trial.TrialState.FAIL)
             continue
         readings = [(step, rng.random()) for step in (2, 4, 8)]
-        expected = worker_decision(cfg, study, number, readings)
         asked, stopped = study_decision(study, readings)
-        assert asked == number
+        assert worker_decision(shared, readings) == (asked, stopped) == (number, stopped), f"trial {number}"
         decisions.append(stopped)
-        assert stopped == expected, f"trial {number}"
     assert any(d == 2 for d in decisions) and any(d is None for d in decisions)
     if pruner == "hyperband":  # some brackets start pruning only at the second rung
         assert any(d == 4 for d in decisions)
+    # the readings are the study's own: every worker reported them into its trial
+    assert [t.intermediate_values for t in shared.trials] == [t.intermediate_values for t in study.trials]
 
 
 @pytest.mark.parametrize("pruner", ["hyperband", "successive_halving"])
 def test_a_warm_trial_spared_its_first_rung_is_judged_from_the_second(pruner: str) -> None:
     cfg = TuneConfig.model_validate({**TINY_TUNE, "pruner": pruner, "warm_unpruned_rungs": 1})
-    study = optuna.create_study(direction="maximize", pruner=cfg.make_pruner(), study_name="tune-abc-seed0")
+    judged, spared = shared_study(cfg, "tune-abc-seed0"), shared_study(cfg, "tune-abc-seed0")
     rng = random.Random(1)
-    stopped_first = spared_later = 0
+    stopped_first = stopped_second = 0
     for number in range(40):
         readings = [(step, rng.random()) for step in (2, 4, 8)]
-        judged = worker_decision(cfg, study, number, readings)
-        spared = worker_decision(cfg, study, number, readings, judged_from=4)
-        assert spared != 2, f"trial {number}"  # its first reading never stops it
-        stopped_first += judged == 2
-        spared_later += judged == 2 and spared == 4
-        study_decision(study, readings)
-    assert stopped_first and spared_later, "no trial stopped at the first rung was judged again (and stopped) at the second"
+        stopped_first += worker_decision(judged, readings)[1] == 2
+        _, stopped = worker_decision(spared, readings, judged_from=4)
+        assert stopped != 2, f"trial {number}"  # its first reading never stops it
+        stopped_second += stopped == 4
+    assert stopped_first and stopped_second, "no trial stopped at the first rung, or none spared there stopped at the second"
 
 
 def test_only_warm_start_trials_are_spared_and_only_as_many_rungs_as_asked() -> None:

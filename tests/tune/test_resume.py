@@ -33,7 +33,7 @@ def trials(result: Any) -> list[dict[str, Any]]:
 
 def test_resume_continues_the_stored_study_to_the_new_budget(tmp_path: Path) -> None:
     ref = make_dataset(tmp_path / "run" / "dataset.parquet")
-    first = tune_gan(ref, cfg_of(tmp_path, n_trials=3), tmp_path / "run")
+    first = tune_gan(ref, cfg_of(tmp_path, n_trials=3, resume=False), tmp_path / "run")
     assert (tmp_path / "run" / "tune" / "study.db").is_file() and first.resumed_trials == 0
     first_rows = trials(first)
     more = tune_gan(ref, cfg_of(tmp_path, n_trials=5, resume=True, parallel=2), tmp_path / "run")
@@ -106,17 +106,18 @@ def test_resume_of_another_dataset_is_refused(tmp_path: Path) -> None:
 def test_without_resume_a_stored_study_is_replaced(tmp_path: Path) -> None:
     ref = make_dataset(tmp_path / "run" / "dataset.parquet")
     first = trials(tune_gan(ref, cfg_of(tmp_path, n_trials=2, pruner="none", warm_start=False), tmp_path / "run"))
-    second = tune_gan(ref, cfg_of(tmp_path, n_trials=2, pruner="none", warm_start=False), tmp_path / "run")
+    second = tune_gan(ref, cfg_of(tmp_path, n_trials=2, pruner="none", warm_start=False, resume=False), tmp_path / "run")
     assert second.resumed_trials == 0 and trials(second) == first  # same seed, a fresh study
 
 
-def test_resume_needs_a_stored_study_and_sqlite(tmp_path: Path) -> None:
+def test_resume_is_the_default_and_starts_a_study_when_none_is_stored(tmp_path: Path) -> None:
+    """One rule with the architecture search: resume reopens a stored study and starts one when there is none."""
     ref = make_dataset(tmp_path / "run" / "dataset.parquet")
-    with pytest.raises(ConfigError, match="no tuning study is stored at"):
-        tune_gan(ref, cfg_of(tmp_path, resume=True), tmp_path / "run")
-    assert not (tmp_path / "run" / "tune").exists()
-    with pytest.raises(ValueError, match="resume needs storage 'sqlite'"):
-        cfg_of(tmp_path, resume=True, storage="memory")
+    assert cfg_of(tmp_path).resume is True
+    first = tune_gan(ref, cfg_of(tmp_path, n_trials=1, pruner="none"), tmp_path / "run")
+    assert first.resumed_trials == 0 and (tmp_path / "run" / "tune" / "study.db").is_file()
+    again = tune_gan(ref, cfg_of(tmp_path, n_trials=1, pruner="none"), tmp_path / "run")
+    assert again.resumed_trials == 1 and trials(again) == trials(first)  # the finished study, not a new one
     in_memory = tune_gan(ref, cfg_of(tmp_path, n_trials=1, storage="memory"), tmp_path / "mem")
     assert in_memory.trials == 1 and not (tmp_path / "mem" / "tune" / "study.db").exists()
 
@@ -126,25 +127,29 @@ def test_cli_resume(tmp_path: Path) -> None:
     config = tmp_path / "tune.yaml"
     config.write_text(json.dumps({**TINY_TUNE, "pruner": "none"}))
     base = ["tune", "--runs-root", str(tmp_path / "runs"), "-c", str(config), "--history", str(tmp_path / "h.parquet"), "--cold"]
-    missing = CliRunner().invoke(app, [*base, "--resume", "--trials", "1"])
-    assert missing.exit_code == 2 and "no tuning study is stored at" in missing.output
     assert CliRunner().invoke(app, [*base, "--trials", "1"]).exit_code == 0
     resumed = CliRunner().invoke(app, [*base, "--resume", "--trials", "2"])
     assert resumed.exit_code == 0, resumed.output
     assert "resumed: 1 trial(s) were done before" in resumed.output
     assert len(history_rows(tmp_path / "h.parquet")) == 2
+    replaced = CliRunner().invoke(app, [*base, "--no-resume", "--trials", "1"])
+    assert replaced.exit_code == 0, replaced.output
+    assert "resumed" not in replaced.output and len(history_rows(tmp_path / "h.parquet")) == 3
+    other = CliRunner().invoke(app, [*base, "--trials", "2", "--seed", "9"])
+    assert other.exit_code == 2 and "is not this dataset and seed's" in other.output
+    assert "study.db" in " ".join(other.output.split()) and "Traceback" not in other.output
 
 
 def test_a_study_resumed_inside_its_random_start_goes_on_with_new_draws(tmp_path: Path) -> None:
     """Optuna's random sampler restarts its sequence in a new process; the study must not propose its first points again."""
+    from ganaug.study import ask
     from ganaug.tune.config import suggest
     from ganaug.tune.storage import open_study
 
     def asked(root: Path, count: int, resume: bool) -> list[dict[str, Any]]:
         study = open_study(cfg_of(tmp_path, n_trials=9, resume=resume), root, "tune-abc-seed3", "abc")  # 3 random trials
         for _ in range(count):
-            trial = study.ask()
-            suggest(trial)
+            trial, _ = ask(study, suggest, "tune")
             study.tell(trial, 0.5)
         return [t.params for t in study.get_trials()]
 

@@ -204,8 +204,8 @@ def test_cli_tunes_and_prints_how_to_use_the_result(tmp_path: Path) -> None:
     assert "ganaug train --run-dir" in result.output and len(history_rows(history)) == 2
     assert "collapsed)" in result.output and "CAS on val x share of classes not collapsed" in result.output
     result = CliRunner().invoke(app, ["tune", "--runs-root", str(tmp_path / "runs"), "-c", str(config),
-                                      "--history", str(history), "--cold", "--cas-only"])
-    assert result.exit_code == 0, result.output
+                                      "--history", str(history), "--cold", "--cas-only", "--no-resume"])
+    assert result.exit_code == 0, result.output  # another objective: the stored study is replaced, not resumed
     trials = pq.read_table(tmp_path / "runs" / "r1" / "tune" / "trials.parquet").to_pylist()
     assert all(t["rung_utility"] == t["rung_cas"] for t in trials)  # --cas-only: the objective is CAS alone
 
