@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-from ganaug.classifier import predict_logits
+from ganaug.classifier import TrainedClassifier, predict_logits
 from ganaug.classifier.train import cpu_threads
 from ganaug.data.tensors import images_to_tensor
 from ganaug.errors import ConfigError, GanAugError
@@ -205,10 +205,17 @@ def run_protocol(spec: RunSpec, data: ProtocolData, cfg: EvaluateConfig) -> dict
     with cpu_threads(1):  # a no-op under run_all; keeps a run on a process/Dask worker like one on a thread
         real_count = len(real_subset(data, spec.train_fraction, spec.seed))
         outcome = train_run(spec, training, data, cfg, real_count)
-        pool = outcome if isinstance(outcome, PoolFit) else None
-        trained, n_synthetic = (pool.trained, 0) if pool is not None else outcome
-        logits = predict_logits(trained.model, images_to_tensor(data.test_images))
-        val_logits = predict_logits(trained.model, images_to_tensor(data.val_images))
+        return protocol_row(spec, data, training, outcome, started)
+
+
+def protocol_row(spec: RunSpec, data: ProtocolData, training: TrainingSet,
+                 outcome: tuple[TrainedClassifier, int] | PoolFit, started: float) -> dict[str, Any]:
+    """The result row of a run whose classifier is trained (`outcome` of `train_run`): scores on the test split,
+    its val scores, sizes, steps, and the seconds since `started`."""
+    pool = outcome if isinstance(outcome, PoolFit) else None
+    trained, n_synthetic = (pool.trained, 0) if pool is not None else outcome
+    logits = predict_logits(trained.model, images_to_tensor(data.test_images))
+    val_logits = predict_logits(trained.model, images_to_tensor(data.val_images))
     row = {
         "train_fraction": spec.train_fraction,
         "protocol": spec.protocol,

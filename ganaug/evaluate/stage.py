@@ -12,12 +12,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ganaug.classifier.train import cpu_threads
+from ganaug.device import select_device
 from ganaug.errors import ConfigError
 from ganaug.data.splits import minority_classes
 from ganaug.evaluate.config import IMBALANCE_DEFAULTS, POOL_DEFAULTS, POOL_PROTOCOLS, EvaluateConfig
 from ganaug.evaluate.data import ProtocolData, load_protocol_data
 from ganaug.evaluate.metrics import generative_metrics
 from ganaug.evaluate.protocols import RunSpec, build_run_specs, check_synthetic_supply, run_protocol
+from ganaug.evaluate.stacking import run_stack, stack_units
 from ganaug.evaluate.stats import Selection, SummaryRow, select_use, summarize
 from ganaug.evaluate.table import write_evaluation
 from ganaug.executor import as_executor
@@ -154,11 +156,34 @@ def run_all(specs: list[RunSpec], data: ProtocolData, cfg: EvaluateConfig, execu
     Every run trains with one torch thread and seeds itself and its own generators, so the rows are
     the same whatever the executor (threads, processes, Dask) and however many runs go at once.
     Several small networks side by side use the cores better than one network spread over them.
+    With stacking on (`EvaluateConfig.stack`; auto = on a CUDA GPU) the runs that may share a stack go to the
+    executor as one unit (`ganaug.evaluate.stacking`), and their rows equal their separate runs' up to float rounding.
     """
-    job = functools.partial(run_protocol, data=data, cfg=cfg)
+    units = stack_units(specs, cfg, select_device(cfg.train.device))
     with cpu_threads(RUN_THREADS):
-        return as_executor(executor, min(cfg.resolved_workers(), len(specs))).map(
-            job, specs, name="protocol_run", labels=[run_label(spec) for spec in specs])
+        if all(len(unit) == 1 for unit in units):
+            job = functools.partial(run_protocol, data=data, cfg=cfg)
+            return as_executor(executor, min(cfg.resolved_workers(), len(specs))).map(
+                job, specs, name="protocol_run", labels=[run_label(spec) for spec in specs])
+        groups = [[specs[i] for i in unit] for unit in units]
+        results = as_executor(executor, min(cfg.resolved_workers(), len(groups))).map(
+            functools.partial(run_stack, data=data, cfg=cfg), groups, name="protocol_run",
+            labels=[group_label(group) for group in groups])
+    rows: list[dict[str, Any]] = [{} for _ in specs]
+    for unit, unit_rows in zip(units, results, strict=True):
+        for i, row in zip(unit, unit_rows, strict=True):
+            rows[i] = row
+    return rows
+
+
+def group_label(specs: list[RunSpec]) -> str:
+    """A unit of stacked runs' display name, e.g. `3 runs: real, classic seeds 0-2` (a run alone: its `run_label`)."""
+    if len(specs) == 1:
+        return run_label(specs[0])
+    kinds = list(dict.fromkeys(run_label(spec.model_copy(update={"seed": 0}))[: -len(" seed 0")] for spec in specs))
+    seeds = sorted({spec.seed for spec in specs})
+    seeds_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
+    return f"{len(specs)} runs: {', '.join(kinds)} {seeds_text}"
 
 
 def finish_evaluation(

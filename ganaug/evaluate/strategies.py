@@ -10,11 +10,13 @@ equal cost of the final classifier.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ganaug.classifier import SampleOptions, TrainedClassifier, predict_logits, train_classifier
+from ganaug.classifier.stacked import StackedRun
 from ganaug.classifier.train import BatchAugment, TrainConfig
 from ganaug.data.tensors import images_to_tensor
 from ganaug.evaluate.augment import classic_augment
@@ -26,6 +28,21 @@ from ganaug.evaluate.self_training import fit_gan_self_training, fit_self_traini
 Tensors = tuple[torch.Tensor, torch.Tensor]
 
 
+# Protocols whose run is one plain `train_classifier` call (soft is one too when it has no synthetic images);
+# the others (pretrain, soft, the pool protocols) train several classifiers or a GAN.
+ONE_FIT = frozenset({"real", "augmented", "synthetic", "classic", "weighted", "augmented_classic", "balanced",
+                     "balanced_classic", "oversampled", "balanced_mixed"})
+
+
+@dataclass(frozen=True)
+class SingleFit:
+    """The one `train_classifier` call of a run that makes one: what it trains on, how long, and the synthetic images used."""
+
+    run: StackedRun
+    train_cfg: TrainConfig
+    synthetic: int
+
+
 def train_run(spec, training, data: ProtocolData, cfg: EvaluateConfig,  # noqa: ANN001
               real_count: int) -> tuple[TrainedClassifier, int] | PoolFit:
     """Train the classifier of one run (a `RunSpec` on its `TrainingSet`); returns it and the synthetic images used
@@ -33,10 +50,14 @@ def train_run(spec, training, data: ProtocolData, cfg: EvaluateConfig,  # noqa: 
 
     `real_count`, the real images the run's regime keeps, sets the default step budget for every protocol.
     """
-    train_cfg = cfg.train.model_copy(update={"steps": cfg.train.steps_for(real_count)})
+    single = single_fit(spec, training, cfg, real_count)
+    val = validation_tensors(data)
+    if single is not None:
+        run = single.run
+        return _Fit(cfg, data.num_classes, spec.seed, val)(run.train, single.train_cfg, run.augment, run.options), single.synthetic
+    train_cfg = run_train_config(cfg, real_count)
     x, y = images_to_tensor(training.images), torch.from_numpy(training.labels)
     synthetic = torch.from_numpy(training.sources == "synthetic")
-    val = (images_to_tensor(data.val_images), torch.from_numpy(data.val_labels))
     augment = classic_augment(cfg.classic) if spec.protocol in CLASSIC_PROTOCOLS else None
     fit = _Fit(cfg, data.num_classes, spec.seed, val)
     if spec.protocol == "gan_classifier":
@@ -47,12 +68,31 @@ def train_run(spec, training, data: ProtocolData, cfg: EvaluateConfig,  # noqa: 
         return fit_gan_self_training(x, y, data, cfg, spec.seed, train_cfg)
     if spec.protocol == "pretrain":
         return fit.pretrain((x, y), synthetic, train_cfg, augment), int(synthetic.sum())
-    if spec.protocol == "weighted":
-        weights = torch.where(synthetic, cfg.strategy.synthetic_weight, 1.0)
-        return fit((x, y), train_cfg, augment, SampleOptions(weights=weights)), int(synthetic.sum())
-    if spec.protocol == "soft" and synthetic.any():
+    if spec.protocol == "soft":
         return fit.soft((x, y), synthetic, train_cfg, augment)
-    return fit((x, y), train_cfg, augment), int(synthetic.sum())
+    raise ValueError(f"internal error: protocol {spec.protocol!r} has no recipe")
+
+
+def single_fit(spec, training, cfg: EvaluateConfig, real_count: int) -> SingleFit | None:  # noqa: ANN001
+    """The one classifier training of a run whose protocol makes one (`ONE_FIT`; soft when it has no synthetic
+    images), or None. Such runs can train stacked with others (`ganaug.classifier.stacked`)."""
+    synthetic = torch.from_numpy(training.sources == "synthetic")
+    if spec.protocol not in ONE_FIT and not (spec.protocol == "soft" and not synthetic.any()):
+        return None
+    x, y = images_to_tensor(training.images), torch.from_numpy(training.labels)
+    augment = classic_augment(cfg.classic) if spec.protocol in CLASSIC_PROTOCOLS else None
+    options = SampleOptions(weights=torch.where(synthetic, cfg.strategy.synthetic_weight, 1.0)) \
+        if spec.protocol == "weighted" else SampleOptions()
+    return SingleFit(StackedRun((x, y), spec.seed, augment, options), run_train_config(cfg, real_count), int(synthetic.sum()))
+
+
+def run_train_config(cfg: EvaluateConfig, real_count: int) -> TrainConfig:
+    """Every protocol's step budget is set by the real images its regime keeps."""
+    return cfg.train.model_copy(update={"steps": cfg.train.steps_for(real_count)})
+
+
+def validation_tensors(data: ProtocolData) -> Tensors:
+    return images_to_tensor(data.val_images), torch.from_numpy(data.val_labels)
 
 
 class _Fit:
