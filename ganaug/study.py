@@ -120,8 +120,11 @@ def open_study(spec: StudySpec, sampler: optuna.samplers.BaseSampler, pruner: op
                 on_replace()
         spec.path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        stored_before = spec.path is not None and spec.path.is_file() and spec.path.stat().st_size > 0
         storage, storage_path = open_storage(spec.storage, spec.path)
         names = [stored.study_name for stored in storage.get_all_studies()]
+        if stored_before and not names:  # e.g. a journal whose lines Optuna cannot read: never write into it
+            raise ValueError("it holds no study Optuna can read")
         if names and spec.name not in names:
             raise ConfigError(f"the {spec.label} stored at {spec.where} ({', '.join(names)}) is not {spec.name_meaning} "
                               f"({spec.name}); set resume=false (--no-resume) to start over, or use another run folder")

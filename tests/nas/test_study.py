@@ -71,6 +71,9 @@ def test_interrupted_trial_is_recorded_failed_and_redone_on_resume(tmp_path: Pat
     assert [r["number"] for r in rows] == list(range(6))
     assert rows[2]["state"] == "failed" and "interrupted" in rows[2]["error"]
     assert sum(r["state"] == "complete" for r in rows) == 5  # the budget is still 5 finished trials
+    # the interrupted point is queued again and redone first, with its lineage (the same rule as GAN tuning)
+    assert study.trials[3].params == study.trials[2].params
+    assert rows[3]["generation"] == rows[2]["generation"] and rows[3]["parents"] == rows[2]["parents"]
 
 
 def test_a_raising_trial_is_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
