@@ -128,7 +128,7 @@ def run_regime(name: str, args: argparse.Namespace, out: Path) -> None:
     if not (regime_dir / "dataset.parquet").is_file():
         ingest(ingest_cfg, regime_dir)
     protocols = ["real", "classic", *(["oversampled"] if imbalanced else []), "self_training", "gan_classifier", "gan_self_training",
-                 "augmented"]
+                 "semi_augmented", "augmented"]
     protocols = [p for p in protocols if p in args.protocols]
     cfg = EvaluateConfig(
         protocols=protocols, seeds=args.seeds, base_seed=args.first_seed, generative_metrics=False, selection_metric="macro_f1" if imbalanced else "accuracy",
@@ -192,13 +192,14 @@ def main() -> None:
     parser.add_argument("--regimes", default="mnist-10", help="comma-separated: mnist-10, fashion-10, mnist-imb, fashion-imb")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed + seeds - 1")
-    parser.add_argument("--protocols", default="real,classic,oversampled,self_training,gan_classifier,gan_self_training,augmented")
+    parser.add_argument("--protocols", default="real,classic,oversampled,self_training,gan_classifier,gan_self_training,semi_augmented,augmented")
     parser.add_argument("--gan-steps", type=int, default=SemiSupervisedConfig().steps, help="semi-supervised GAN steps")
     parser.add_argument("--steps", type=int, default=None, help="classifier steps of real/classic/teacher (None: ganaug's rule)")
     parser.add_argument("--student-steps", type=int, default=3000, help="steps of each self-training student")
     parser.add_argument("--rounds", type=int, default=SelfTrainingConfig().rounds, help="most self-training rounds")
     parser.add_argument("--cgan-steps", type=int, default=3000, help="steps of the conditional GAN on pseudo-labelled pool images")
-    parser.add_argument("--synthetic-per-class", type=int, default=1000, help="its samples per class (augmented: all of them)")
+    parser.add_argument("--synthetic-per-class", type=int, default=1000,
+                        help="its samples per class (augmented: all of them); semi_augmented adds as many per class")
     parser.add_argument("--val-fraction", type=float, default=0.02, help="share of the training file kept as labelled val")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--out", type=Path, default=ROOT / "main" / "docs" / "benchmarks" / "semi_supervised")

@@ -62,7 +62,7 @@ def protocol_table(result: Any) -> Table:
 def evaluate_command(
     run_dir: Path = typer.Option(None, "--run-dir", help="Run folder with dataset.parquet (and synthetic.parquet); default: newest under --runs-root."),
     synthetic: Path = typer.Option(None, "--synthetic", help="Synthetic table (default: <run-dir>/synthetic.parquet)."),
-    protocols: str = typer.Option(None, "--protocols", "-p", help="Comma-separated: real, classic, augmented, synthetic, weighted, pretrain, augmented_classic, soft, balanced, balanced_classic, oversampled, balanced_mixed, self_training, gan_classifier and gan_self_training (these three need an unlabelled pool; added by default when the dataset has one)."),
+    protocols: str = typer.Option(None, "--protocols", "-p", help="Comma-separated: real, classic, augmented, synthetic, weighted, pretrain, augmented_classic, soft, balanced, balanced_classic, oversampled, balanced_mixed, self_training, gan_classifier, gan_self_training and semi_augmented (these four need an unlabelled pool; added by default when the dataset has one)."),
     selection_metric: str = typer.Option(None, "--selection-metric", help="accuracy or macro_f1: what picks the best use of synthetic data on val."),
     ratios: str = typer.Option(None, "--ratios", help="Comma-separated synthetic-to-real ratios of the augmented protocol."),
     train_fractions: str = typer.Option(None, "--train-fractions", help="Comma-separated shares of the real train split kept (low-data regimes)."),

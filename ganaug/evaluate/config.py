@@ -14,21 +14,22 @@ from ganaug.gan.semi import SemiSupervisedConfig
 Protocol = Literal[
     "real", "augmented", "synthetic", "classic",
     "weighted", "pretrain", "augmented_classic", "soft", "balanced", "balanced_classic", "oversampled",
-    "balanced_mixed", "self_training", "gan_classifier", "gan_self_training",
+    "balanced_mixed", "self_training", "gan_classifier", "gan_self_training", "semi_augmented",
 ]
 PROTOCOLS: tuple[Protocol, ...] = ("real", "augmented", "synthetic", "classic")
 # Ways of using synthetic data that compete for "best use" (selected on val); synthetic-only is the
 # classification accuracy score, a measurement rather than a use.
 SYNTHETIC_USES: frozenset[str] = frozenset(
     {"augmented", "weighted", "pretrain", "augmented_classic", "soft", "balanced", "balanced_classic", "balanced_mixed",
-     "gan_classifier", "gan_self_training"}
+     "gan_classifier", "gan_self_training", "semi_augmented"}
 )
 # Protocols that learn from the unlabelled pool (split 'unlabelled' of dataset.parquet): self_training is its
 # no-GAN baseline, gan_classifier the semi-supervised GAN's discriminator used as the classifier, and
-# gan_self_training self-training whose first teacher is that discriminator.
-POOL_PROTOCOLS = frozenset({"self_training", "gan_classifier", "gan_self_training"})
+# gan_self_training self-training whose first teacher is that discriminator, semi_augmented the labelled
+# images plus that GAN's generated images labelled by its discriminator (at each of `ratios`).
+POOL_PROTOCOLS = frozenset({"self_training", "gan_classifier", "gan_self_training", "semi_augmented"})
 # The protocols a run adds by default when the dataset has a pool.
-POOL_DEFAULTS: tuple[Protocol, ...] = ("self_training", "gan_classifier", "gan_self_training")
+POOL_DEFAULTS: tuple[Protocol, ...] = ("self_training", "gan_classifier", "gan_self_training", "semi_augmented")
 # The protocols a run adds by default when the train split has minority classes (`ganaug.data.splits.minority_classes`):
 # oversampled is the no-GAN baseline for imbalance, balanced_mixed the use of synthetic images the benchmark found best there.
 IMBALANCE_DEFAULTS: tuple[Protocol, ...] = ("oversampled", "balanced_mixed")
@@ -125,7 +126,7 @@ class EvaluateConfig(StrictModel):
     )
     ratios: list[float] = Field(
         default_factory=lambda: [1.0], min_length=1, max_length=16,
-        description="Synthetic-to-real ratios of the augmented protocol (per class, relative to the real images kept).",
+        description="Synthetic-to-real ratios of the augmented and semi_augmented protocols (per class, relative to the real images kept).",
     )
     synthetic_only_ratio: float = Field(
         1.0, gt=0.0, le=100.0, description="Synthetic images per real training image in the synthetic-only protocol."

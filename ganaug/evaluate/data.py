@@ -41,6 +41,10 @@ class ProtocolData:
     def class_counts(self, labels: np.ndarray) -> np.ndarray:
         return np.bincount(labels, minlength=self.num_classes)
 
+    def synthetic_per_class(self, real_labels: np.ndarray, ratio: float) -> np.ndarray:
+        """How many synthetic images of each class a ratio asks for, given the real images kept."""
+        return np.array([round(ratio * n) for n in self.class_counts(real_labels)], dtype=np.int64)
+
 
 def _check_split(loaded: LoadedDataset, split: str) -> np.ndarray:
     rows = np.flatnonzero(loaded.select(split=split, source="real"))

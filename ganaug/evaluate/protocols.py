@@ -63,7 +63,7 @@ def build_run_specs(cfg: EvaluateConfig) -> list[RunSpec]:
 
 def protocol_ratios(protocol: str, cfg: EvaluateConfig) -> list[float | None]:
     """The synthetic-to-real ratios a protocol runs at (None: it has no ratio)."""
-    if protocol == "augmented":
+    if protocol in ("augmented", "semi_augmented"):
         return list(cfg.ratios)
     if protocol in ("weighted", "augmented_classic", "soft"):
         return [cfg.strategy.ratio]
@@ -90,7 +90,7 @@ def real_subset(data: ProtocolData, fraction: float, seed: int) -> np.ndarray:
 
 def synthetic_per_class(data: ProtocolData, real_labels: np.ndarray, ratio: float) -> np.ndarray:
     """How many synthetic images of each class a ratio asks for, given the real images kept."""
-    return np.array([round(ratio * n) for n in data.class_counts(real_labels)], dtype=np.int64)
+    return data.synthetic_per_class(real_labels, ratio)
 
 
 def synthetic_wanted(spec: RunSpec, data: ProtocolData, real_labels: np.ndarray, cfg: EvaluateConfig) -> np.ndarray:
@@ -213,7 +213,7 @@ def protocol_row(spec: RunSpec, data: ProtocolData, training: TrainingSet,
     """The result row of a run whose classifier is trained (`outcome` of `train_run`): scores on the test split,
     its val scores, sizes, steps, and the seconds since `started`."""
     pool = outcome if isinstance(outcome, PoolFit) else None
-    trained, n_synthetic = (pool.trained, 0) if pool is not None else outcome
+    trained, n_synthetic = (pool.trained, pool.synthetic) if pool is not None else outcome
     logits = predict_logits(trained.model, images_to_tensor(data.test_images))
     val_logits = predict_logits(trained.model, images_to_tensor(data.val_images))
     row = {

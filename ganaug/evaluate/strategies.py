@@ -22,7 +22,7 @@ from ganaug.data.tensors import images_to_tensor
 from ganaug.evaluate.augment import classic_augment
 from ganaug.evaluate.config import CLASSIC_PROTOCOLS, EvaluateConfig
 from ganaug.evaluate.data import ProtocolData
-from ganaug.evaluate.pool import PoolFit, fit_gan_classifier
+from ganaug.evaluate.pool import PoolFit, fit_gan_classifier, fit_semi_augmented
 from ganaug.evaluate.self_training import fit_gan_self_training, fit_self_training
 
 Tensors = tuple[torch.Tensor, torch.Tensor]
@@ -62,6 +62,9 @@ def train_run(spec, training, data: ProtocolData, cfg: EvaluateConfig,  # noqa: 
     fit = _Fit(cfg, data.num_classes, spec.seed, val)
     if spec.protocol == "gan_classifier":
         return fit_gan_classifier(x, y, data, cfg, spec.seed)
+    if spec.protocol == "semi_augmented":
+        wanted = data.synthetic_per_class(training.labels, spec.ratio)
+        return fit_semi_augmented(x, y, data, cfg, spec.seed, train_cfg, wanted)
     if spec.protocol == "self_training":
         return fit_self_training(x, y, data, cfg, spec.seed, train_cfg)
     if spec.protocol == "gan_self_training":

@@ -116,3 +116,66 @@ def test_one_seeds_semi_supervised_gan_is_trained_once_and_shared_without_changi
     assert trainings == [0, 1, 1]
     for key in ("accuracy", "val_accuracy", "pool_details"):
         assert alone[key] == shared[3][key]
+
+
+def test_semi_augmented_adds_each_class_s_most_confident_generated_images_to_the_labelled_ones(tmp_path, monkeypatch):
+    """The generator's draws are labelled by the discriminator; each class keeps its most confident, up to the ratio."""
+    import torch
+
+    from ganaug.data.tensors import images_to_tensor
+    from ganaug.evaluate import pool as pool_module
+    from ganaug.evaluate.data import load_protocol_data
+    from ganaug.evaluate.protocols import RunSpec, run_protocol
+
+    class FakeGan:  # 3 classes; draws i has class i % 3 at confidence growing with i, except class 2: only 2 draws
+        def sample(self, count, seed):
+            index = torch.arange(count, dtype=torch.float32)
+            predicted = torch.where(index < count - 2, index.long() % 2, torch.full((count,), 2))
+            confidence = 0.4 + 0.5 * index / count
+            probabilities = torch.full((count, 3), 0.0).scatter_(1, predicted.view(-1, 1), confidence.view(-1, 1))
+            probabilities += (1 - probabilities.sum(1, keepdim=True)) / 3
+            return index.view(-1, 1, 1, 1).expand(count, 1, 8, 8) / count, probabilities
+
+    data = load_protocol_data(write_pool_dataset(tmp_path / "dataset.parquet"), None)
+    cfg = tiny_eval_config(protocols=["semi_augmented"], generative_metrics=False, semi_supervised=SEMI, ratios=[2.0])
+    real_fit = run_protocol(RunSpec(protocol="gan_classifier", seed=0), data, cfg)  # a real shared GAN's record
+    gan_fit = pool_module.PoolFit(pool_module.TrainedClassifier(torch.nn.Identity(), 1, 0.5, 1, 3.0), 0, {"pool": 60})
+    monkeypatch.setattr(pool_module, "_semi_gan", lambda *args: (gan_fit, FakeGan()))
+    seen = {}
+    real_train = pool_module.train_classifier
+    monkeypatch.setattr(pool_module, "train_classifier",
+                        lambda spec, train, *args, **kwargs: seen.setdefault("train", train) and real_train(spec, train, *args, **kwargs))
+    row = run_protocol(RunSpec(protocol="semi_augmented", seed=0, ratio=2.0), data, cfg)
+    details = json.loads(row["pool_details"])
+    # 4 labelled images per class at ratio 2: 8 wanted per class; 4 x 24 = 96 draws, of which class 2 has only 2
+    assert details["wanted_by_class"] == [8, 8, 8] and details["drawn"] == 96
+    assert details["synthetic_by_class"] == [8, 8, 2] and row["n_synthetic"] == 18 == details["synthetic"]
+    x, y = seen["train"]
+    assert len(y) == 12 + 18 and torch.equal(x[:12], images_to_tensor(data.train_images))  # labelled first
+    chosen = (x[12:, 0, 0, 0] * 96).round().long()
+    assert sorted(chosen[y[12:] == 0].tolist()) == [78, 80, 82, 84, 86, 88, 90, 92]  # the 8 most confident of class 0
+    assert sorted(chosen[y[12:] == 2].tolist()) == [94, 95]
+    assert row["pool_details"] != real_fit["pool_details"]
+
+
+def test_semi_augmented_uses_the_seeds_shared_gan_and_is_a_default_with_a_pool(tmp_path, monkeypatch):
+    from ganaug.evaluate import pool as pool_module
+    from ganaug.evaluate.data import load_protocol_data
+    from ganaug.evaluate.protocols import RunSpec, run_protocol
+
+    trainings = []
+    real_train = pool_module.train_semi_supervised
+    monkeypatch.setattr(pool_module, "train_semi_supervised", lambda *a, **k: trainings.append(a[-1]) or real_train(*a, **k))
+    monkeypatch.setattr(pool_module, "_SHARED", pool_module._Shared())
+    dataset = write_pool_dataset(tmp_path / "dataset.parquet")
+    data = load_protocol_data(dataset, None)
+    cfg = tiny_eval_config(generative_metrics=False, semi_supervised=SEMI, ratios=[1.0])
+    synthetic = write_tiny_synthetic(tmp_path / "synthetic.parquet")
+    assert "semi_augmented" in {s.protocol for s in prepare_evaluation(dataset, synthetic, cfg)[1]}
+    gan_row = run_protocol(RunSpec(protocol="gan_classifier", seed=0), data, cfg)
+    row = run_protocol(RunSpec(protocol="semi_augmented", seed=0, ratio=1.0), data, cfg)
+    again = run_protocol(RunSpec(protocol="semi_augmented", seed=0, ratio=1.0), data, cfg)
+    assert trainings == [0]  # one GAN for the seed
+    assert json.loads(row["pool_details"])["gan"] == json.loads(gan_row["pool_details"])
+    assert 0 < row["n_synthetic"] <= 12 and {k: v for k, v in row.items() if k != "seconds"} == {
+        k: v for k, v in again.items() if k != "seconds"}
