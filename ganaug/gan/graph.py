@@ -118,8 +118,8 @@ class StepGraph:
             graph.register_generator_state(trainer.rng)
             trainer.g_optimizer.zero_grad(set_to_none=True)
             trainer.d_optimizer.zero_grad(set_to_none=True)
-            torch.cuda.synchronize(trainer.device)
-            with torch.cuda.graph(graph, stream=self.stream):
+            # thread_local: trainings in other threads (parallel trials on one GPU) may allocate during the capture
+            with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
                 losses = trainer.device_step(self._ema_weight())
         except RuntimeError as err:
             first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
