@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Task, get_run_logger, task
-from prefect.cache_policies import CachePolicy
+from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.client.schemas.objects import TaskRun
 from prefect.context import TaskRunContext
 from prefect.states import State
@@ -23,9 +23,12 @@ from ganaug.data.config import IngestConfig
 from ganaug.evaluate import EvaluateConfig, EvaluationResult
 from ganaug.gan import GanConfig, GanResult
 from ganaug.generate import GenerateConfig
-from ganaug.runner import run_evaluate, run_generate, run_ingest, run_train
+from ganaug.runner import run_evaluate, run_generate, run_ingest, run_train, run_tune
 from ganaug.runs import RunFolder
 from ganaug.store import DatasetRef, SyntheticRef
+from ganaug.tune.config import TuneConfig
+from ganaug.tune.storage import describe_reading
+from ganaug.tune.study import TuneResult
 
 def transient_only(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     """Retry condition: only I/O-type failures are retried; ganaug's own errors never are."""
@@ -68,6 +71,18 @@ def evaluation_report_task(rows: list[dict[str, Any]], dataset: DatasetRef, synt
                            cfg: EvaluateConfig, out: Path) -> EvaluationResult:
     """Generative metrics, evaluation.parquet, the plot and report.md from the finished protocol runs."""
     return run_evaluate(RunFolder.open(out), cfg, synthetic, dataset=dataset, rows=rows)
+
+
+@task(name="tune", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2, retry_condition_fn=transient_only)
+def tune_task(dataset: DatasetRef, cfg: TuneConfig, out: Path, executor: Any = None) -> TuneResult:
+    """Tune the GAN into out/tune/, its trials units of `executor`. Not cached by Prefect: run.json says when a finished
+    tuning is fresh (`run_tune`), and a retried one resumes its stored study (each trial appends to the run history)."""
+    logger = get_run_logger()
+
+    def progress(row: dict[str, Any]) -> None:
+        logger.info("tuning trial %d: %s, %s", row["number"], row["state"], describe_reading(row))
+
+    return run_tune(RunFolder.open(out), cfg, dataset, executor=executor, on_trial=progress, announce=logger.info)
 
 
 @functools.cache

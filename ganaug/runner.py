@@ -35,10 +35,12 @@ if TYPE_CHECKING:
     from ganaug.generate import GenerateConfig
     from ganaug.nas.config import SearchConfig
     from ganaug.nas.results import SearchResult
+    from ganaug.tune.config import TuneConfig
+    from ganaug.tune.study import TuneResult
 
 log = logging.getLogger(__name__)
 
-DOWNSTREAM_OF_INGEST = ("train_gan", "generate", "evaluate", "search")
+DOWNSTREAM_OF_INGEST = ("train_gan", "generate", "evaluate", "search", "tune")
 
 
 def outputs_of(result: Any) -> dict[str, ArtifactRef]:
@@ -46,6 +48,7 @@ def outputs_of(result: Any) -> dict[str, ArtifactRef]:
     from ganaug.evaluate import EvaluationResult
     from ganaug.gan import GanResult
     from ganaug.nas.results import SearchResult
+    from ganaug.tune.study import TuneResult
 
     if isinstance(result, ArtifactRef):
         return {result.kind: result}
@@ -69,11 +72,19 @@ def outputs_of(result: Any) -> dict[str, ArtifactRef]:
                                       rows=result.n_trials, kind="nas_trials",
                                       results_hash=table_results_hash(result.trials_path)),
                 "best": ArtifactRef(path=result.best_path, content_hash=file_hash(result.best_path), kind="nas_best")}
+    if isinstance(result, TuneResult):
+        return {"trials": ArtifactRef(path=result.trials_path, content_hash=file_hash(result.trials_path),
+                                      rows=result.trials, kind="tune_trials",
+                                      results_hash=table_results_hash(result.trials_path)),
+                "best_gan": ArtifactRef(path=result.best_config_path, content_hash=file_hash(result.best_config_path),
+                                        kind="tune_best_gan"),
+                "best_pipeline": ArtifactRef(path=result.pipeline_config_path,
+                                             content_hash=file_hash(result.pipeline_config_path), kind="tune_best_pipeline")}
     return {}
 
 
 # measured durations: they differ between identical runs, so results hashes leave them out
-TIMING_COLUMNS = frozenset({"seconds", "cost_seconds", "latency_ms"})
+TIMING_COLUMNS = frozenset({"seconds", "cost_seconds", "latency_ms", "finished_after"})
 
 
 def table_results_hash(path: str | Path) -> str:
@@ -370,6 +381,63 @@ def run_search(run: RunFolder, cfg: SearchConfig, synthetic: Path | SyntheticRef
     with run.stage("search", config=cfg, inputs=stage_inputs(dataset, synthetic_ref)) as record:
         result = search(dataset, synthetic_ref, cfg, run.root, executor=executor, callbacks=callbacks)
         record_result(record, result)
+    return result
+
+
+def tune_config_hash(cfg: TuneConfig) -> str:
+    """sha256 of what a tuning's result depends on: every option bar `resume`, with the run history's location resolved."""
+    from ganaug.tune.history import history_path
+
+    dumped = {key: value for key, value in cfg.model_dump(mode="json").items() if key != "resume"}
+    dumped["history"] = str(history_path(cfg.history))
+    return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()
+
+
+def fresh_result(run: RunFolder, stage: str, config_hash: str, inputs: dict[str, ArtifactRef]) -> dict[str, Any] | None:
+    """The result run.json records for `stage` when it is fresh: completed with this config hash and these inputs'
+    content hashes, and every output it recorded still the file it wrote; else None."""
+    if not run.manifest_path.is_file():
+        return None
+    entry = run.read_manifest().get("stages", {}).get(stage) or {}
+    notes = entry.get("notes") or {}
+    if entry.get("status") != "completed" or notes.get("config_hash") != config_hash or "result" not in notes:
+        return None
+    recorded = entry.get("inputs") or {}
+    if any((recorded.get(key) or {}).get("content_hash") != ref.content_hash for key, ref in inputs.items()):
+        return None
+    for output in (entry.get("outputs") or {}).values():
+        path = Path(output["path"])
+        if not path.is_file() or file_hash(path) != output["content_hash"]:
+            return None
+    return dict(notes["result"])
+
+
+def run_tune(run: RunFolder, cfg: TuneConfig, dataset: DatasetRef | None = None, executor: Any = None,
+             on_trial: Callable[[dict[str, Any]], None] | None = None,
+             announce: Callable[[str], None] | None = None) -> TuneResult:
+    """Tune the GAN on the run's dataset into tune/; a finished tuning of the same dataset and config is reused.
+
+    Fresh, and not run again, when run.json records a completed tune of this dataset (content hash) and config
+    (`tune_config_hash`) whose outputs are still the files it wrote (`fresh_result`); `announce` is told so.
+    `resume: false` always runs: it replaces the stored study. A run history that grew since does not make a
+    finished tuning stale: only a new study is warm-started from it.
+    """
+    from ganaug.tune.study import TuneResult, tune_gan
+
+    dataset = dataset or run_dataset(run)
+    config_hash = tune_config_hash(cfg)
+    with run.lock():
+        recorded = fresh_result(run, "tune", config_hash, stage_inputs(dataset)) if cfg.resume else None
+        if recorded is not None:
+            result = TuneResult.model_validate(recorded)
+            (announce or log.info)(f"tune: the study in {Path(result.trials_path).parent} is fresh (same dataset and "
+                                   "config); reusing it (resume=false runs it again)")
+            return result
+        with run.stage("tune", config=cfg, inputs=stage_inputs(dataset)) as record:
+            result = tune_gan(dataset, cfg, run.root, executor=executor, on_trial=on_trial)
+            record_result(record, result)
+            record.notes["config_hash"] = config_hash
+    log.info("tuning finished: best trial %d, utility %.4f", result.best_trial, result.best_utility)
     return result
 
 

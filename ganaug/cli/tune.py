@@ -76,9 +76,8 @@ def tune_command(
         from ganaug.runs import DATASET_FILE, RunFolder
 
         folder = find_run_dir(run_dir, runs_root, {DATASET_FILE: "ganaug ingest"})
-        from ganaug.store import dataset_ref
+        from ganaug.runner import run_tune
         from ganaug.tune.storage import describe_reading
-        from ganaug.tune.study import tune_gan
 
         if logging.getLogger().level > logging.INFO:  # collapse warnings of poor trials are expected; the table tells
             logging.getLogger("ganaug.gan.stage").setLevel(logging.ERROR)
@@ -86,7 +85,8 @@ def tune_command(
             console.print(f"trial {row['number']}: {row['state']}, {describe_reading(row)} "
                           f"({'warm start' if row['warm_from'] else 'sampled'}, {row['seconds']:.1f} s)", highlight=False)
 
-        result = tune_gan(dataset_ref(RunFolder.open(folder).dataset), cfg, folder, on_trial=progress)  # cfg.parallel threads
+        result = run_tune(RunFolder.open(folder), cfg, on_trial=progress,  # cfg.parallel threads
+                          announce=lambda line: console.print(line, highlight=False, soft_wrap=True))
     import pyarrow.parquet as pq
 
     if result.resumed_trials:
