@@ -136,3 +136,18 @@ def test_resume_false_replaces_and_another_fingerprint_is_refused(tmp_path: Path
     fresh = open_study(spec(tmp_path, fingerprint='{"config": {"lr": 2}}', resume=False), ResumableRandomSampler(0),
                        optuna.pruners.NopPruner(), on_replace=lambda: replaced.append(True))
     assert fresh.trials == [] and replaced == [True]
+
+
+def test_a_pruning_handles_cache_key_leaves_out_where_the_study_lies(tmp_path: Path) -> None:
+    """A trial's cache key (the flows' `stage_key`) holds what the pruner judges by, not the study file's location,
+    so the same search in another run folder hits the cache."""
+    from ganaug.cache import stage_key
+
+    studies = [toy_study(tmp_path / name) for name in ("a", "b")]
+    for study in studies:
+        run_trials(study, toy_work(random.Random(0)), n_trials=2)
+        study.ask()
+    here, there = (study.pruning(2, before=2) for study in studies)
+    assert here is not None and there is not None and here.storage_path != there.storage_path
+    assert stage_key("toy_trial", {"item": here}) == stage_key("toy_trial", {"item": there})
+    assert stage_key("toy_trial", {"item": here}) != stage_key("toy_trial", {"item": studies[0].pruning(2, before=1)})

@@ -17,7 +17,7 @@ from ganaug.errors import GanAugError
 from ganaug.nas.proxies import ProxyScore
 from ganaug.nas.strategy import GENERATION_ATTR, PARENTS_ATTR, ga_generation
 from ganaug.pruning import quiet_optuna
-from ganaug.store import write_table
+from ganaug.study import write_rows
 
 STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
                TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
@@ -162,8 +162,7 @@ def select_best(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def write_trials(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """Write `trials.parquet` atomically."""
-    columns = {field.name: [row[field.name] for row in rows] for field in TRIALS_SCHEMA}
-    return write_table(pa.Table.from_pydict(columns, schema=TRIALS_SCHEMA), path)
+    return write_rows(rows, TRIALS_SCHEMA, path)
 
 
 def study_rows(study: optuna.Study, strategy: str) -> list[dict[str, Any]]:

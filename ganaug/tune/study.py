@@ -47,7 +47,6 @@ from ganaug.store import (
     atomic_write_json,
     atomic_write_text,
     read_dataset,
-    write_table,
 )
 from ganaug.tune.config import TuneConfig, from_gan_config, suggest, to_gan_config
 from ganaug.tune.history import (
@@ -61,7 +60,7 @@ from ganaug.tune.history import (
     penalised_utility,
 )
 from ganaug.tune.schedule import observations, schedule_for
-from ganaug.study import Outcome, TrialWork, run_trials
+from ganaug.study import Outcome, TrialWork, run_trials, write_rows
 from ganaug.tune.storage import ROLE, counts, open_study, trial_row
 from ganaug.tune.warmstart import Neighbour, nearest_datasets, warm_order
 
@@ -305,7 +304,7 @@ def _outcome(trial: optuna.Trial, outcome: TrialOutcome | Exception, clock: Call
 
 def _finish(study: optuna.Study, data: _Data, cfg: TuneConfig, root: Path, started: float, resumed: int) -> TuneResult:
     rows = [trial_row(t) for t in study.get_trials(deepcopy=False) if counts(t)]
-    trials_path = write_table(pa.Table.from_pylist(rows, schema=TRIALS_SCHEMA), TunePaths(root).trials)
+    trials_path = write_rows(rows, TRIALS_SCHEMA, TunePaths(root).trials)
     complete = [row for row in rows if row["state"] == "complete"]
     if not complete:
         raise DataError(f"no tuning trial finished (see {trials_path}: {sum(r['state'] == 'failed' for r in rows)} failed); "
