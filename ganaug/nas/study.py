@@ -7,7 +7,6 @@ worker finishes first: the same seed, config and `parallel` give the same trials
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,12 @@ from ganaug.nas.evaluator import TrialResult
 from ganaug.nas.space import SearchSpace
 from ganaug.nas.strategy import GENERATION_ATTR, PARENTS_ATTR, make_pruner, make_sampler
 from ganaug.pruning import TrialPruning
-from ganaug.runs import NAS_STORAGE_FILES
+from ganaug.runs import NasPaths
 from ganaug.study import Outcome, SharedStudy, StudySpec, TrialWork, fingerprint, run_trials
 from ganaug.study import open_study as open_shared_study
 
-log = logging.getLogger(__name__)
-
 STUDY_NAME = "nas"
 ROLE = "search"
-STORAGE_FILES = NAS_STORAGE_FILES
 # Options that may change between an interrupted search and its resumption.
 RESUMABLE_CHANGES = frozenset({"n_trials", "parallel", "resume", "final_steps", "correlation_sample", "verify_top_k"})
 
@@ -47,7 +43,7 @@ def study_fingerprint(cfg: SearchConfig, data_hashes: Sequence[str]) -> str:
 
 def open_study(cfg: SearchConfig, space: SearchSpace, folder: Path | None, fingerprint: str) -> SharedStudy:
     """Create the study, or reopen the one stored under `folder` (same fingerprint), with our sampler."""
-    path = None if cfg.storage == "memory" or folder is None else Path(folder) / STORAGE_FILES[cfg.storage]
+    path = None if cfg.storage == "memory" or folder is None else NasPaths(Path(folder)).storage(cfg.storage)
     spec = StudySpec(name=STUDY_NAME, label="search study", storage=cfg.storage if path is not None else "memory",
                      path=path, fingerprint=fingerprint, resumable=RESUMABLE_CHANGES, resume=cfg.resume,
                      directions=tuple(cfg.directions()), keep_on_redo=(GENERATION_ATTR, PARENTS_ATTR))
