@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ganaug.cli.app import ConfigOption, RunsRootOption, app, build_config, cli_errors, console, find_run_dir
+from ganaug.errors import ConfigError
 
 
 class ProgressBar:
@@ -82,6 +83,9 @@ def train_command(
     checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
     device: str = typer.Option(None, "--device", help="auto, cpu, cuda or mps."),
     compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the networks."),
+    capture: str = typer.Option(None, "--capture", help="graph: capture the whole training step (D and G passes, both Adam "
+                                "steps, EMA) in one CUDA graph, eager with a logged reason where it cannot; auto: the same "
+                                "(the config's `compile: graph|auto`). Not with --compile/--no-compile."),
     amp: bool = typer.Option(None, "--amp/--no-amp", help="bf16 autocast on CUDA."),
     resume: bool = typer.Option(None, "--resume/--no-resume", help="Continue from gan/checkpoints/last.pt."),
     seed: int = typer.Option(None, "--seed", help="Seed of weights, noise and batches."),
@@ -99,11 +103,15 @@ def train_command(
     from ganaug.runs import DATASET_FILE, RunFolder
 
     with cli_errors():
+        if capture is not None and compile_ is not None:
+            raise ConfigError("--capture and --compile/--no-compile both set how the training step runs; give one")
+        if capture is not None and capture not in ("graph", "auto"):
+            raise ConfigError(f"--capture must be graph or auto, not {capture!r}")
         overrides = {
             "steps": steps, "batch_size": batch_size, "loss": loss, "g_lr": g_lr, "d_lr": d_lr,
             "lr_schedule": lr_schedule, "conditioning": conditioning, "checkpoint_every": checkpoint_every,
             "g_width": g_width, "d_width": d_width, "monitor_every": monitor_every, "ema_statistics": ema_statistics,
-            "device": device, "compile": compile_, "amp": amp, "resume": resume, "seed": seed, "schedule": schedule,
+            "device": device, "compile": capture if capture is not None else compile_, "amp": amp, "resume": resume, "seed": seed, "schedule": schedule,
             "pool": pool,
         }
         cfg = build_config(GanConfig, config, overrides)

@@ -98,3 +98,21 @@ def test_train_command_shows_the_monitor_and_the_best_checkpoint(run_dir: Path, 
     assert "best checkpoint" in result.output and "best.pt" in result.output and "val_nn_cas" in result.output
     stage = json.loads((run_dir / "run.json").read_text())["stages"]["train_gan"]
     assert stage["notes"]["result"]["best_step"] in (2, 4)
+
+
+def test_capture_graph_reaches_the_gan_config_and_trains_on_cpu(run_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "gan.yaml"
+    config.write_text(TINY_YAML)
+    result = CliRunner().invoke(app, ["train", "--run-dir", str(run_dir), "-c", str(config), "--steps", "2", "--capture", "graph"])
+    assert result.exit_code == 0, result.output
+    assert read_checkpoint(run_dir / "gan" / "checkpoints" / "last.pt")["config"]["compile"] == "graph"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--capture", "graph", "--no-compile"], "--capture and --compile/--no-compile both set"),
+    (["--capture", "always"], "--capture must be graph or auto, not 'always'"),
+])
+def test_bad_capture_options_are_one_line_and_exit_2(run_dir: Path, tmp_path: Path, options: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["train", "--run-dir", str(run_dir), "--steps", "2", *options])
+    assert result.exit_code == 2 and message in result.output
+    assert not (run_dir / "gan").exists()
