@@ -9,23 +9,26 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from prefect import get_client
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.logs import route_dask_logs
 from flows.tasks import transient_only, work_task
 from ganaug.cache import result_storage_path
-from ganaug.executor import settle
+from ganaug.executor import capped_workers, gpu_slots, local_gpu_count, settle, unit_resources
 from ganaug.pipeline import OrchestrationConfig, StageName
 
 
 def build_task_runner(settings: OrchestrationConfig, dask_address: str | None = None) -> TaskRunner:
     """The task runner for the fan-out flows; `dask_address` overrides the configured address."""
-    if settings.task_runner == "threads":
-        return ThreadPoolTaskRunner(max_workers=settings.max_workers)
+    if settings.task_runner == "threads":  # on a CUDA machine at most trials_per_gpu units per GPU at once
+        return ThreadPoolTaskRunner(max_workers=capped_workers(settings.max_workers, local_gpu_count(), settings.trials_per_gpu))
     from prefect_dask import DaskTaskRunner
 
     route_dask_logs()
@@ -110,11 +113,17 @@ class TaskExecutor:
                             "retries": settings.retries, "retry_delay_seconds": settings.retry_delay_seconds,
                             "retry_condition_fn": transient_only}
         self.futures: list[PrefectFuture[Any]] = []
+        self.gpu = gpu_plan(settings, local_gpu_count())
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, name: str = "work",
             labels: Sequence[str] | None = None, return_exceptions: bool = False) -> list[Any]:
         work = work_task(name).with_options(**self.options)
-        futures = [work.submit(fn, item, label) for item, label in zip(items, labels or [name] * len(items), strict=True)]
+        if self.gpu.limit is not None:  # every unit holds a slot of the GPU limit while it runs
+            with get_client(sync_client=True) as client:
+                client.upsert_global_concurrency_limit_by_name(GPU_LIMIT, self.gpu.limit)
+            fn = GpuSlot(fn)
+        with dask_annotations(self.gpu.resources):
+            futures = [work.submit(fn, item, label) for item, label in zip(items, labels or [name] * len(items), strict=True)]
         self.futures += futures
         return [settle(future.result, name, return_exceptions) for future in futures]
 
@@ -122,3 +131,45 @@ class TaskExecutor:
         """How many units were submitted, and how many of them were cache hits."""
         return {"submitted": len(self.futures),
                 "cached": sum(future.state.name == "Cached" for future in self.futures)}
+
+
+GPU_LIMIT = "ganaug-gpu"  # the Prefect global concurrency limit every unit of fanned-out work holds a slot of on a GPU
+
+
+@dataclass(frozen=True)
+class GpuPlan:
+    """How a flow's fanned-out units share the GPUs: the Dask resources each carries and the Prefect limit's slots
+    (both None on a machine without a CUDA GPU: nothing changes there)."""
+
+    resources: dict[str, float] | None
+    limit: int | None
+
+
+def gpu_plan(settings: OrchestrationConfig, gpus: int) -> GpuPlan:
+    """The plan for `gpus` CUDA GPUs: with Dask a 1/trials_per_gpu share of a GPU per unit, and a limit of
+    GPUs x trials_per_gpu units at once for any task runner."""
+    resources = unit_resources(gpus, settings.trials_per_gpu) if settings.task_runner == "dask" else None
+    return GpuPlan(resources, gpu_slots(gpus, settings.trials_per_gpu))
+
+
+@contextlib.contextmanager
+def dask_annotations(resources: dict[str, float] | None) -> Iterator[None]:
+    """Submissions inside carry these Dask worker resources (`dask.annotate`); nothing without."""
+    if resources is None:
+        yield
+        return
+    import dask
+
+    with dask.annotate(resources=resources):
+        yield
+
+
+@dataclass(frozen=True)
+class GpuSlot:
+    """`fn(item)` while holding one slot of the Prefect global concurrency limit `GPU_LIMIT`."""
+
+    fn: Callable[[Any], Any]
+
+    def __call__(self, item: Any) -> Any:
+        with concurrency(GPU_LIMIT, occupy=1, strict=True):
+            return self.fn(item)

@@ -94,9 +94,55 @@ class ThreadExecutor:
 
 def as_executor(executor: Executor | Any | None = None, workers: int = 1) -> Executor:
     """`executor` as an `Executor`: None is `workers` local threads (serial for one), and anything with
-    `submit` (a `concurrent.futures` executor) is wrapped."""
+    `submit` (a `concurrent.futures` executor) is wrapped.
+
+    On a CUDA machine the local threads are capped at `gpu_slots` (`DEFAULT_TRIALS_PER_GPU` units per GPU):
+    every unit of fanned-out work trains a network on the GPU. On a CPU the cap is none.
+    """
     if executor is None:
+        workers = capped_workers(workers, local_gpu_count(), DEFAULT_TRIALS_PER_GPU)
         return ThreadExecutor(workers) if workers > 1 else SerialExecutor()
     if hasattr(executor, "submit"):
         return FuturesExecutor(executor)
     return executor
+
+
+# Units of fanned-out work (evaluation runs, NAS trials, tuning trials: each trains small networks) that share
+# one GPU at once by default; `OrchestrationConfig.trials_per_gpu` sets it for the flows.
+DEFAULT_TRIALS_PER_GPU = 4
+GPU_RESOURCE = "GPU"  # the Dask worker resource a GPU unit of work asks for
+
+
+def local_gpu_count() -> int:
+    """CUDA GPUs this process sees (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def gpu_slots(gpus: int, trials_per_gpu: int) -> int | None:
+    """How many units of work may train at once on `gpus` GPUs: `trials_per_gpu` each; None (no cap) without a GPU."""
+    if trials_per_gpu < 1:
+        raise ValueError(f"trials_per_gpu must be at least 1, got {trials_per_gpu}")
+    return gpus * trials_per_gpu if gpus > 0 else None
+
+
+def capped_workers(workers: int, gpus: int, trials_per_gpu: int) -> int:
+    """`workers`, at most the GPUs' slots (`gpu_slots`) when there are GPUs."""
+    slots = gpu_slots(gpus, trials_per_gpu)
+    return workers if slots is None else max(1, min(workers, slots))
+
+
+def unit_resources(gpus: int, trials_per_gpu: int) -> dict[str, float] | None:
+    """The Dask resources one unit of work carries (`dask.annotate(resources=...)`): a 1/`trials_per_gpu` share of
+    one GPU where the cluster has GPUs, so a worker declaring GPU=1 runs at most `trials_per_gpu` units at once;
+    None (no annotation, any worker) without one."""
+    return {GPU_RESOURCE: 1.0 / trials_per_gpu} if gpu_slots(gpus, trials_per_gpu) is not None else None
+
+
+def worker_resources(gpus: int, workers: int) -> dict[str, float] | None:
+    """The resources each of `workers` local Dask workers declares: the machine's GPUs shared out (GPU=1 for one
+    worker per GPU); None without a GPU."""
+    if gpus <= 0:
+        return None
+    return {GPU_RESOURCE: gpus / workers}

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ganaug.configbase import StrictModel
 from ganaug.data.config import IngestConfig
 from ganaug.evaluate.config import EvaluateConfig
+from ganaug.executor import DEFAULT_TRIALS_PER_GPU, local_gpu_count, worker_resources
 from ganaug.gan.config import GanConfig
 from ganaug.generate import GenerateConfig
 from ganaug.nas.config import SearchConfig
@@ -71,6 +72,13 @@ class OrchestrationConfig(StrictModel):
     )
     retries: int = Field(2, ge=0, le=10, description="Retries of a stage task, a protocol run or NAS trial, and a flow after a transient I/O error (never after divergence or bad input).")
     retry_delay_seconds: float = Field(2.0, ge=0.0, le=600.0, description="Seconds between those retries.")
+    trials_per_gpu: int = Field(
+        DEFAULT_TRIALS_PER_GPU, ge=1, le=64,
+        description="Units of fanned-out work (evaluation runs, NAS and tuning trials) training at once on one CUDA GPU: "
+                    "local threads are capped at GPUs x this, Dask tasks ask for a 1/this share of a worker's GPU resource "
+                    "(workers of your own cluster declare --resources GPU=1 per GPU), and the Prefect global concurrency "
+                    "limit 'ganaug-gpu' holds every flow to it. No effect without a CUDA GPU.",
+    )
 
     @field_validator("refresh")
     @classmethod
@@ -95,9 +103,12 @@ class OrchestrationConfig(StrictModel):
         return self
 
     def local_cluster_kwargs(self) -> dict[str, Any]:
-        """A Dask LocalCluster of `dask_workers` worker processes bound to 127.0.0.1, without the dashboard."""
-        return {"n_workers": self.dask_workers, "threads_per_worker": self.dask_threads_per_worker, "processes": True,
-                "host": "127.0.0.1", "dashboard_address": None}
+        """A Dask LocalCluster of `dask_workers` worker processes bound to 127.0.0.1, without the dashboard; on a CUDA
+        machine each worker declares its share of the GPUs as resource GPU (`ganaug.executor.worker_resources`)."""
+        kwargs = {"n_workers": self.dask_workers, "threads_per_worker": self.dask_threads_per_worker, "processes": True,
+                  "host": "127.0.0.1", "dashboard_address": None}
+        resources = worker_resources(local_gpu_count(), self.dask_workers)  # the machine's GPUs shared out; none on CPU
+        return kwargs if resources is None else {**kwargs, "resources": resources}
 
 
 class PipelineConfig(StrictModel):
