@@ -39,14 +39,15 @@ from ganaug.evaluate.stage import run_all
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 
 
-def load_data(root: Path) -> tuple[str, ProtocolData]:
-    if (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
+def load_data(root: Path, digits: bool = False) -> tuple[str, ProtocolData]:
+    """MNIST 100/class when ../shared/datasets/mnist holds it (and not `digits`), else digits; with a stand-in synthetic table."""
+    if not digits and (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
         cfg = IngestConfig(source="idx", path=MNIST / "train-images-idx3-ubyte.gz", labels_path=MNIST / "train-labels-idx1-ubyte.gz",
                            test_path=MNIST / "t10k-images-idx3-ubyte.gz", test_labels_path=MNIST / "t10k-labels-idx1-ubyte.gz",
                            train_per_class=100)
         name = "MNIST 100/class, official 10k test set"
     else:
-        cfg, name = IngestConfig(), "digits (MNIST not found)"
+        cfg, name = IngestConfig(), "digits"
     data = load_protocol_data(ingest(cfg, root), None)
     rng = np.random.default_rng(0)
     shifted = np.stack([np.roll(image, tuple(rng.integers(-2, 3, size=2)), axis=(1, 2)) for image in data.train_images])
