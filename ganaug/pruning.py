@@ -15,8 +15,7 @@ successive halving compare a trial with the rungs its batch-mates happened to re
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import uuid
 import weakref
 from collections.abc import Callable, Container, Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any, Literal
 
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -45,16 +44,11 @@ def quiet_optuna() -> None:
 
 
 def open_storage(kind: StorageKind, path: Path | None) -> tuple[BaseStorage, str]:
-    """A new storage of `kind` (at `path` for the file kinds) and the key its trials' workers find it by.
-
-    A study 'in memory' is kept nowhere the run can see: it is a journal in a temporary folder, removed once
-    the storage is gone, so that workers in other processes of this machine (a local Dask cluster) reach it too.
-    """
+    """A new storage of `kind` (at `path` for the file kinds) and the key its trials' workers find it by (in memory:
+    a key of this process only, so its workers must be threads of this process)."""
     if kind == "memory" or path is None:
-        folder = tempfile.mkdtemp(prefix="ganaug-study-")
-        storage: BaseStorage = JournalStorage(JournalFileBackend(str(Path(folder) / "study.journal")))
-        weakref.finalize(storage, shutil.rmtree, folder, True)
-        key = str(Path(folder) / "study.journal")
+        storage: BaseStorage = InMemoryStorage()
+        key = f"memory:{uuid.uuid4().hex}"
     elif kind == "journal":
         storage, key = JournalStorage(JournalFileBackend(str(path))), str(path)
     else:
@@ -63,12 +57,15 @@ def open_storage(kind: StorageKind, path: Path | None) -> tuple[BaseStorage, str
     return storage, key
 
 
-def reopen_storage(kind: StorageKind, path: Path) -> BaseStorage:
-    """The storage a study of `kind` keeps at `path`, opened again (by a worker in another process)."""
-    if not path.is_file():
+def reopen_storage(kind: StorageKind, path: str) -> BaseStorage:
+    """The storage a study keeps at `path`, opened again by a worker in another process."""
+    if kind == "memory":
+        raise ConfigError("storage 'memory' keeps the study inside the process that runs it; trials pruned in other "
+                          "processes (Dask workers) need storage 'journal' or 'sqlite'")
+    if not Path(path).is_file():
         raise ConfigError(f"the study's storage {path} cannot be reached from this worker; with workers on other "
-                          "machines, keep the study (storage journal or sqlite) on a file system they share")
-    return RDBStorage(f"sqlite:///{path}") if kind == "sqlite" else JournalStorage(JournalFileBackend(str(path)))
+                          "machines, keep the study on a file system they share")
+    return RDBStorage(f"sqlite:///{path}") if kind == "sqlite" else JournalStorage(JournalFileBackend(path))
 
 
 class BatchView(BaseStorage):
@@ -143,8 +140,8 @@ class TrialPruning(BaseModel):
     """What a trial's worker needs to ask the pruner: the study's storage and name, a fresh pruner, the trial's number,
     the first number of its batch (the pruner sees the trials before it), and the first step it may be stopped at.
 
-    `storage_path` locates the storage's file (for a study 'in memory', a temporary one). It says where, not what:
-    a cache key leaves it out, and `study_fingerprint` (the study's config and data) stands in.
+    `storage_path` locates the storage: its file, or (in memory) the key of a storage of this process. It says
+    where, not what: a cache key leaves it out, and `study_fingerprint` (the study's config and data) stands in.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
@@ -161,7 +158,7 @@ class TrialPruning(BaseModel):
     def shared_storage(self) -> BaseStorage:
         """The study's storage: the one this process opened, else (another process) its file opened again."""
         found = _OPEN.get(self.storage_path)
-        return found if found is not None else reopen_storage(self.storage_kind, Path(self.storage_path))
+        return found if found is not None else reopen_storage(self.storage_kind, self.storage_path)
 
     def reporter(self, unit: str, reading: str) -> Callable[[int, float], None]:
         """A `(step, value)` callback: report the value into the trial; raise `optuna.TrialPruned` when the pruner says

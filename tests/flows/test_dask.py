@@ -21,7 +21,8 @@ def test_nas_trials_run_in_parallel_on_two_dask_workers(first_run: Any, tmp_path
     settings = cfg.orchestration.model_copy(
         update={"run_id": "dask", "cache_dir": tmp_path / "cache", "task_runner": "dask", "dask_workers": 2}
     )
-    search_cfg = cfg.search.model_copy(update={"n_trials": 2, "parallel": 2})
+    # pruned trials on worker processes reach the study through its file (a study in memory stays in this process)
+    search_cfg = cfg.search.model_copy(update={"n_trials": 2, "parallel": 2, "storage": "journal"})
     with shared_dask_cluster(settings) as address, Client(address) as client:
         assert len(client.scheduler_info()["workers"]) == 2
         with get_task_stream(client) as stream:
