@@ -8,7 +8,7 @@
 #   bench/gpu.sh [OUT_DIR]            # on a CUDA machine: full sizes on cuda, then the CPU figures
 #   bench/gpu.sh --quick [OUT_DIR]    # tiny sizes on the CPU only (digits): a check that every piece runs
 # Environment: DEVICE (default cuda; cpu when there is no GPU), SKIP_PIPELINE=1 skips `ganaug run`,
-# SKIP_CPU=1 skips the CPU figures after the device's.
+# SKIP_CPU=1 skips the CPU figures after the device's, SKIP_GAN=1 the GAN throughput (minutes on a loaded CPU).
 set -u
 quick=0
 if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
@@ -43,7 +43,10 @@ bench_on() {  # DEVICE SIZE(full|small|quick)
         quick) data=(); gan_steps=20; rounds=1; eval_args=(--quick); tune_args=(--quick) ;;
     esac
     section "GAN images/s on $on, batch 64 and 512, against the textbook loop (bench/gan_throughput.py)"
-    for batch in 64 512; do
+    local batches="64 512"
+    [ "$size" = quick ] && batches=64
+    [ "${SKIP_GAN:-0}" = 1 ] && batches="" && echo "skipped (SKIP_GAN=1)"
+    for batch in $batches; do
         local settings="{\"batch_size\": $batch}"
         [ "$on" = cuda ] && settings="{\"batch_size\": $batch, \"amp\": true, \"compile\": \"auto\"}"
         python3 bench/gan_throughput.py "${data[@]}" --device "$on" --steps "$gan_steps" --rounds "$rounds" --set "$settings" 2>&1 \
