@@ -100,10 +100,14 @@ class _Loop:
         self.labelled, self.pool, self.cfg, self.seed = labelled, pool, cfg, seed
         self.num_classes = data.num_classes
         self.val = (images_to_tensor(data.val_images), torch.from_numpy(data.val_labels))
-        self.augment: BatchAugment | None = None
         self.trainings, self.seconds = 0, 0.0
-        self.augment_name = ""  # set by choose_augmentation
+        self.augment_name = ""  # classic or none, set by choose_augmentation
         self.val_by_augment: dict[str, float] = {}
+
+    @property
+    def augment(self) -> BatchAugment | None:
+        """The batch augmentation of the loop's trainings (`augment_name`)."""
+        return classic_augment(self.cfg.classic) if self.augment_name == "classic" else None
 
     def choose_augmentation(self, train_cfg: TrainConfig, needed: bool) -> TrainedClassifier | None:
         """Set the augmentation of every later training (`SelfTrainingConfig.augment`) and return its first teacher.
@@ -116,15 +120,13 @@ class _Loop:
         names = ("classic", "none") if setting == "auto" else (setting,)
         if not needed and len(names) == 1:
             self.augment_name = names[0]
-            self.augment = classic_augment(self.cfg.classic) if names[0] == "classic" else None
             return None
         teachers = {}
         for name in names:
-            self.augment = classic_augment(self.cfg.classic) if name == "classic" else None
+            self.augment_name = name
             teachers[name] = self.train(*self.labelled, train_cfg)
             self.val_by_augment[name] = teachers[name].best_val_accuracy
         self.augment_name = max(names, key=lambda name: teachers[name].best_val_accuracy)  # the first listed on a tie
-        self.augment = classic_augment(self.cfg.classic) if self.augment_name == "classic" else None
         return teachers[self.augment_name]
 
     def train(self, x: torch.Tensor, y: torch.Tensor, train_cfg: TrainConfig) -> TrainedClassifier:
